@@ -1,0 +1,289 @@
+//! The error type every lake crate converts into.
+//!
+//! Messages are lowercase, carry no trailing period, and name what they are
+//! about: the table, the file, the row, the column or the rule.
+
+use std::error::Error as StdError;
+
+/// A boxed error from a component that has no variant of its own.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// The lake's result type.
+pub type Result<T, E = LakeError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the lake.
+///
+/// Variants a caller can act on are spelled out (`NotFound`,
+/// `CommitConflict`, `Quality`, `Schema`, ...); errors from the storage and
+/// table stack keep their source and say which table or path they concern.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LakeError {
+    /// An identifier or partition value was refused before it reached a path or predicate.
+    #[error("invalid {kind} {value:?}: {reason}")]
+    InvalidIdentifier {
+        /// What the value was meant to be (`namespace`, `table name`, `partition value`, ...).
+        kind: &'static str,
+        /// The refused value, as given.
+        value: String,
+        /// Which rule it broke.
+        reason: String,
+    },
+
+    /// A configuration or builder was incomplete or inconsistent.
+    #[error("invalid configuration `{field}`: {message}")]
+    Config {
+        /// The field, setter or key that is wrong or missing.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// A table, namespace, partition or object does not exist.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for, naming it.
+        what: String,
+    },
+
+    /// Something that must be created once already exists.
+    #[error("{what} already exists")]
+    AlreadyExists {
+        /// What exists already, naming it.
+        what: String,
+    },
+
+    /// A concurrent writer committed first.
+    #[error("commit conflict on {table}: {message}")]
+    CommitConflict {
+        /// The table whose commit was refused.
+        table: String,
+        /// What the other writer changed.
+        message: String,
+        /// Whether re-reading the table and trying again can succeed.
+        retryable: bool,
+    },
+
+    /// Data does not fit the schema of a table, or a schema change was refused.
+    #[error("schema of {table}: {message}")]
+    Schema {
+        /// The table concerned.
+        table: String,
+        /// The column and the rule involved.
+        message: String,
+    },
+
+    /// Data-quality expectations with the `fail` action did not pass.
+    #[error("data quality failed for {table}: {}", failures.join("; "))]
+    Quality {
+        /// The table whose rows were checked.
+        table: String,
+        /// One line per failed expectation, with its counts.
+        failures: Vec<String>,
+    },
+
+    /// A stage's counts do not add up: a record would be lost or counted twice.
+    #[error("counts do not reconcile in stage `{stage}`: {message}")]
+    Reconciliation {
+        /// The stage whose report is inconsistent.
+        stage: String,
+        /// The equation that failed, with its numbers.
+        message: String,
+    },
+
+    /// The object store failed.
+    #[error("storage error at {location}: {source}")]
+    Storage {
+        /// The URL or path being accessed.
+        location: String,
+        /// The error from object_store.
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// A Delta Lake operation failed.
+    #[error("delta table {table}: {source}")]
+    Delta {
+        /// The table (zone.namespace.name or location).
+        table: String,
+        /// The error from deltalake.
+        #[source]
+        source: Box<deltalake::DeltaTableError>,
+    },
+
+    /// A DataFusion query failed.
+    #[error("query on {context}: {source}")]
+    DataFusion {
+        /// What was being queried.
+        context: String,
+        /// The error from DataFusion.
+        #[source]
+        source: Box<datafusion::error::DataFusionError>,
+    },
+
+    /// An Arrow computation failed.
+    #[error("arrow error in {context}: {source}")]
+    Arrow {
+        /// What was being computed.
+        context: String,
+        /// The error from arrow.
+        #[source]
+        source: arrow::error::ArrowError,
+    },
+
+    /// A local I/O operation failed.
+    #[error("i/o error at {path}: {source}")]
+    Io {
+        /// The path being read or written.
+        path: String,
+        /// The error from the operating system.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A pipeline stage failed; the source says why.
+    #[error("stage `{stage}` failed: {source}")]
+    Stage {
+        /// The stage's name.
+        stage: String,
+        /// What went wrong inside it.
+        #[source]
+        source: Box<LakeError>,
+    },
+
+    /// An error from a component without a variant of its own.
+    #[error("{component}: {source}")]
+    Other {
+        /// The component that failed (`glue catalog`, `avro reader`, ...).
+        component: String,
+        /// The underlying error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl LakeError {
+    /// Builds a [`LakeError::Config`].
+    pub fn config(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Config {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Builds a [`LakeError::NotFound`].
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::NotFound { what: what.into() }
+    }
+
+    /// Wraps a deltalake error for `table`, keeping commit conflicts actionable.
+    pub fn delta(table: impl Into<String>, source: deltalake::DeltaTableError) -> Self {
+        let table = table.into();
+        match source {
+            deltalake::DeltaTableError::Transaction { source } => {
+                let retryable = is_retryable_transaction_error(&source);
+                Self::CommitConflict {
+                    table,
+                    message: source.to_string(),
+                    retryable,
+                }
+            }
+            source => Self::Delta {
+                table,
+                source: Box::new(source),
+            },
+        }
+    }
+
+    /// Wraps a DataFusion error with what was being queried.
+    pub fn datafusion(
+        context: impl Into<String>,
+        source: datafusion::error::DataFusionError,
+    ) -> Self {
+        Self::DataFusion {
+            context: context.into(),
+            source: Box::new(source),
+        }
+    }
+
+    /// Wraps an Arrow error with what was being computed.
+    pub fn arrow(context: impl Into<String>, source: arrow::error::ArrowError) -> Self {
+        Self::Arrow {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Wraps an object_store error with the location accessed.
+    pub fn storage(location: impl Into<String>, source: object_store::Error) -> Self {
+        Self::Storage {
+            location: location.into(),
+            source,
+        }
+    }
+
+    /// Wraps any error from `component`.
+    pub fn other(component: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Other {
+            component: component.into(),
+            source: source.into(),
+        }
+    }
+
+    /// Whether retrying the same operation can succeed: commit conflicts that
+    /// a re-read resolves, and transient storage failures.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::CommitConflict { retryable, .. } => *retryable,
+            Self::Storage { source, .. } => is_transient_store_error(source),
+            Self::Stage { source, .. } => source.is_retryable(),
+            _ => false,
+        }
+    }
+}
+
+fn is_retryable_transaction_error(
+    error: &deltalake::kernel::transaction::TransactionError,
+) -> bool {
+    use deltalake::kernel::transaction::TransactionError as T;
+    // A conflicting commit or a lost race for the next version is resolved by
+    // re-reading the table and planning the operation again.
+    matches!(
+        error,
+        T::VersionAlreadyExists(_)
+            | T::MaxCommitAttempts(_)
+            | T::CommitConflict(_)
+            | T::ObjectStore { .. }
+    )
+}
+
+fn is_transient_store_error(error: &object_store::Error) -> bool {
+    use object_store::Error as E;
+    match error {
+        E::NotFound { .. }
+        | E::AlreadyExists { .. }
+        | E::Precondition { .. }
+        | E::NotModified { .. }
+        | E::NotImplemented { .. }
+        | E::PermissionDenied { .. }
+        | E::Unauthenticated { .. }
+        | E::InvalidPath { .. }
+        | E::UnknownConfigurationKey { .. } => false,
+        // Generic covers the HTTP client's retry exhaustion and I/O errors:
+        // retrying a whole operation later is the only sensible answer.
+        _ => true,
+    }
+}
+
+impl From<object_store::Error> for LakeError {
+    fn from(source: object_store::Error) -> Self {
+        let location = match &source {
+            object_store::Error::NotFound { path, .. }
+            | object_store::Error::AlreadyExists { path, .. }
+            | object_store::Error::Precondition { path, .. }
+            | object_store::Error::NotModified { path, .. } => path.clone(),
+            _ => "object store".to_string(),
+        };
+        Self::storage(location, source)
+    }
+}

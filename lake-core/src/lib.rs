@@ -1,0 +1,66 @@
+//! The vocabulary every `lake` crate speaks: errors, identifiers, the storage
+//! layout, the [`Storage`], [`Catalog`] and [`Validator`] traits, the stage
+//! traits and the [`Pipeline`] that composes them.
+//!
+//! Zone logic lives elsewhere (`lake-bronze`, `lake-silver`, `lake-gold`);
+//! this crate holds no cloud dependency unless the `aws` feature asks for one.
+//!
+//! # Features
+//! - `aws` (off by default): `s3://` lake roots, through object_store's AWS
+//!   backend and deltalake's S3 log store.
+//!
+//! # Example
+//! ```
+//! use lake_core::{LakeLayout, ObjectStorage, Storage, TableId};
+//!
+//! # fn main() -> lake_core::Result<()> {
+//! let storage = ObjectStorage::from_url("memory:///")?;
+//! let orders = TableId::silver("sales", "orders")?;
+//! let location = storage.layout().table_location(&orders);
+//! assert_eq!(location.as_str(), "memory:///silver/sales/orders/");
+//!
+//! // Hostile names never reach a path.
+//! assert!(TableId::bronze("shop", "../../etc").is_err());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Versions
+//! arrow, datafusion, deltalake, object_store and parquet are re-exported:
+//! use `lake_core::arrow` and friends so your service never has two versions.
+
+#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+
+pub mod catalog;
+pub mod error;
+pub mod ident;
+pub mod layout;
+pub mod pipeline;
+pub mod report;
+pub mod stage;
+pub mod storage;
+pub mod validate;
+
+pub use arrow;
+pub use datafusion;
+pub use deltalake;
+pub use object_store;
+pub use parquet;
+
+pub use catalog::{
+    AddPartitions, Catalog, CatalogExt, CatalogRef, Partition, PartitionCondition, PartitionFilter,
+    PartitionOp, PartitionStats, Properties, SchemaCompatibility, SchemaVersion, TableDefinition,
+    TableFormat, TableUpdate,
+};
+pub use error::{BoxError, LakeError, Result};
+pub use ident::{Ident, NamespaceId, PartitionValue, TableId, Zone, quote_ident, quote_literal};
+pub use layout::{LakeLayout, date_partition_path, ingestion_date_path, partition_path};
+pub use pipeline::{Pipeline, PipelineBuilder};
+pub use report::{RunReport, RunTotals, StageOutcome, StageRun};
+pub use stage::{
+    AggregateReport, AggregateStage, AggregateStageRef, ExpectationSummary, IngestReport,
+    IngestStage, IngestStageRef, InputFormat, Payload, RawBatch, RefineReport, RefineStage,
+    RefineStageRef, StageContext,
+};
+pub use storage::{ObjectStorage, ObjectStoreRef, Storage, StorageExt, StorageRef};
+pub use validate::{Action, RuleResult, Validation, Validator, ValidatorRef};

@@ -1,0 +1,401 @@
+//! The [`Pipeline`]: storage, catalog, validators and stages composed into
+//! one runnable unit.
+//!
+//! A run goes ingest → refine → aggregate. Every stage report is checked
+//! with its `reconcile` method before the next stage starts, so a run that
+//! would lose or double-count a record stops with
+//! [`LakeError::Reconciliation`] instead of reporting success.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use tracing::{Instrument, info, info_span};
+
+use crate::catalog::CatalogRef;
+use crate::error::{LakeError, Result};
+use crate::ident::{TableId, Zone};
+use crate::report::{RunReport, StageOutcome, StageRun};
+use crate::stage::{AggregateStageRef, IngestStageRef, RawBatch, RefineStageRef, StageContext};
+use crate::storage::StorageRef;
+use crate::validate::ValidatorRef;
+
+/// A runnable medallion pipeline; build one with [`Pipeline::builder`].
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    storage: StorageRef,
+    catalog: Option<CatalogRef>,
+    validators: BTreeMap<TableId, Vec<ValidatorRef>>,
+    ingest: Vec<IngestStageRef>,
+    refine: Vec<RefineStageRef>,
+    aggregate: Vec<AggregateStageRef>,
+}
+
+impl Pipeline {
+    /// Starts building a pipeline.
+    pub fn builder() -> PipelineBuilder {
+        PipelineBuilder::default()
+    }
+
+    /// The pipeline's storage.
+    pub fn storage(&self) -> &StorageRef {
+        &self.storage
+    }
+
+    /// The pipeline's catalog, if any.
+    pub fn catalog(&self) -> Option<&CatalogRef> {
+        self.catalog.as_ref()
+    }
+
+    /// Ingests one delivered batch, then refines and aggregates what it changed.
+    pub async fn run_batch(&self, batch: RawBatch) -> Result<RunReport> {
+        let run = RunState::start();
+        let stage = self.ingest_stage_for(&batch)?;
+        let mut stages = Vec::new();
+        let context = self.context(stage.target(), &run.run_id);
+        let span = info_span!("ingest", stage = stage.name(), table = %stage.target(), batch = %batch.batch_id);
+        let started = Instant::now();
+        let report = stage
+            .ingest(&context, batch)
+            .instrument(span)
+            .await
+            .map_err(|e| stage_error(stage.name(), e))?;
+        info!(
+            stage = stage.name(),
+            rows = report.rows_written,
+            dead_lettered = report.dead_lettered,
+            "ingested"
+        );
+        push_checked(
+            &mut stages,
+            stage.name(),
+            started,
+            StageOutcome::Ingest(report),
+        )?;
+        self.run_downstream(&run.run_id, &mut stages).await?;
+        Ok(run.finish(stages))
+    }
+
+    /// Refines and aggregates everything not yet processed (after a restart,
+    /// or when another service ingests). Bookmarks make this exactly-once.
+    pub async fn run_pending(&self) -> Result<RunReport> {
+        let run = RunState::start();
+        let mut stages = Vec::new();
+        self.run_downstream(&run.run_id, &mut stages).await?;
+        Ok(run.finish(stages))
+    }
+
+    async fn run_downstream(&self, run_id: &str, stages: &mut Vec<StageRun>) -> Result<()> {
+        for stage in &self.refine {
+            let context = self.context(stage.target(), run_id);
+            let span = info_span!("refine", stage = stage.name(), table = %stage.target());
+            let started = Instant::now();
+            let report = stage
+                .refine(&context)
+                .instrument(span)
+                .await
+                .map_err(|e| stage_error(stage.name(), e))?;
+            info!(
+                stage = stage.name(),
+                read = report.rows_read,
+                quarantined = report.quarantined,
+                "refined"
+            );
+            push_checked(stages, stage.name(), started, StageOutcome::Refine(report))?;
+        }
+        for stage in &self.aggregate {
+            let context = self.context(stage.target(), run_id);
+            let span = info_span!("aggregate", stage = stage.name(), table = %stage.target());
+            let started = Instant::now();
+            let report = stage
+                .aggregate(&context)
+                .instrument(span)
+                .await
+                .map_err(|e| stage_error(stage.name(), e))?;
+            info!(
+                stage = stage.name(),
+                partitions = report.partitions_refreshed,
+                "aggregated"
+            );
+            push_checked(
+                stages,
+                stage.name(),
+                started,
+                StageOutcome::Aggregate(report),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn ingest_stage_for(&self, batch: &RawBatch) -> Result<&IngestStageRef> {
+        match (&batch.target, self.ingest.as_slice()) {
+            (_, []) => Err(LakeError::config(
+                "ingest",
+                "this pipeline has no ingest stage: use run_pending, or add one with with_ingest",
+            )),
+            (None, [only]) => Ok(only),
+            (None, _) => Err(LakeError::config(
+                "target",
+                format!(
+                    "batch {} names no target and the pipeline has {} ingest stages: call RawBatch::with_target",
+                    batch.batch_id,
+                    self.ingest.len()
+                ),
+            )),
+            (Some(target), stages) => {
+                stages.iter().find(|s| s.target() == target).ok_or_else(|| {
+                    LakeError::config(
+                        "target",
+                        format!(
+                            "batch {} is for {target}, which no ingest stage writes",
+                            batch.batch_id
+                        ),
+                    )
+                })
+            }
+        }
+    }
+
+    fn context(&self, target: &TableId, run_id: &str) -> StageContext {
+        StageContext {
+            storage: Arc::clone(&self.storage),
+            catalog: self.catalog.clone(),
+            validators: self.validators.get(target).cloned().unwrap_or_default(),
+            run_id: run_id.to_string(),
+        }
+    }
+}
+
+struct RunState {
+    run_id: String,
+    started_at: chrono::DateTime<Utc>,
+}
+
+impl RunState {
+    fn start() -> Self {
+        let started_at = Utc::now();
+        Self {
+            run_id: format!(
+                "{}-{}",
+                started_at.format("%Y%m%dT%H%M%S%.6fZ"),
+                uuid::Uuid::new_v4().simple()
+            ),
+            started_at,
+        }
+    }
+
+    fn finish(self, stages: Vec<StageRun>) -> RunReport {
+        RunReport {
+            run_id: self.run_id,
+            started_at: self.started_at,
+            finished_at: Utc::now(),
+            stages,
+        }
+    }
+}
+
+fn stage_error(stage: &str, source: LakeError) -> LakeError {
+    LakeError::Stage {
+        stage: stage.to_string(),
+        source: Box::new(source),
+    }
+}
+
+fn push_checked(
+    stages: &mut Vec<StageRun>,
+    name: &str,
+    started: Instant,
+    outcome: StageOutcome,
+) -> Result<()> {
+    let run = StageRun {
+        stage: name.to_string(),
+        seconds: started.elapsed().as_secs_f64(),
+        outcome,
+    };
+    run.reconcile()?;
+    stages.push(run);
+    Ok(())
+}
+
+/// Builds a [`Pipeline`]; every check happens in [`build`](PipelineBuilder::build).
+#[derive(Debug, Default)]
+#[must_use]
+pub struct PipelineBuilder {
+    storage: Option<StorageRef>,
+    catalog: Option<CatalogRef>,
+    validators: Vec<(TableId, ValidatorRef)>,
+    ingest: Vec<IngestStageRef>,
+    refine: Vec<RefineStageRef>,
+    aggregate: Vec<AggregateStageRef>,
+}
+
+impl PipelineBuilder {
+    /// Sets the storage (required).
+    pub fn with_storage(mut self, storage: StorageRef) -> Self {
+        self.storage = Some(storage);
+        self
+    }
+
+    /// Sets the catalog that stages register their tables and partitions in.
+    pub fn with_catalog(mut self, catalog: CatalogRef) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    /// Adds a validator for the silver table `table` (written by a refine stage).
+    pub fn with_validator(mut self, table: TableId, validator: ValidatorRef) -> Self {
+        self.validators.push((table, validator));
+        self
+    }
+
+    /// Adds an ingest stage.
+    pub fn with_ingest(mut self, stage: IngestStageRef) -> Self {
+        self.ingest.push(stage);
+        self
+    }
+
+    /// Adds a refine stage; refine stages run in the order added.
+    pub fn with_refine(mut self, stage: RefineStageRef) -> Self {
+        self.refine.push(stage);
+        self
+    }
+
+    /// Adds an aggregate stage; aggregate stages run in the order added.
+    pub fn with_aggregate(mut self, stage: AggregateStageRef) -> Self {
+        self.aggregate.push(stage);
+        self
+    }
+
+    /// Checks the composition and builds the pipeline.
+    ///
+    /// Refused: no storage; no stage; a stage writing outside its zone
+    /// (ingest → bronze, refine → silver, aggregate → gold); two stages with
+    /// one name or one target; a stage reading its own target or a zone it
+    /// may not read; a stage reading a table that a later stage writes; a
+    /// validator for a table no refine stage writes.
+    pub fn build(self) -> Result<Pipeline> {
+        let storage = self.storage.ok_or_else(|| {
+            LakeError::config("storage", "a pipeline needs storage: call with_storage")
+        })?;
+        if self.ingest.is_empty() && self.refine.is_empty() && self.aggregate.is_empty() {
+            return Err(LakeError::config(
+                "stages",
+                "a pipeline needs at least one stage: call with_ingest, with_refine or with_aggregate",
+            ));
+        }
+
+        let mut names = BTreeSet::new();
+        let mut targets = BTreeSet::new();
+        // Tables written by the stages that run before the one being checked.
+        let mut written_before = BTreeSet::new();
+        let all_targets: BTreeSet<TableId> = self
+            .ingest
+            .iter()
+            .map(|s| s.target().clone())
+            .chain(self.refine.iter().map(|s| s.target().clone()))
+            .chain(self.aggregate.iter().map(|s| s.target().clone()))
+            .collect();
+
+        let stages = self
+            .ingest
+            .iter()
+            .map(|s| {
+                (
+                    s.name(),
+                    s.target().clone(),
+                    Vec::new(),
+                    Zone::Bronze,
+                    &[][..],
+                )
+            })
+            .chain(self.refine.iter().map(|s| {
+                (
+                    s.name(),
+                    s.target().clone(),
+                    s.sources(),
+                    Zone::Silver,
+                    &[Zone::Bronze, Zone::Silver][..],
+                )
+            }))
+            .chain(self.aggregate.iter().map(|s| {
+                (
+                    s.name(),
+                    s.target().clone(),
+                    s.sources(),
+                    Zone::Gold,
+                    &[Zone::Silver, Zone::Gold][..],
+                )
+            }));
+        for (name, target, sources, zone, readable) in stages {
+            if !names.insert(name.to_string()) {
+                return Err(LakeError::config(
+                    format!("stage `{name}`"),
+                    "two stages have this name",
+                ));
+            }
+            if target.zone != zone {
+                return Err(LakeError::config(
+                    format!("stage `{name}`"),
+                    format!("writes {target}, but a stage of this kind must write the {zone} zone"),
+                ));
+            }
+            if !targets.insert(target.clone()) {
+                return Err(LakeError::config(
+                    format!("stage `{name}`"),
+                    format!("writes {target}, which another stage writes too"),
+                ));
+            }
+            for source in &sources {
+                if *source == target {
+                    return Err(LakeError::config(
+                        format!("stage `{name}`"),
+                        format!("reads its own target {source}"),
+                    ));
+                }
+                if !readable.contains(&source.zone) {
+                    return Err(LakeError::config(
+                        format!("stage `{name}`"),
+                        format!(
+                            "reads {source}, but a stage writing {zone} may not read the {} zone",
+                            source.zone
+                        ),
+                    ));
+                }
+                if all_targets.contains(source) && !written_before.contains(source) {
+                    return Err(LakeError::config(
+                        format!("stage `{name}`"),
+                        format!(
+                            "reads {source}, which a later stage writes: add the stage writing it first"
+                        ),
+                    ));
+                }
+            }
+            written_before.insert(target);
+        }
+
+        let refine_targets: BTreeSet<&TableId> = self.refine.iter().map(|s| s.target()).collect();
+        let mut validators: BTreeMap<TableId, Vec<ValidatorRef>> = BTreeMap::new();
+        for (table, validator) in self.validators {
+            if !refine_targets.contains(&table) {
+                return Err(LakeError::config(
+                    "validators",
+                    format!(
+                        "validator `{}` is for {table}, which no refine stage writes",
+                        validator.name()
+                    ),
+                ));
+            }
+            validators.entry(table).or_default().push(validator);
+        }
+
+        Ok(Pipeline {
+            storage,
+            catalog: self.catalog,
+            validators,
+            ingest: self.ingest,
+            refine: self.refine,
+            aggregate: self.aggregate,
+        })
+    }
+}

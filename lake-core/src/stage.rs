@@ -1,0 +1,437 @@
+//! The three kinds of stage a [`Pipeline`](crate::Pipeline) runs, what they
+//! are handed and what they report.
+//!
+//! Each stage writes one target table and reports counts that must
+//! reconcile: nothing read may go missing between the input and the tables,
+//! the dead-letter store and quarantine. The pipeline checks every report
+//! with its `reconcile` method and fails the run when the counts disagree.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::CatalogRef;
+use crate::error::{LakeError, Result};
+use crate::ident::TableId;
+use crate::storage::StorageRef;
+use crate::validate::{Action, RuleResult, ValidatorRef};
+
+/// The longest batch id accepted, in bytes.
+pub const MAX_BATCH_ID_LEN: usize = 512;
+
+/// The format of raw input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum InputFormat {
+    /// Newline-delimited JSON, one record per line.
+    JsonLines,
+    /// Comma- (or otherwise) separated values with a header.
+    Csv,
+    /// Apache Parquet.
+    Parquet,
+    /// Apache Avro object container files.
+    Avro,
+    /// Arrow record batches handed in by the embedding service.
+    Arrow,
+}
+
+impl InputFormat {
+    /// The format a file name's extension suggests (`.jsonl`, `.ndjson`,
+    /// `.json`, `.csv`, `.parquet`, `.avro`).
+    pub fn from_file_name(name: &str) -> Option<Self> {
+        let extension = name.rsplit_once('.')?.1.to_ascii_lowercase();
+        match extension.as_str() {
+            "jsonl" | "ndjson" | "json" => Some(Self::JsonLines),
+            "csv" | "tsv" => Some(Self::Csv),
+            "parquet" | "pq" => Some(Self::Parquet),
+            "avro" => Some(Self::Avro),
+            _ => None,
+        }
+    }
+}
+
+/// Where the bytes or batches of a raw batch come from.
+pub enum Payload {
+    /// A local file, read in bounded memory.
+    File(PathBuf),
+    /// Bytes already in memory.
+    Bytes(Bytes),
+    /// A stream of byte chunks (an HTTP body, an object store read).
+    Stream(BoxStream<'static, Result<Bytes>>),
+    /// Arrow batches built by the embedding service.
+    Batches(Vec<RecordBatch>),
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Payload::File(path) => f.debug_tuple("File").field(path).finish(),
+            Payload::Bytes(bytes) => write!(f, "Bytes({} bytes)", bytes.len()),
+            Payload::Stream(_) => f.write_str("Stream(..)"),
+            Payload::Batches(batches) => write!(f, "Batches({} batches)", batches.len()),
+        }
+    }
+}
+
+/// One delivered batch of raw data: the unit of exactly-once ingestion.
+#[derive(Debug)]
+pub struct RawBatch {
+    /// Identifies the delivery; ingesting the same id twice adds nothing.
+    pub batch_id: String,
+    /// The file or object the data came from, kept as lineage on every row.
+    pub source_file: String,
+    /// The data's format; `None` lets the ingest stage decide (by file name).
+    pub format: Option<InputFormat>,
+    /// The data.
+    pub payload: Payload,
+    /// The bronze table it is for, when a pipeline has several ingest stages.
+    pub target: Option<TableId>,
+}
+
+impl RawBatch {
+    /// A batch from a local file; the batch id and source file are the file name.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| {
+                LakeError::config("path", format!("{} has no UTF-8 file name", path.display()))
+            })?
+            .to_string();
+        Ok(Self {
+            batch_id: check_batch_id(&name)?,
+            source_file: path.display().to_string(),
+            format: InputFormat::from_file_name(&name),
+            payload: Payload::File(path.to_path_buf()),
+            target: None,
+        })
+    }
+
+    /// A batch from bytes in memory.
+    pub fn from_bytes(batch_id: &str, format: InputFormat, data: impl Into<Bytes>) -> Result<Self> {
+        Ok(Self {
+            batch_id: check_batch_id(batch_id)?,
+            source_file: batch_id.to_string(),
+            format: Some(format),
+            payload: Payload::Bytes(data.into()),
+            target: None,
+        })
+    }
+
+    /// A batch from Arrow record batches.
+    pub fn from_batches(batch_id: &str, batches: Vec<RecordBatch>) -> Result<Self> {
+        Ok(Self {
+            batch_id: check_batch_id(batch_id)?,
+            source_file: batch_id.to_string(),
+            format: Some(InputFormat::Arrow),
+            payload: Payload::Batches(batches),
+            target: None,
+        })
+    }
+
+    /// A batch from a stream of byte chunks.
+    pub fn from_stream(
+        batch_id: &str,
+        format: InputFormat,
+        stream: BoxStream<'static, Result<Bytes>>,
+    ) -> Result<Self> {
+        Ok(Self {
+            batch_id: check_batch_id(batch_id)?,
+            source_file: batch_id.to_string(),
+            format: Some(format),
+            payload: Payload::Stream(stream),
+            target: None,
+        })
+    }
+
+    /// Names the bronze table this batch is for.
+    #[must_use]
+    pub fn with_target(mut self, table: TableId) -> Self {
+        self.target = Some(table);
+        self
+    }
+
+    /// Sets the lineage name recorded as `_source_file`.
+    #[must_use]
+    pub fn with_source_file(mut self, source_file: impl Into<String>) -> Self {
+        self.source_file = source_file.into();
+        self
+    }
+}
+
+/// Checks a batch id: 1 to 512 bytes, no control characters.
+///
+/// Batch ids are values (a column, a Delta transaction id), never paths,
+/// so any other text is accepted.
+pub fn check_batch_id(batch_id: &str) -> Result<String> {
+    let refuse = |reason: &str| LakeError::InvalidIdentifier {
+        kind: "batch id",
+        value: batch_id.to_string(),
+        reason: reason.to_string(),
+    };
+    if batch_id.is_empty() {
+        return Err(refuse("must not be empty"));
+    }
+    if batch_id.len() > MAX_BATCH_ID_LEN {
+        return Err(refuse(&format!("longer than {MAX_BATCH_ID_LEN} bytes")));
+    }
+    if batch_id.chars().any(char::is_control) {
+        return Err(refuse("must not contain control characters"));
+    }
+    Ok(batch_id.to_string())
+}
+
+/// What a stage is handed when it runs.
+#[derive(Debug, Clone)]
+pub struct StageContext {
+    /// The lake's storage.
+    pub storage: StorageRef,
+    /// The catalog to register tables and partitions in, when one is configured.
+    pub catalog: Option<CatalogRef>,
+    /// The validators configured for this stage's target table.
+    pub validators: Vec<ValidatorRef>,
+    /// The id of the pipeline run, for lineage.
+    pub run_id: String,
+}
+
+/// Reads raw batches into a bronze table.
+#[async_trait]
+pub trait IngestStage: Send + Sync + fmt::Debug {
+    /// The stage's name in reports and logs.
+    fn name(&self) -> &str;
+
+    /// The bronze table written.
+    fn target(&self) -> &TableId;
+
+    /// Ingests one batch in one commit (or none, if it was ingested before).
+    async fn ingest(&self, context: &StageContext, batch: RawBatch) -> Result<IngestReport>;
+}
+
+/// Types, validates and versions records from bronze (or silver) into a silver table.
+#[async_trait]
+pub trait RefineStage: Send + Sync + fmt::Debug {
+    /// The stage's name in reports and logs.
+    fn name(&self) -> &str;
+
+    /// The silver table written.
+    fn target(&self) -> &TableId;
+
+    /// The tables read.
+    fn sources(&self) -> Vec<TableId>;
+
+    /// Processes everything committed to the sources since the stage's bookmark.
+    async fn refine(&self, context: &StageContext) -> Result<RefineReport>;
+}
+
+/// Aggregates silver (or gold) tables into a gold table.
+#[async_trait]
+pub trait AggregateStage: Send + Sync + fmt::Debug {
+    /// The stage's name in reports and logs.
+    fn name(&self) -> &str;
+
+    /// The gold table written.
+    fn target(&self) -> &TableId;
+
+    /// The tables read.
+    fn sources(&self) -> Vec<TableId>;
+
+    /// Refreshes what changed in the sources since the stage's bookmark.
+    async fn aggregate(&self, context: &StageContext) -> Result<AggregateReport>;
+}
+
+/// A shared ingest stage.
+pub type IngestStageRef = Arc<dyn IngestStage>;
+/// A shared refine stage.
+pub type RefineStageRef = Arc<dyn RefineStage>;
+/// A shared aggregate stage.
+pub type AggregateStageRef = Arc<dyn AggregateStage>;
+
+/// What an ingest stage did with one batch.
+///
+/// Reconciles when `input_records = rows_written + dead_lettered + blank_lines`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestReport {
+    /// The bronze table.
+    pub table: TableId,
+    /// The batch id.
+    pub batch_id: String,
+    /// Records (lines, for text formats) read from the input.
+    pub input_records: u64,
+    /// Rows appended to the table.
+    pub rows_written: u64,
+    /// Records sent to the dead-letter store.
+    pub dead_lettered: u64,
+    /// Blank lines skipped.
+    pub blank_lines: u64,
+    /// The batch had been ingested before, so nothing was read or written.
+    pub already_ingested: bool,
+    /// Bytes read from the input.
+    pub bytes_read: u64,
+    /// The table version committed, if any.
+    pub table_version: Option<u64>,
+}
+
+impl IngestReport {
+    /// A report for a batch that was already ingested.
+    pub fn already_ingested(table: TableId, batch_id: &str, table_version: Option<u64>) -> Self {
+        Self {
+            table,
+            batch_id: batch_id.to_string(),
+            input_records: 0,
+            rows_written: 0,
+            dead_lettered: 0,
+            blank_lines: 0,
+            already_ingested: true,
+            bytes_read: 0,
+            table_version,
+        }
+    }
+
+    /// Checks `input_records = rows_written + dead_lettered + blank_lines`.
+    pub fn reconcile(&self) -> Result<()> {
+        let accounted = self.rows_written + self.dead_lettered + self.blank_lines;
+        if self.input_records == accounted {
+            Ok(())
+        } else {
+            Err(LakeError::Reconciliation {
+                stage: self.table.to_string(),
+                message: format!(
+                    "batch {}: {} input records but {} written + {} dead-lettered + {} blank = {accounted}",
+                    self.batch_id,
+                    self.input_records,
+                    self.rows_written,
+                    self.dead_lettered,
+                    self.blank_lines
+                ),
+            })
+        }
+    }
+}
+
+/// The outcome of one expectation, as reports and run records keep it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExpectationSummary {
+    /// The rule's name.
+    pub rule: String,
+    /// Its action.
+    pub action: Action,
+    /// Whether it passed.
+    pub success: bool,
+    /// Rows examined.
+    pub element_count: u64,
+    /// Rows that failed.
+    pub unexpected_count: u64,
+    /// The value observed by aggregate rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_value: Option<serde_json::Value>,
+}
+
+impl From<&RuleResult> for ExpectationSummary {
+    fn from(result: &RuleResult) -> Self {
+        Self {
+            rule: result.rule.clone(),
+            action: result.action,
+            success: result.success,
+            element_count: result.element_count as u64,
+            unexpected_count: result.unexpected_count as u64,
+            observed_value: result.observed_value.clone(),
+        }
+    }
+}
+
+/// What a refine stage did.
+///
+/// Reconciles when `rows_read = valid + quarantined`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefineReport {
+    /// The silver table.
+    pub table: TableId,
+    /// Source rows read since the bookmark.
+    pub rows_read: u64,
+    /// Rows that passed typing and the `drop` expectations.
+    pub valid: u64,
+    /// Rows sent to quarantine.
+    pub quarantined: u64,
+    /// Valid rows that were exact duplicates of events already seen.
+    pub duplicates: u64,
+    /// Sequence conflicts resolved (same key and sequence, different content).
+    pub sequence_conflicts: u64,
+    /// Rows inserted or changed in the target table.
+    pub rows_written: u64,
+    /// Expectation outcomes.
+    pub expectations: Vec<ExpectationSummary>,
+    /// Versions committed, by table (the target, its changes table, quarantine).
+    pub table_versions: BTreeMap<String, u64>,
+}
+
+impl RefineReport {
+    /// An empty report for `table`: nothing was pending.
+    pub fn empty(table: TableId) -> Self {
+        Self {
+            table,
+            rows_read: 0,
+            valid: 0,
+            quarantined: 0,
+            duplicates: 0,
+            sequence_conflicts: 0,
+            rows_written: 0,
+            expectations: Vec::new(),
+            table_versions: BTreeMap::new(),
+        }
+    }
+
+    /// Checks `rows_read = valid + quarantined`.
+    pub fn reconcile(&self) -> Result<()> {
+        if self.rows_read == self.valid + self.quarantined {
+            Ok(())
+        } else {
+            Err(LakeError::Reconciliation {
+                stage: self.table.to_string(),
+                message: format!(
+                    "{} rows read but {} valid + {} quarantined = {}",
+                    self.rows_read,
+                    self.valid,
+                    self.quarantined,
+                    self.valid + self.quarantined
+                ),
+            })
+        }
+    }
+}
+
+/// What an aggregate stage did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AggregateReport {
+    /// The gold table.
+    pub table: TableId,
+    /// Source rows read.
+    pub rows_read: u64,
+    /// Partitions recomputed and replaced.
+    pub partitions_refreshed: u64,
+    /// Rows written to the refreshed partitions.
+    pub rows_written: u64,
+    /// The table version committed, if any.
+    pub table_version: Option<u64>,
+}
+
+impl AggregateReport {
+    /// An empty report for `table`: nothing changed upstream.
+    pub fn empty(table: TableId) -> Self {
+        Self {
+            table,
+            rows_read: 0,
+            partitions_refreshed: 0,
+            rows_written: 0,
+            table_version: None,
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! What a zone crate needs from storage: the layout, an object store and the
+//! options deltalake needs to open tables there.
+//!
+//! One implementation, [`ObjectStorage`], covers `file://`, `memory://` and
+//! (with the `aws` feature) `s3://` by delegating to object_store; nothing
+//! here re-implements what object_store does. Tables are opened on the very
+//! same store instance, which is what makes `memory://` lakes work and what
+//! lets a test wrap the store to inject faults.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use deltalake::{DeltaTable, DeltaTableBuilder};
+use futures::future::BoxFuture;
+use object_store::ObjectStore;
+use object_store::path::Path;
+use url::Url;
+
+use crate::error::{LakeError, Result};
+use crate::layout::LakeLayout;
+
+/// A shared object store.
+pub type ObjectStoreRef = Arc<dyn ObjectStore>;
+
+/// A shared [`Storage`].
+pub type StorageRef = Arc<dyn Storage>;
+
+/// Access to the lake's storage.
+///
+/// # Contract
+/// - [`object_store`](Storage::object_store) is rooted at the store's root
+///   (the bucket, the filesystem root, the in-memory store), so the object
+///   path of a location URL is the URL's path (see [`StorageExt::object_path`]).
+/// - The same instance is returned every time: data written through it is
+///   visible to every later read through it, and to deltalake tables opened
+///   with [`StorageExt::delta_builder`].
+/// - [`storage_options`](Storage::storage_options) are the options the store
+///   was built from, handed to deltalake unchanged.
+pub trait Storage: Send + Sync + Debug {
+    /// The layout of the lake on this storage.
+    fn layout(&self) -> &LakeLayout;
+
+    /// The object store, rooted at the store root.
+    fn object_store(&self) -> ObjectStoreRef;
+
+    /// Options for deltalake's log store (credentials, endpoint, locking).
+    fn storage_options(&self) -> &HashMap<String, String>;
+}
+
+/// Conveniences over any [`Storage`].
+pub trait StorageExt: Storage {
+    /// The object path of `location`, which must lie under the lake root.
+    fn object_path(&self, location: &Url) -> Result<Path> {
+        let root = self.layout().root();
+        let under_root = location.scheme() == root.scheme()
+            && location.host_str() == root.host_str()
+            && location.path().starts_with(root.path());
+        if !under_root {
+            return Err(LakeError::config(
+                "location",
+                format!("{location} is outside the lake root {root}"),
+            ));
+        }
+        Path::from_url_path(location.path())
+            .map_err(|e| LakeError::storage(location.as_str(), e.into()))
+    }
+
+    /// A deltalake builder for the table at `location`, on this storage's store.
+    fn delta_builder(&self, location: &Url) -> Result<DeltaTableBuilder> {
+        self.object_path(location)?;
+        let builder = DeltaTableBuilder::from_url(location.clone())
+            .map_err(|e| LakeError::delta(location.as_str(), e))?
+            .with_storage_backend(self.object_store(), location.clone())
+            .with_storage_options(self.storage_options().clone());
+        Ok(builder)
+    }
+
+    /// Opens the Delta table at `location` on this storage: loaded at its
+    /// latest version when it exists, uninitialised (`version()` is `None`,
+    /// ready for `create` or a first `write`) when it does not.
+    fn open_table<'a>(&'a self, location: &'a Url) -> BoxFuture<'a, Result<DeltaTable>>
+    where
+        Self: Sync,
+    {
+        Box::pin(async move {
+            let mut table = self
+                .delta_builder(location)?
+                .build()
+                .map_err(|e| LakeError::delta(location.as_str(), e))?;
+            // Asking the store first gives one answer on every backend; the
+            // kernel reports a missing local folder differently from an
+            // empty prefix on S3.
+            let log = self.object_path(location)?.join("_delta_log");
+            let listed = self
+                .object_store()
+                .list_with_delimiter(Some(&log))
+                .await
+                .map_err(|e| LakeError::storage(location.as_str(), e))?;
+            if listed.objects.is_empty() && listed.common_prefixes.is_empty() {
+                return Ok(table);
+            }
+            match table.load().await {
+                Ok(()) | Err(deltalake::DeltaTableError::NotATable(_)) => Ok(table),
+                Err(e) => Err(LakeError::delta(location.as_str(), e)),
+            }
+        })
+    }
+}
+
+impl<T: Storage + ?Sized> StorageExt for T {}
+
+/// [`Storage`] over an object_store backend built from a URL.
+#[derive(Debug, Clone)]
+pub struct ObjectStorage {
+    layout: LakeLayout,
+    store: ObjectStoreRef,
+    options: HashMap<String, String>,
+}
+
+impl ObjectStorage {
+    /// Storage for a lake root given as a URL or a local path, with no options.
+    pub fn from_url(root: &str) -> Result<Self> {
+        Self::from_url_opts(root, HashMap::<String, String>::new())
+    }
+
+    /// Storage for a lake root with object_store options (for S3:
+    /// `aws_endpoint`, `aws_region`, `aws_allow_http`, credentials, ...).
+    pub fn from_url_opts<I, K, V>(root: &str, options: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let layout = LakeLayout::parse(root)?;
+        let options: HashMap<String, String> = options
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        let url = layout.root().clone();
+        if url.scheme() == "s3" && !cfg!(feature = "aws") {
+            return Err(LakeError::config(
+                "root",
+                format!("{url} needs the `aws` feature of lake-core"),
+            ));
+        }
+        let (store, _prefix) = object_store::parse_url_opts(&url, options.clone())
+            .map_err(|e| LakeError::storage(url.as_str(), e))?;
+        Ok(Self {
+            layout,
+            store: Arc::from(store),
+            options,
+        })
+    }
+
+    /// Storage over a store you built yourself (a wrapper that injects faults,
+    /// a store with custom client options). `store` must be rooted at the
+    /// store root of `layout`'s URL.
+    pub fn with_store(
+        layout: LakeLayout,
+        store: ObjectStoreRef,
+        options: HashMap<String, String>,
+    ) -> Self {
+        Self {
+            layout,
+            store,
+            options,
+        }
+    }
+}
+
+impl Storage for ObjectStorage {
+    fn layout(&self) -> &LakeLayout {
+        &self.layout
+    }
+
+    fn object_store(&self) -> ObjectStoreRef {
+        Arc::clone(&self.store)
+    }
+
+    fn storage_options(&self) -> &HashMap<String, String> {
+        &self.options
+    }
+}

@@ -1,0 +1,245 @@
+//! Checks on record batches: the [`Validator`] trait and what it returns.
+//!
+//! A validator reports one [`RuleResult`] per rule it checks. Row-level
+//! rules carry a mask of the rows that failed; table-level rules (row
+//! count, freshness, a column mean) carry only an outcome. The [`Action`]
+//! of each rule decides what the caller does: count a warning, route the
+//! failing rows to quarantine, or abort before anything is committed.
+//! Implementations live in `lake-quality`.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use arrow::array::{Array, BooleanArray};
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LakeError, Result};
+
+/// A shared validator.
+pub type ValidatorRef = Arc<dyn Validator>;
+
+/// What happens when a rule fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Keep the rows; count the failure in the report.
+    #[default]
+    Warn,
+    /// Send every failing row to quarantine, tagged with the rule's name.
+    Drop,
+    /// Abort the stage before anything is committed.
+    Fail,
+}
+
+/// The outcome of one rule over one batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleResult {
+    /// The rule's name, used in quarantine reasons and reports.
+    pub rule: String,
+    /// What to do when it fails.
+    pub action: Action,
+    /// Whether the rule passed (for row rules: within its `mostly` threshold).
+    pub success: bool,
+    /// Rows examined.
+    pub element_count: usize,
+    /// Rows that failed (0 for table-level rules).
+    pub unexpected_count: usize,
+    /// For row-level rules, `true` at each failing row; same length as the batch.
+    pub failed_rows: Option<BooleanArray>,
+    /// For aggregate rules, the value observed (a mean, a row count, ...).
+    pub observed_value: Option<serde_json::Value>,
+    /// A human-readable explanation.
+    pub message: Option<String>,
+}
+
+impl RuleResult {
+    /// A row-level result from a failure mask (`true` = failed; nulls count as passed).
+    pub fn from_mask(rule: impl Into<String>, action: Action, failed_rows: BooleanArray) -> Self {
+        let unexpected_count = failed_rows.true_count();
+        Self {
+            rule: rule.into(),
+            action,
+            success: unexpected_count == 0,
+            element_count: failed_rows.len(),
+            unexpected_count,
+            failed_rows: Some(failed_rows),
+            observed_value: None,
+            message: None,
+        }
+    }
+
+    /// A table-level result.
+    pub fn table_level(
+        rule: impl Into<String>,
+        action: Action,
+        success: bool,
+        element_count: usize,
+        observed_value: Option<serde_json::Value>,
+    ) -> Self {
+        Self {
+            rule: rule.into(),
+            action,
+            success,
+            element_count,
+            unexpected_count: 0,
+            failed_rows: None,
+            observed_value,
+            message: None,
+        }
+    }
+
+    /// Whether row `row` failed this rule.
+    pub fn row_failed(&self, row: usize) -> bool {
+        self.failed_rows
+            .as_ref()
+            .is_some_and(|mask| mask.is_valid(row) && mask.value(row))
+    }
+
+    /// One line for error messages and logs.
+    pub fn summary(&self) -> String {
+        let mut line = format!(
+            "`{}` failed: {} of {} rows unexpected",
+            self.rule, self.unexpected_count, self.element_count
+        );
+        if let Some(observed) = &self.observed_value {
+            line.push_str(&format!(", observed {observed}"));
+        }
+        if let Some(message) = &self.message {
+            line.push_str(&format!(" ({message})"));
+        }
+        line
+    }
+}
+
+/// Everything a validator found in one batch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Validation {
+    /// One result per rule checked.
+    pub rules: Vec<RuleResult>,
+}
+
+impl Validation {
+    /// Adds the results of another validator.
+    pub fn extend(&mut self, other: Validation) {
+        self.rules.extend(other.rules);
+    }
+
+    /// Rows to route to quarantine: those failing any `drop` rule.
+    pub fn drop_mask(&self, num_rows: usize) -> BooleanArray {
+        let mut mask = vec![false; num_rows];
+        for rule in self.rules.iter().filter(|r| r.action == Action::Drop) {
+            for (row, failed) in mask.iter_mut().enumerate() {
+                *failed |= rule.row_failed(row);
+            }
+        }
+        BooleanArray::from(mask)
+    }
+
+    /// The names of the rules row `row` failed, for its quarantine reason.
+    pub fn reasons(&self, row: usize) -> Vec<&str> {
+        self.rules
+            .iter()
+            .filter(|r| r.row_failed(row))
+            .map(|r| r.rule.as_str())
+            .collect()
+    }
+
+    /// Rules with the `fail` action that did not pass.
+    pub fn fatal(&self) -> impl Iterator<Item = &RuleResult> {
+        self.rules
+            .iter()
+            .filter(|r| r.action == Action::Fail && !r.success)
+    }
+
+    /// Rules with the `warn` action that did not pass.
+    pub fn warnings(&self) -> impl Iterator<Item = &RuleResult> {
+        self.rules
+            .iter()
+            .filter(|r| r.action == Action::Warn && !r.success)
+    }
+
+    /// `Err(LakeError::Quality)` listing every failed `fail` rule of `table`, if any.
+    pub fn check_fatal(&self, table: &str) -> Result<()> {
+        let failures: Vec<String> = self.fatal().map(RuleResult::summary).collect();
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(LakeError::Quality {
+                table: table.to_string(),
+                failures,
+            })
+        }
+    }
+}
+
+/// A check over record batches.
+///
+/// # Contract
+/// - `validate` never changes the batch and never fails because of the
+///   data: bad data is a failed rule, not an `Err`. `Err` is for a check
+///   that cannot run (a missing column, a query that does not plan), and
+///   names the rule and the column.
+/// - Row-level results have masks exactly as long as the batch.
+/// - Rule names are stable: they end up in quarantine reasons and metrics.
+#[async_trait]
+pub trait Validator: Send + Sync + Debug {
+    /// The validator's name (a suite name, or the rule name for a single rule).
+    fn name(&self) -> &str;
+
+    /// Checks `batch`, returning one result per rule.
+    async fn validate(&self, batch: &RecordBatch) -> Result<Validation>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_mask_and_reasons_combine_rules() {
+        let v = Validation {
+            rules: vec![
+                RuleResult::from_mask(
+                    "a",
+                    Action::Drop,
+                    BooleanArray::from(vec![true, false, false]),
+                ),
+                RuleResult::from_mask(
+                    "b",
+                    Action::Drop,
+                    BooleanArray::from(vec![Some(true), None, Some(true)]),
+                ),
+                RuleResult::from_mask(
+                    "w",
+                    Action::Warn,
+                    BooleanArray::from(vec![false, true, false]),
+                ),
+            ],
+        };
+        assert_eq!(v.drop_mask(3), BooleanArray::from(vec![true, false, true]));
+        assert_eq!(v.reasons(0), vec!["a", "b"]);
+        assert_eq!(v.reasons(1), vec!["w"]);
+        assert_eq!(v.warnings().count(), 1);
+        assert!(v.check_fatal("silver.sales.orders").is_ok());
+    }
+
+    #[test]
+    fn fatal_rules_become_one_error_listing_all() {
+        let v = Validation {
+            rules: vec![
+                RuleResult::from_mask("x", Action::Fail, BooleanArray::from(vec![true, true])),
+                RuleResult::table_level("rows", Action::Fail, false, 2, Some(serde_json::json!(2))),
+                RuleResult::table_level("ok", Action::Fail, true, 2, None),
+            ],
+        };
+        let err = v
+            .check_fatal("silver.sales.orders")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("silver.sales.orders"), "{err}");
+        assert!(err.contains("`x` failed: 2 of 2"), "{err}");
+        assert!(err.contains("`rows` failed"), "{err}");
+        assert!(!err.contains("`ok`"), "{err}");
+    }
+}

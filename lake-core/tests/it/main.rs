@@ -1,0 +1,6 @@
+//! Integration tests of lake-core (one binary, to keep link times down).
+
+mod idents;
+mod pipeline;
+mod storage;
+mod traits;
