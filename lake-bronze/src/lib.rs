@@ -1,9 +1,60 @@
 //! Bronze: raw ingestion into append-only Delta tables that loses nothing.
 //!
-//! This crate will hold the bronze writer (`bronze/{source}/{table}`,
-//! partitioned by ingestion date), the readers for newline-delimited JSON,
-//! CSV, Parquet, Avro and Arrow batches, the dead-letter store
-//! (`_dlq/bronze/{source}/{table}`) and exactly-once appends per batch id,
-//! implementing [`lake_core::IngestStage`]. See `SEMANTICS.md`, section Bronze.
+//! [`BronzeWriter`] appends one delivered batch to `bronze/{source}/{table}`
+//! (partitioned by ingestion date, `year=/month=/day=`) in one Delta
+//! commit, dead-letters what cannot be read to
+//! `_dlq/bronze/{source}/{table}`, and implements
+//! [`lake_core::IngestStage`]. See `SEMANTICS.md`, section Bronze.
+//!
+//! # Columns
+//! Each top-level JSON field becomes a typed column (declared, or inferred
+//! from the first records and evolved as new fields appear; see
+//! [`SchemaPolicy`]). Nested objects are kept as Arrow structs inferred from
+//! the records that introduce them. Beside them every row carries:
+//!
+//! | column | meaning |
+//! |---|---|
+//! | `_raw` | the record's original text: silver types from this, so a changed rule can be replayed |
+//! | `_ingested_at` | ingestion time (UTC) |
+//! | `_source_system` | the source system (the table's namespace) |
+//! | `_batch_id` | the delivered batch's id |
+//! | `_source_file` | the file or object it came from |
+//! | `_source_line` | its 1-based line number |
+//! | `year`, `month`, `day` | the ingestion date, zero-padded; the partition columns |
+//!
+//! Fields whose names bronze reserves (starting with `_`, or `year`,
+//! `month`, `day`) get no typed column; they stay in `_raw`.
+//!
+//! # Example
+//! ```
+//! use std::sync::Arc;
+//! use lake_bronze::BronzeWriter;
+//! use lake_core::{InputFormat, ObjectStorage, Pipeline, RawBatch, TableId};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> lake_core::Result<()> {
+//! let pipeline = Pipeline::builder()
+//!     .with_storage(Arc::new(ObjectStorage::from_url("memory:///")?))
+//!     .with_ingest(Arc::new(BronzeWriter::new(TableId::bronze("shop", "orders")?)?))
+//!     .build()?;
+//! let lines = "{\"order_id\":\"1\",\"amount\":12.5}\nnot json\n\n";
+//! let report = pipeline
+//!     .run_batch(RawBatch::from_bytes("batch-00001.jsonl", InputFormat::JsonLines, lines)?)
+//!     .await?;
+//! let totals = report.totals();
+//! assert_eq!((totals.bronze_rows, totals.dead_lettered, totals.blank_lines), (1, 1, 1));
+//! # Ok(())
+//! # }
+//! ```
 
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+
+pub mod columns;
+mod dlq;
+pub mod json;
+mod options;
+mod writer;
+
+pub use dlq::DEAD_LETTER_SCHEMA;
+pub use options::{BronzeOptions, Compression, SchemaPolicy};
+pub use writer::BronzeWriter;

@@ -1,0 +1,88 @@
+//! How a bronze table is written: schema, schema policy, Parquet settings.
+
+use arrow::datatypes::SchemaRef;
+use parquet::basic::{Compression as ParquetCompression, ZstdLevel};
+use serde::{Deserialize, Serialize};
+
+/// What happens when records do not fit the table's schema, named after
+/// dlt's schema contracts.
+///
+/// The original text of every record is kept in `_raw` whatever the
+/// policy, so the typed columns are a convenience for readers and a
+/// discarded value is never lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaPolicy {
+    /// New top-level fields become new nullable columns (types inferred from
+    /// the records that carry them); a value whose type conflicts with its
+    /// column is stored as null in that column.
+    #[default]
+    Evolve,
+    /// New fields and type conflicts refuse the whole batch, naming the
+    /// file, line and column; nothing is committed.
+    Freeze,
+    /// New fields are ignored and conflicting values stored as null; the
+    /// schema never changes.
+    DiscardValue,
+}
+
+/// Parquet compression of data files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Snappy: fast, the common default of Spark and deltalake.
+    #[default]
+    Snappy,
+    /// Zstandard at level 3: smaller files, slower writes.
+    Zstd,
+    /// LZ4 (raw).
+    Lz4,
+    /// No compression.
+    None,
+}
+
+impl Compression {
+    pub(crate) fn to_parquet(self) -> ParquetCompression {
+        match self {
+            Self::Snappy => ParquetCompression::SNAPPY,
+            Self::Zstd => ParquetCompression::ZSTD(ZstdLevel::default()),
+            Self::Lz4 => ParquetCompression::LZ4_RAW,
+            Self::None => ParquetCompression::UNCOMPRESSED,
+        }
+    }
+}
+
+/// Options of a bronze table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BronzeOptions {
+    /// The declared schema of the data columns; `None` infers it from the
+    /// first [`infer_records`](Self::infer_records) records of the first batch.
+    pub schema: Option<SchemaRef>,
+    /// How many records schema inference looks at.
+    pub infer_records: usize,
+    /// What to do with records that do not fit the schema.
+    pub schema_policy: SchemaPolicy,
+    /// Parquet compression.
+    pub compression: Compression,
+    /// Target size of data files in bytes (`None`: deltalake's default).
+    pub target_file_size: Option<u64>,
+    /// Maximum rows per Parquet row group.
+    pub row_group_size: usize,
+    /// Records decoded into one Arrow batch.
+    pub batch_rows: usize,
+}
+
+impl Default for BronzeOptions {
+    fn default() -> Self {
+        Self {
+            schema: None,
+            infer_records: 1000,
+            schema_policy: SchemaPolicy::default(),
+            compression: Compression::default(),
+            target_file_size: None,
+            row_group_size: 1024 * 1024,
+            batch_rows: 64 * 1024,
+        }
+    }
+}

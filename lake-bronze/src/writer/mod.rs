@@ -1,0 +1,402 @@
+//! The bronze writer: one delivered batch in, one Delta commit out.
+//!
+//! # Guarantees
+//! - Every input line ends up counted exactly once: as a bronze row, a
+//!   dead-letter row or a blank line; the report reconciles or the call fails.
+//! - One commit per batch on the bronze table (and one on the dead-letter
+//!   table when something was unreadable). Each commit carries a Delta
+//!   application transaction (`txn`) with app id `lake-bronze:{batch_id}`, so
+//!   ingesting the same batch id again adds nothing, even after a crash
+//!   between the two commits.
+//! - Nothing is visible to readers until the commit: a failure midway
+//!   leaves the table at its previous version, and a retry completes.
+
+mod reader;
+
+use std::num::NonZeroU64;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use chrono::Utc;
+use deltalake::DeltaTable;
+use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::operations::write::SchemaMode;
+use deltalake::protocol::SaveMode;
+use futures::StreamExt;
+use lake_core::{
+    CatalogExt, IngestReport, IngestStage, InputFormat, LakeError, Partition, Payload, RawBatch,
+    Result, StageContext, StorageExt, TableDefinition, TableId, Zone,
+};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use tokio::io::AsyncReadExt;
+use tracing::debug;
+
+use crate::columns;
+use crate::options::BronzeOptions;
+use reader::{JsonReader, Lineage, date_partition_values, without_reserved};
+
+/// Bytes read from a file per step.
+const READ_CHUNK: usize = 4 * 1024 * 1024;
+/// How often a commit that lost a race is re-planned before giving up.
+const MAX_COMMIT_ATTEMPTS: usize = 5;
+
+/// Writes delivered batches into one bronze table; the bronze [`IngestStage`].
+#[derive(Debug, Clone)]
+pub struct BronzeWriter {
+    name: String,
+    table: TableId,
+    options: BronzeOptions,
+}
+
+impl BronzeWriter {
+    /// A writer for `table`, which must be in the bronze zone.
+    pub fn new(table: TableId) -> Result<Self> {
+        if table.zone != Zone::Bronze {
+            return Err(LakeError::config(
+                "table",
+                format!("{table} is not a bronze table"),
+            ));
+        }
+        Ok(Self {
+            name: table.to_string(),
+            table,
+            options: BronzeOptions::default(),
+        })
+    }
+
+    /// Sets the table's options.
+    #[must_use]
+    pub fn with_options(mut self, options: BronzeOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Renames the stage (default: the table id).
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &BronzeOptions {
+        &self.options
+    }
+
+    fn app_id(batch_id: &str) -> String {
+        format!("lake-bronze:{batch_id}")
+    }
+
+    async fn ingest_batch(&self, context: &StageContext, batch: RawBatch) -> Result<IngestReport> {
+        let format = batch
+            .format
+            .or_else(|| InputFormat::from_file_name(&batch.source_file))
+            .unwrap_or(InputFormat::JsonLines);
+        if format != InputFormat::JsonLines {
+            return Err(LakeError::config(
+                "format",
+                format!(
+                    "{} of batch {}: bronze reads newline-delimited JSON only so far, not {format:?}",
+                    self.table, batch.batch_id
+                ),
+            ));
+        }
+        let storage = &context.storage;
+        let location = storage.layout().table_location(&self.table);
+        let app_id = Self::app_id(&batch.batch_id);
+        let table = storage.open_table(&location).await?;
+        if let Some(version) = table.version()
+            && self.already_committed(&table, &app_id).await?
+        {
+            debug!(table = %self.table, batch = %batch.batch_id, "already ingested");
+            return Ok(IngestReport::already_ingested(
+                self.table.clone(),
+                &batch.batch_id,
+                Some(version),
+            ));
+        }
+
+        let ingested_at = Utc::now();
+        let existing = match table.version() {
+            Some(_) => Some(data_schema_of(&table, &self.table)?),
+            None => self.options.schema.clone().map(|s| without_reserved(&s)),
+        };
+        let mut reader = JsonReader::new(
+            &self.table,
+            &batch,
+            &self.options,
+            existing,
+            Lineage::new(&batch, &self.table, ingested_at),
+        );
+        read_payload(batch.payload, &batch.source_file, &mut reader).await?;
+        let outcome = reader.finish()?;
+
+        let dlq_version = if outcome.dead.len() > 0 {
+            let dead = outcome.dead.finish(
+                &batch.source_file,
+                &batch.batch_id,
+                self.table.namespace.as_str(),
+                ingested_at.timestamp_micros(),
+            )?;
+            self.write_dead_letters(context, dead, &app_id).await?
+        } else {
+            None
+        };
+
+        let mut version = table.version();
+        let mut already = false;
+        if outcome.rows > 0 {
+            match self
+                .write_rows(context, outcome.batches, &app_id, outcome.evolved)
+                .await?
+            {
+                Written::Committed(v) => version = Some(v),
+                Written::AlreadyPresent(v) => {
+                    version = Some(v);
+                    already = true;
+                }
+            }
+            if let Some(catalog) = &context.catalog {
+                let table = storage.open_table(&location).await?;
+                let schema = arrow_schema_of(&table, &self.table)?;
+                let keys = columns::PARTITION_COLUMNS
+                    .iter()
+                    .map(|c| lake_core::Ident::new(*c))
+                    .collect::<Result<Vec<_>>>()?;
+                catalog
+                    .ensure_table(TableDefinition::delta(
+                        self.table.clone(),
+                        location.clone(),
+                        schema,
+                        keys,
+                    ))
+                    .await?;
+                let values = date_partition_values(ingested_at)?;
+                let partition_location = location
+                    .join(&format!(
+                        "{}/",
+                        lake_core::ingestion_date_path(ingested_at.date_naive())
+                    ))
+                    .map_err(|e| LakeError::config("location", e.to_string()))?;
+                catalog
+                    .add_partitions(
+                        &self.table,
+                        vec![Partition {
+                            values,
+                            location: partition_location,
+                            stats: None,
+                        }],
+                    )
+                    .await?;
+            }
+        } else if dlq_version.is_none() && outcome.dead_count > 0 {
+            already = true;
+        }
+
+        let report = IngestReport {
+            table: self.table.clone(),
+            batch_id: batch.batch_id.clone(),
+            input_records: outcome.lines,
+            rows_written: if already { 0 } else { outcome.rows },
+            dead_lettered: if already { 0 } else { outcome.dead_count },
+            blank_lines: if already { 0 } else { outcome.blank },
+            already_ingested: already,
+            bytes_read: outcome.bytes,
+            table_version: version,
+        };
+        if already {
+            // Another writer committed this batch while we read it.
+            return Ok(IngestReport::already_ingested(
+                self.table.clone(),
+                &batch.batch_id,
+                version,
+            ));
+        }
+        Ok(report)
+    }
+
+    async fn already_committed(&self, table: &DeltaTable, app_id: &str) -> Result<bool> {
+        let state = table
+            .snapshot()
+            .map_err(|e| LakeError::delta(self.table.to_string(), e))?;
+        let version = state
+            .transaction_version(table.log_store().as_ref(), app_id)
+            .await
+            .map_err(|e| LakeError::delta(self.table.to_string(), e))?;
+        Ok(version.is_some())
+    }
+
+    async fn write_dead_letters(
+        &self,
+        context: &StageContext,
+        dead: RecordBatch,
+        app_id: &str,
+    ) -> Result<Option<u64>> {
+        let location = context.storage.layout().dead_letter(&self.table);
+        let name = format!("dead letters of {}", self.table);
+        for attempt in 1..=MAX_COMMIT_ATTEMPTS {
+            let table = context.storage.open_table(&location).await?;
+            if table.version().is_some() && self.already_committed(&table, app_id).await? {
+                return Ok(None);
+            }
+            let result = table
+                .write(vec![dead.clone()])
+                .with_save_mode(SaveMode::Append)
+                .with_commit_properties(
+                    CommitProperties::default()
+                        .with_application_transaction(Transaction::new(app_id, 1)),
+                )
+                .await;
+            match result {
+                Ok(table) => return Ok(table.version()),
+                Err(e) => {
+                    let error = LakeError::delta(name.clone(), e);
+                    if !error.is_retryable() || attempt == MAX_COMMIT_ATTEMPTS {
+                        return Err(error);
+                    }
+                }
+            }
+        }
+        unreachable!("the loop returns on its last attempt")
+    }
+
+    async fn write_rows(
+        &self,
+        context: &StageContext,
+        batches: Vec<RecordBatch>,
+        app_id: &str,
+        evolved: bool,
+    ) -> Result<Written> {
+        let location = context.storage.layout().table_location(&self.table);
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        for attempt in 1..=MAX_COMMIT_ATTEMPTS {
+            let table = context.storage.open_table(&location).await?;
+            if let Some(version) = table.version()
+                && self.already_committed(&table, app_id).await?
+            {
+                return Ok(Written::AlreadyPresent(version));
+            }
+            let mut write = table
+                .write(batches.clone())
+                .with_save_mode(SaveMode::Append)
+                .with_partition_columns(columns::PARTITION_COLUMNS)
+                .with_writer_properties(self.writer_properties(rows))
+                .with_commit_properties(
+                    CommitProperties::default()
+                        .with_application_transaction(Transaction::new(app_id, 1)),
+                );
+            if evolved {
+                write = write.with_schema_mode(SchemaMode::Merge);
+            }
+            if let Some(size) = self.options.target_file_size.and_then(NonZeroU64::new) {
+                write = write.with_target_file_size(Some(size));
+            }
+            match write.await {
+                Ok(table) => {
+                    let version = table.version().ok_or_else(|| {
+                        LakeError::not_found(format!("version of {} after commit", self.table))
+                    })?;
+                    return Ok(Written::Committed(version));
+                }
+                Err(e) => {
+                    let error = LakeError::delta(self.table.to_string(), e);
+                    if !error.is_retryable() || attempt == MAX_COMMIT_ATTEMPTS {
+                        return Err(error);
+                    }
+                    debug!(table = %self.table, attempt, "commit conflict, retrying");
+                }
+            }
+        }
+        unreachable!("the loop returns on its last attempt")
+    }
+
+    fn writer_properties(&self, rows: usize) -> WriterProperties {
+        WriterProperties::builder()
+            .set_compression(self.options.compression.to_parquet())
+            .set_dictionary_enabled(true)
+            .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Page)
+            .set_max_row_group_row_count(Some(self.options.row_group_size.max(1)))
+            .set_key_value_metadata(Some(vec![
+                KeyValue::new(
+                    "lake.source_system".to_string(),
+                    self.table.namespace.to_string(),
+                ),
+                KeyValue::new("lake.table".to_string(), self.table.to_string()),
+                KeyValue::new("lake.ingested_at".to_string(), Utc::now().to_rfc3339()),
+                KeyValue::new("lake.batch_records".to_string(), rows.to_string()),
+            ]))
+            .build()
+    }
+}
+
+enum Written {
+    Committed(u64),
+    AlreadyPresent(u64),
+}
+
+#[async_trait]
+impl IngestStage for BronzeWriter {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn target(&self) -> &TableId {
+        &self.table
+    }
+
+    async fn ingest(&self, context: &StageContext, batch: RawBatch) -> Result<IngestReport> {
+        self.ingest_batch(context, batch).await
+    }
+}
+
+async fn read_payload(
+    payload: Payload,
+    source_file: &str,
+    reader: &mut JsonReader<'_>,
+) -> Result<()> {
+    match payload {
+        Payload::Bytes(bytes) => reader.feed(&bytes),
+        Payload::File(path) => {
+            let io_error = |e| LakeError::Io {
+                path: path.display().to_string(),
+                source: e,
+            };
+            let mut file = tokio::fs::File::open(&path).await.map_err(io_error)?;
+            let mut buffer = vec![0u8; READ_CHUNK];
+            loop {
+                let n = file.read(&mut buffer).await.map_err(io_error)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                reader.feed(&buffer[..n])?;
+            }
+        }
+        Payload::Stream(mut stream) => {
+            while let Some(chunk) = stream.next().await {
+                reader.feed(&chunk?)?;
+            }
+            Ok(())
+        }
+        Payload::Batches(_) => Err(LakeError::config(
+            "payload",
+            format!("{source_file}: Arrow batches are not newline-delimited JSON"),
+        )),
+    }
+}
+
+fn arrow_schema_of(table: &DeltaTable, id: &TableId) -> Result<SchemaRef> {
+    let state = table
+        .snapshot()
+        .map_err(|e| LakeError::delta(id.to_string(), e))?;
+    Ok(state.snapshot().arrow_schema())
+}
+
+/// The data columns of an existing bronze table.
+fn data_schema_of(table: &DeltaTable, id: &TableId) -> Result<SchemaRef> {
+    Ok(without_reserved(
+        &arrow_schema_of(table, id)?.as_ref().clone(),
+    ))
+}

@@ -1,0 +1,432 @@
+//! Reading one batch of newline-delimited JSON into Arrow: lines are
+//! classified, records are decoded chunk by chunk with arrow-json against
+//! a schema that is inferred once and evolved by policy, and the lineage
+//! columns are added.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, new_null_array,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_json::ReaderBuilder;
+use chrono::{DateTime, Datelike, Utc};
+use lake_core::{LakeError, PartitionValue, RawBatch, Result, TableId};
+
+use crate::columns;
+use crate::dlq::DeadLetters;
+use crate::json::{Classified, LineSplitter, classify, strict};
+use crate::options::{BronzeOptions, SchemaPolicy};
+
+/// The lineage values every row of one batch carries.
+pub(super) struct Lineage {
+    ingested_at: i64,
+    source_system: String,
+    batch_id: String,
+    source_file: String,
+    year: String,
+    month: String,
+    day: String,
+}
+
+impl Lineage {
+    pub(super) fn new(batch: &RawBatch, table: &TableId, ingested_at: DateTime<Utc>) -> Self {
+        Self {
+            ingested_at: ingested_at.timestamp_micros(),
+            source_system: table.namespace.to_string(),
+            batch_id: batch.batch_id.clone(),
+            source_file: batch.source_file.clone(),
+            year: format!("{:04}", ingested_at.year()),
+            month: format!("{:02}", ingested_at.month()),
+            day: format!("{:02}", ingested_at.day()),
+        }
+    }
+}
+
+pub(super) fn date_partition_values(at: DateTime<Utc>) -> Result<Vec<PartitionValue>> {
+    [
+        format!("{:04}", at.year()),
+        format!("{:02}", at.month()),
+        format!("{:02}", at.day()),
+    ]
+    .into_iter()
+    .map(PartitionValue::new)
+    .collect()
+}
+
+/// What reading one batch produced.
+pub(super) struct ReadOutcome {
+    pub(super) batches: Vec<RecordBatch>,
+    pub(super) dead: DeadLetters,
+    pub(super) lines: u64,
+    pub(super) rows: u64,
+    pub(super) dead_count: u64,
+    pub(super) blank: u64,
+    pub(super) bytes: u64,
+    pub(super) evolved: bool,
+}
+
+/// Records of the current chunk, waiting to be decoded together.
+#[derive(Default)]
+struct Chunk {
+    /// The records, each followed by `\n`.
+    text: String,
+    /// Where each record starts in `text`.
+    starts: Vec<usize>,
+    /// Each record's line number.
+    lines: Vec<i64>,
+    /// Every distinct top-level key seen in the chunk (raw, undecoded).
+    keys: HashSet<Box<[u8]>>,
+}
+
+impl Chunk {
+    fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    fn record(&self, i: usize) -> &str {
+        let end = self.starts.get(i + 1).copied().unwrap_or(self.text.len());
+        &self.text[self.starts[i]..end - 1]
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.starts.clear();
+        self.lines.clear();
+        self.keys.clear();
+    }
+}
+
+pub(super) struct JsonReader<'a> {
+    table: &'a TableId,
+    source_file: String,
+    options: &'a BronzeOptions,
+    schema: Option<SchemaRef>,
+    lineage: Lineage,
+    splitter: LineSplitter,
+    chunk: Chunk,
+    batches: Vec<RecordBatch>,
+    dead: DeadLetters,
+    lines: u64,
+    rows: u64,
+    blank: u64,
+    evolved: bool,
+}
+
+impl<'a> JsonReader<'a> {
+    pub(super) fn new(
+        table: &'a TableId,
+        batch: &RawBatch,
+        options: &'a BronzeOptions,
+        schema: Option<SchemaRef>,
+        lineage: Lineage,
+    ) -> Self {
+        Self {
+            table,
+            source_file: batch.source_file.clone(),
+            options,
+            evolved: schema.is_none(),
+            schema,
+            lineage,
+            splitter: LineSplitter::new(),
+            chunk: Chunk::default(),
+            batches: Vec::new(),
+            dead: DeadLetters::default(),
+            lines: 0,
+            rows: 0,
+            blank: 0,
+        }
+    }
+
+    pub(super) fn feed(&mut self, bytes: &[u8]) -> Result<()> {
+        let mut splitter = std::mem::take(&mut self.splitter);
+        let result = splitter.feed(bytes, |line| {
+            self.on_line(line.number, line.offset, line.bytes)
+        });
+        self.splitter = splitter;
+        result
+    }
+
+    fn on_line(&mut self, number: u64, offset: u64, bytes: &[u8]) -> Result<()> {
+        self.lines += 1;
+        match classify(bytes) {
+            Classified::Blank => self.blank += 1,
+            Classified::Dead { reason, detail } => {
+                self.dead.push(bytes, reason, &detail, number, offset);
+            }
+            Classified::Record(text) => {
+                let keys = &mut self.chunk.keys;
+                // Checked already by `classify`; this pass only lists the keys.
+                let _ = strict::check_object_keys(bytes, |key| {
+                    if !keys.contains(key) {
+                        keys.insert(key.into());
+                    }
+                });
+                self.chunk.starts.push(self.chunk.text.len());
+                self.chunk.text.push_str(text);
+                self.chunk.text.push('\n');
+                self.chunk.lines.push(number as i64);
+                if self.chunk.len() >= self.options.batch_rows.max(1) {
+                    self.decode_chunk()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn finish(mut self) -> Result<ReadOutcome> {
+        let splitter = std::mem::take(&mut self.splitter);
+        let bytes = splitter.bytes_read();
+        splitter.finish(|line| self.on_line(line.number, line.offset, line.bytes))?;
+        if self.chunk.len() > 0 {
+            self.decode_chunk()?;
+        }
+        // Columns added midway are null in the batches decoded before them.
+        let batches = match &self.schema {
+            Some(schema) => {
+                let schema = output_schema(schema);
+                self.batches
+                    .iter()
+                    .map(|b| align(b, &schema))
+                    .collect::<Result<Vec<_>>>()?
+            }
+            None => Vec::new(),
+        };
+        let dead_count = self.dead.len() as u64;
+        Ok(ReadOutcome {
+            batches,
+            dead: self.dead,
+            lines: self.lines,
+            rows: self.rows,
+            dead_count,
+            blank: self.blank,
+            bytes,
+            evolved: self.evolved,
+        })
+    }
+
+    fn decode_chunk(&mut self) -> Result<()> {
+        let schema = self.settle_schema()?;
+        let n = self.chunk.len();
+        let ignore_conflicts = self.options.schema_policy != SchemaPolicy::Freeze;
+        let decoded = decode(&schema, self.chunk.text.as_bytes(), n, ignore_conflicts);
+        let data = match decoded {
+            Ok(batch) => batch,
+            Err(e) => return Err(self.locate_decode_error(&schema, e)),
+        };
+        let mut columns: Vec<ArrayRef> = data.columns().to_vec();
+        let repeat = |value: &str| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(value, n)))
+        };
+        columns.push(Arc::new(StringArray::from_iter_values(
+            (0..n).map(|i| self.chunk.record(i)),
+        )));
+        columns.push(Arc::new(
+            TimestampMicrosecondArray::from(vec![self.lineage.ingested_at; n]).with_timezone("UTC"),
+        ));
+        columns.push(repeat(&self.lineage.source_system));
+        columns.push(repeat(&self.lineage.batch_id));
+        columns.push(repeat(&self.lineage.source_file));
+        columns.push(Arc::new(Int64Array::from(std::mem::take(
+            &mut self.chunk.lines,
+        ))));
+        columns.push(repeat(&self.lineage.year));
+        columns.push(repeat(&self.lineage.month));
+        columns.push(repeat(&self.lineage.day));
+        let batch = RecordBatch::try_new(output_schema(&schema), columns)
+            .map_err(|e| LakeError::arrow(format!("bronze batch of {}", self.table), e))?;
+        self.rows += n as u64;
+        self.batches.push(batch);
+        self.chunk.clear();
+        Ok(())
+    }
+
+    /// The data schema for the current chunk: inferred on first use, then
+    /// evolved (or not) according to the policy when new keys appear.
+    fn settle_schema(&mut self) -> Result<SchemaRef> {
+        let schema = match self.schema.take() {
+            Some(schema) => schema,
+            None => {
+                let inferred = self.infer(Some(self.options.infer_records))?;
+                without_reserved(&inferred)
+            }
+        };
+        let known: HashSet<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let mut new_keys = Vec::new();
+        for raw in &self.chunk.keys {
+            let key = decode_key(raw);
+            if !known.contains(key.as_str()) && !columns::is_technical(&key) {
+                new_keys.push(key);
+            }
+        }
+        new_keys.sort();
+        let schema = if new_keys.is_empty() {
+            schema
+        } else {
+            match self.options.schema_policy {
+                SchemaPolicy::DiscardValue => schema,
+                SchemaPolicy::Freeze => {
+                    let key = &new_keys[0];
+                    let line = self.first_line_with_key(key);
+                    return Err(LakeError::Schema {
+                        table: self.table.to_string(),
+                        message: format!(
+                            "new column `{key}` refused by the freeze policy (line {line} of {})",
+                            self.source_file
+                        ),
+                    });
+                }
+                SchemaPolicy::Evolve => {
+                    let inferred = self.infer(None)?;
+                    let mut fields: Vec<Field> =
+                        schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+                    for key in &new_keys {
+                        let field = inferred
+                            .field_with_name(key)
+                            .map(|f| f.clone().with_nullable(true))
+                            .unwrap_or_else(|_| Field::new(key, DataType::Utf8, true));
+                        fields.push(field);
+                    }
+                    self.evolved = true;
+                    Arc::new(Schema::new(fields))
+                }
+            }
+        };
+        self.schema = Some(Arc::clone(&schema));
+        Ok(schema)
+    }
+
+    fn infer(&self, max_records: Option<usize>) -> Result<Schema> {
+        // Records serde_json cannot hold (`1e999` is valid JSON but out of
+        // f64 range) teach inference nothing; they still land, in `_raw`.
+        let limit = max_records.unwrap_or(usize::MAX);
+        let values = (0..self.chunk.len())
+            .take(limit)
+            .filter_map(|i| serde_json::from_str::<serde_json::Value>(self.chunk.record(i)).ok())
+            .map(Ok);
+        arrow_json::reader::infer_json_schema_from_iterator(values)
+            .map_err(|e| LakeError::arrow(format!("schema inference for {}", self.table), e))
+    }
+
+    fn first_line_with_key(&self, key: &str) -> i64 {
+        (0..self.chunk.len())
+            .find(|&i| {
+                let mut found = false;
+                let _ = strict::check_object_keys(self.chunk.record(i).as_bytes(), |k| {
+                    found |= decode_key(k) == key;
+                });
+                found
+            })
+            .map_or(0, |i| self.chunk.lines[i])
+    }
+
+    /// Decodes record by record to name the line a chunk-level error came from.
+    fn locate_decode_error(
+        &self,
+        schema: &SchemaRef,
+        error: arrow::error::ArrowError,
+    ) -> LakeError {
+        for i in 0..self.chunk.len() {
+            let mut record = self.chunk.record(i).to_string();
+            record.push('\n');
+            if let Err(e) = decode(schema, record.as_bytes(), 1, false) {
+                return LakeError::Schema {
+                    table: self.table.to_string(),
+                    message: format!(
+                        "line {} of {}: {e} (schema policy {:?})",
+                        self.chunk.lines[i], self.source_file, self.options.schema_policy
+                    ),
+                };
+            }
+        }
+        LakeError::arrow(format!("decoding a batch of {}", self.table), error)
+    }
+}
+
+fn decode(
+    schema: &SchemaRef,
+    text: &[u8],
+    rows: usize,
+    ignore_conflicts: bool,
+) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+    let mut decoder = ReaderBuilder::new(Arc::clone(schema))
+        .with_batch_size(rows.max(1))
+        .with_coerce_primitive(true)
+        .with_strict_mode(false)
+        .with_ignore_type_conflicts(ignore_conflicts)
+        .build_decoder()?;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let used = decoder.decode(rest)?;
+        if used == 0 {
+            break;
+        }
+        rest = &rest[used..];
+    }
+    Ok(decoder
+        .flush()?
+        .unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(schema))))
+}
+
+fn decode_key(raw: &[u8]) -> String {
+    if raw.contains(&b'\\') {
+        let mut quoted = Vec::with_capacity(raw.len() + 2);
+        quoted.push(b'"');
+        quoted.extend_from_slice(raw);
+        quoted.push(b'"');
+        serde_json::from_slice::<String>(&quoted)
+            .unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned())
+    } else {
+        String::from_utf8_lossy(raw).into_owned()
+    }
+}
+
+/// The data schema without fields whose names bronze reserves (`_*`,
+/// `year`, `month`, `day`); such fields stay in `_raw`.
+pub(super) fn without_reserved(schema: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .filter(|f| !columns::is_technical(f.name()))
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// The full schema written: data columns, then the technical columns.
+fn output_schema(data: &SchemaRef) -> SchemaRef {
+    let mut fields: Vec<Field> = data.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.extend([
+        Field::new(columns::RAW, DataType::Utf8, false),
+        Field::new(
+            columns::INGESTED_AT,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new(columns::SOURCE_SYSTEM, DataType::Utf8, false),
+        Field::new(columns::BATCH_ID, DataType::Utf8, false),
+        Field::new(columns::SOURCE_FILE, DataType::Utf8, false),
+        Field::new(columns::SOURCE_LINE, DataType::Int64, false),
+        Field::new(columns::YEAR, DataType::Utf8, false),
+        Field::new(columns::MONTH, DataType::Utf8, false),
+        Field::new(columns::DAY, DataType::Utf8, false),
+    ]);
+    Arc::new(Schema::new(fields))
+}
+
+fn align(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    if batch.schema() == *schema {
+        return Ok(batch.clone());
+    }
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) => Arc::clone(c),
+            None => new_null_array(f.data_type(), batch.num_rows()),
+        })
+        .collect();
+    RecordBatch::try_new(Arc::clone(schema), columns)
+        .map_err(|e| LakeError::arrow("aligning bronze batches", e))
+}
