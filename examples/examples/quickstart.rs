@@ -1,41 +1,119 @@
-//! The README's main job, for now: open the embedded lake at `./lake-demo`
-//! and show where each zone's tables live.
+//! The README's main job, for now: writes a few delivered batches of the
+//! reference `orders` change stream (messy lines included) under
+//! `./lake-demo/incoming`, ingests them into bronze on the embedded
+//! defaults, prints each run report, and counts what landed through SQL.
 //!
-//! The full bronze → silver → gold run replaces this once the zone crates
-//! land (see the README).
+//! Silver and gold join this run as their crates land (see the README).
+//!
+//! Usage: `cargo run -p lake-examples --example quickstart [LAKE_DIR]`
 
-use lake_core::{ObjectStorage, Storage, TableId};
+use std::path::Path;
+use std::sync::Arc;
 
-fn main() -> lake_core::Result<()> {
+use lake_bronze::BronzeWriter;
+use lake_core::datafusion::prelude::SessionContext;
+use lake_core::{ObjectStorage, Pipeline, RawBatch, Storage, StorageExt, TableId};
+
+const BATCHES: usize = 3;
+const EVENTS_PER_BATCH: usize = 1000;
+
+#[tokio::main]
+async fn main() -> lake_core::Result<()> {
     let root = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "lake-demo".to_string());
-    let storage = ObjectStorage::from_url(&root)?;
-    let layout = storage.layout();
-    println!("lake root: {}", layout.root());
-    let tables = [
-        TableId::bronze("shop", "orders")?,
-        TableId::silver("sales", "orders")?,
-        TableId::silver("sales", "orders")?.changes_table()?,
-        TableId::gold("analytics", "daily_summary")?,
-    ];
-    for table in &tables {
-        println!("{:<32} {}", table.to_string(), layout.table_location(table));
+    let incoming = Path::new(&root).join("incoming");
+    write_batches(&incoming)?;
+
+    let storage = Arc::new(ObjectStorage::from_url(&root)?);
+    let orders = TableId::bronze("shop", "orders")?;
+    let pipeline = Pipeline::builder()
+        .with_storage(storage.clone())
+        .with_ingest(Arc::new(BronzeWriter::new(orders.clone())?))
+        .build()?;
+
+    for i in 1..=BATCHES {
+        let file = incoming.join(format!("batch-{i:05}.jsonl"));
+        let report = pipeline.run_batch(RawBatch::from_file(&file)?).await?;
+        let totals = report.totals();
+        println!(
+            "{}: {} lines -> {} bronze rows, {} dead letters, {} blank",
+            file.display(),
+            totals.input_records,
+            totals.bronze_rows,
+            totals.dead_lettered,
+            totals.blank_lines
+        );
+        print!("{report}");
     }
-    println!(
-        "{:<32} {}",
-        "dead letters of bronze",
-        layout.dead_letter(&tables[0])
-    );
-    println!(
-        "{:<32} {}",
-        "quarantine of silver",
-        layout.quarantine(&tables[1])
-    );
-    println!("{:<32} {}", "catalog", layout.catalog_root());
-    match TableId::bronze("shop", "../../etc") {
-        Ok(id) => println!("unexpectedly accepted {id}"),
-        Err(e) => println!("refused before any I/O: {e}"),
+
+    let location = storage.layout().table_location(&orders);
+    let table = storage.open_table(&location).await?;
+    let ctx = SessionContext::new();
+    table
+        .update_datafusion_session(&ctx.state())
+        .map_err(|e| lake_core::LakeError::delta(orders.to_string(), e))?;
+    let provider = table
+        .table_provider()
+        .await
+        .map_err(|e| lake_core::LakeError::datafusion(orders.to_string(), e))?;
+    ctx.register_table("orders", provider)
+        .map_err(|e| lake_core::LakeError::datafusion(orders.to_string(), e))?;
+    let sql = "SELECT _batch_id, count(*) AS rows, count(DISTINCT order_id) AS orders \
+               FROM orders GROUP BY _batch_id ORDER BY _batch_id";
+    println!("\n{sql}");
+    ctx.sql(sql)
+        .await
+        .map_err(|e| lake_core::LakeError::datafusion("quickstart query", e))?
+        .show()
+        .await
+        .map_err(|e| lake_core::LakeError::datafusion("quickstart query", e))?;
+    println!("tables are under {}", storage.layout().root());
+    Ok(())
+}
+
+/// A small, deterministic slice of the reference workload, with the mess
+/// real streams have: duplicates, CRLF, blank and broken lines.
+fn write_batches(dir: &Path) -> lake_core::Result<()> {
+    let io = |e| lake_core::LakeError::Io {
+        path: dir.display().to_string(),
+        source: e,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let categories = ["books", "garden", "toys", "music"];
+    let regions = ["eu", "us", "apac"];
+    for b in 1..=BATCHES {
+        let mut text = String::new();
+        for e in 0..EVENTS_PER_BATCH {
+            let n = (b - 1) * EVENTS_PER_BATCH + e;
+            let order = n % 700;
+            let op = if n < 700 {
+                "c"
+            } else if n % 97 == 0 {
+                "d"
+            } else {
+                "u"
+            };
+            let amount = if n % 5 == 0 {
+                format!("\"{}.50\"", n % 300)
+            } else {
+                format!("{}.25", n % 300)
+            };
+            text.push_str(&format!(
+                "{{\"order_id\":\"o{order:05}\",\"customer_id\":\"c{:04}\",\"category\":\"{}\",\"region\":\"{}\",\"amount\":{amount},\"status\":\"placed\",\"order_date\":\"2025-11-{:02}\",\"op\":\"{op}\",\"updated_at\":\"2025-11-{:02}T{:02}:{:02}:00Z\",\"metadata\":{{\"channel\":\"web\"}}}}\n",
+                order % 250,
+                categories[order % 4],
+                regions[order % 3],
+                1 + order % 28,
+                1 + n / 600,
+                n / 60 % 24,
+                n % 60,
+            ));
+            if e % 250 == 0 {
+                text.push_str("{\"order_id\": broken\r\n\n");
+            }
+        }
+        std::fs::write(dir.join(format!("batch-{b:05}.jsonl")), text).map_err(io)?;
     }
     Ok(())
 }
