@@ -89,12 +89,12 @@ fn write_batches(dir: &Path) -> lake_core::Result<()> {
             let order = n % 700;
             let op = if n < 700 {
                 "c"
-            } else if n % 97 == 0 {
+            } else if n.is_multiple_of(97) {
                 "d"
             } else {
                 "u"
             };
-            let amount = if n % 5 == 0 {
+            let amount = if n.is_multiple_of(5) {
                 format!("\"{}.50\"", n % 300)
             } else {
                 format!("{}.25", n % 300)
@@ -109,7 +109,7 @@ fn write_batches(dir: &Path) -> lake_core::Result<()> {
                 n / 60 % 24,
                 n % 60,
             ));
-            if e % 250 == 0 {
+            if e.is_multiple_of(250) {
                 text.push_str("{\"order_id\": broken\r\n\n");
             }
         }
