@@ -56,5 +56,5 @@ mod options;
 mod writer;
 
 pub use dlq::DEAD_LETTER_SCHEMA;
-pub use options::{BronzeOptions, Compression, SchemaPolicy};
+pub use options::{BronzeOptions, Compression, CsvOptions, SchemaPolicy};
 pub use writer::BronzeWriter;

@@ -71,6 +71,50 @@ pub struct BronzeOptions {
     pub row_group_size: usize,
     /// Records decoded into one Arrow batch.
     pub batch_rows: usize,
+    /// How CSV input is read.
+    pub csv: CsvOptions,
+}
+
+/// How CSV input is read. Every CSV column lands as text (`Utf8`), exactly
+/// as delivered: typing is silver's job, so no value is lost to a guess.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CsvOptions {
+    /// The field delimiter (ASCII).
+    pub delimiter: char,
+    /// The quote character (ASCII).
+    pub quote: char,
+    /// Whether the first record names the columns; without it they are
+    /// `column_1`, `column_2`, ...
+    pub has_header: bool,
+    /// Field values that mean null (none by default: an empty field is an
+    /// empty string).
+    pub null_values: Vec<String>,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        Self {
+            delimiter: ',',
+            quote: '"',
+            has_header: true,
+            null_values: Vec::new(),
+        }
+    }
+}
+
+impl CsvOptions {
+    pub(crate) fn ascii(&self) -> lake_core::Result<(u8, u8)> {
+        let byte = |c: char, field: &str| {
+            u8::try_from(c).ok().filter(u8::is_ascii).ok_or_else(|| {
+                lake_core::LakeError::config(field, format!("{c:?} is not an ASCII character"))
+            })
+        };
+        Ok((
+            byte(self.delimiter, "csv.delimiter")?,
+            byte(self.quote, "csv.quote")?,
+        ))
+    }
 }
 
 impl Default for BronzeOptions {
@@ -83,6 +127,7 @@ impl Default for BronzeOptions {
             target_file_size: None,
             row_group_size: 1024 * 1024,
             batch_rows: 64 * 1024,
+            csv: CsvOptions::default(),
         }
     }
 }

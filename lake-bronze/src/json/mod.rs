@@ -24,6 +24,8 @@ pub enum DeadLetterReason {
     InvalidUtf8,
     /// Valid JSON that is not an object.
     NotAnObject,
+    /// A CSV record whose fields do not match the header.
+    InvalidCsv,
 }
 
 impl DeadLetterReason {
@@ -33,6 +35,7 @@ impl DeadLetterReason {
             Self::InvalidJson => "invalid_json",
             Self::InvalidUtf8 => "invalid_utf8",
             Self::NotAnObject => "not_an_object",
+            Self::InvalidCsv => "invalid_csv",
         }
     }
 }

@@ -11,7 +11,9 @@
 //! - Nothing is visible to readers until the commit: a failure midway
 //!   leaves the table at its previous version, and a retry completes.
 
-mod reader;
+mod batch;
+mod columnar;
+mod json;
 
 use std::num::NonZeroU64;
 
@@ -36,7 +38,9 @@ use tracing::debug;
 
 use crate::columns;
 use crate::options::BronzeOptions;
-use reader::{JsonReader, Lineage, date_partition_values, without_reserved};
+use batch::{Lineage, date_partition_values, without_reserved};
+use columnar::ColumnarReader;
+use json::JsonReader;
 
 /// Bytes read from a file per step.
 const READ_CHUNK: usize = 4 * 1024 * 1024;
@@ -95,12 +99,12 @@ impl BronzeWriter {
             .format
             .or_else(|| InputFormat::from_file_name(&batch.source_file))
             .unwrap_or(InputFormat::JsonLines);
-        if format != InputFormat::JsonLines {
+        if matches!(batch.payload, Payload::Batches(_)) && format != InputFormat::Arrow {
             return Err(LakeError::config(
                 "format",
                 format!(
-                    "{} of batch {}: bronze reads newline-delimited JSON only so far, not {format:?}",
-                    self.table, batch.batch_id
+                    "batch {}: record batches are Arrow input, not {format:?}",
+                    batch.batch_id
                 ),
             ));
         }
@@ -124,15 +128,18 @@ impl BronzeWriter {
             Some(_) => Some(data_schema_of(&table, &self.table)?),
             None => self.options.schema.clone().map(|s| without_reserved(&s)),
         };
-        let mut reader = JsonReader::new(
-            &self.table,
-            &batch,
-            &self.options,
-            existing,
-            Lineage::new(&batch, &self.table, ingested_at),
-        );
-        read_payload(batch.payload, &batch.source_file, &mut reader).await?;
-        let outcome = reader.finish()?;
+        let lineage = Lineage::new(&batch, &self.table, ingested_at);
+        let outcome = if format == InputFormat::JsonLines {
+            let mut reader = JsonReader::new(&self.table, &batch, &self.options, existing, lineage);
+            read_payload(batch.payload, &batch.source_file, &mut reader).await?;
+            reader.finish()?
+        } else {
+            let mut reader =
+                ColumnarReader::new(&self.table, &batch, &self.options, existing, lineage);
+            let bytes = payload_size(&batch.payload);
+            columnar::read(format, batch.payload, &mut reader).await?;
+            reader.finish(bytes)?
+        };
 
         let dlq_version = if outcome.dead.len() > 0 {
             let dead = outcome.dead.finish(
@@ -349,6 +356,15 @@ impl IngestStage for BronzeWriter {
 
     async fn ingest(&self, context: &StageContext, batch: RawBatch) -> Result<IngestReport> {
         self.ingest_batch(context, batch).await
+    }
+}
+
+/// Bytes of a payload whose size is known up front (files and buffers).
+fn payload_size(payload: &Payload) -> u64 {
+    match payload {
+        Payload::File(path) => std::fs::metadata(path).map_or(0, |m| m.len()),
+        Payload::Bytes(bytes) => bytes.len() as u64,
+        Payload::Stream(_) | Payload::Batches(_) => 0,
     }
 }
 

@@ -1,4 +1,5 @@
 //! Integration tests of lake-bronze, on real Delta tables on local files.
 
+mod formats;
 mod json;
 mod support;

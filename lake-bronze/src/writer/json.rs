@@ -2,70 +2,25 @@
 //! classified, records are decoded chunk by chunk with arrow-json against
 //! a schema that is inferred once and evolved by policy, and the lineage
 //! columns are added.
+//!
+//! Why not arrow-json alone: one broken line fails its whole decode, and
+//! the contract needs each line's fate (row, dead letter or blank), its
+//! number and its exact text.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, new_null_array,
-};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_json::ReaderBuilder;
-use chrono::{DateTime, Datelike, Utc};
-use lake_core::{LakeError, PartitionValue, RawBatch, Result, TableId};
+use lake_core::{LakeError, RawBatch, Result, TableId};
 
 use crate::columns;
 use crate::dlq::DeadLetters;
 use crate::json::{Classified, LineSplitter, classify, strict};
 use crate::options::{BronzeOptions, SchemaPolicy};
 
-/// The lineage values every row of one batch carries.
-pub(super) struct Lineage {
-    ingested_at: i64,
-    source_system: String,
-    batch_id: String,
-    source_file: String,
-    year: String,
-    month: String,
-    day: String,
-}
-
-impl Lineage {
-    pub(super) fn new(batch: &RawBatch, table: &TableId, ingested_at: DateTime<Utc>) -> Self {
-        Self {
-            ingested_at: ingested_at.timestamp_micros(),
-            source_system: table.namespace.to_string(),
-            batch_id: batch.batch_id.clone(),
-            source_file: batch.source_file.clone(),
-            year: format!("{:04}", ingested_at.year()),
-            month: format!("{:02}", ingested_at.month()),
-            day: format!("{:02}", ingested_at.day()),
-        }
-    }
-}
-
-pub(super) fn date_partition_values(at: DateTime<Utc>) -> Result<Vec<PartitionValue>> {
-    [
-        format!("{:04}", at.year()),
-        format!("{:02}", at.month()),
-        format!("{:02}", at.day()),
-    ]
-    .into_iter()
-    .map(PartitionValue::new)
-    .collect()
-}
-
-/// What reading one batch produced.
-pub(super) struct ReadOutcome {
-    pub(super) batches: Vec<RecordBatch>,
-    pub(super) dead: DeadLetters,
-    pub(super) lines: u64,
-    pub(super) rows: u64,
-    pub(super) dead_count: u64,
-    pub(super) blank: u64,
-    pub(super) bytes: u64,
-    pub(super) evolved: bool,
-}
+use super::batch::{Lineage, ReadOutcome, align, normalize_field, output_schema, without_reserved};
 
 /// Records of the current chunk, waiting to be decoded together.
 #[derive(Default)]
@@ -216,24 +171,11 @@ impl<'a> JsonReader<'a> {
             Err(e) => return Err(self.locate_decode_error(&schema, e)),
         };
         let mut columns: Vec<ArrayRef> = data.columns().to_vec();
-        let repeat = |value: &str| -> ArrayRef {
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(value, n)))
-        };
-        columns.push(Arc::new(StringArray::from_iter_values(
+        let raw: ArrayRef = Arc::new(StringArray::from_iter_values(
             (0..n).map(|i| self.chunk.record(i)),
-        )));
-        columns.push(Arc::new(
-            TimestampMicrosecondArray::from(vec![self.lineage.ingested_at; n]).with_timezone("UTC"),
         ));
-        columns.push(repeat(&self.lineage.source_system));
-        columns.push(repeat(&self.lineage.batch_id));
-        columns.push(repeat(&self.lineage.source_file));
-        columns.push(Arc::new(Int64Array::from(std::mem::take(
-            &mut self.chunk.lines,
-        ))));
-        columns.push(repeat(&self.lineage.year));
-        columns.push(repeat(&self.lineage.month));
-        columns.push(repeat(&self.lineage.day));
+        let lines = Int64Array::from(std::mem::take(&mut self.chunk.lines));
+        columns.extend(self.lineage.columns(Some(raw), lines));
         let batch = RecordBatch::try_new(output_schema(&schema), columns)
             .map_err(|e| LakeError::arrow(format!("bronze batch of {}", self.table), e))?;
         self.rows += n as u64;
@@ -284,7 +226,7 @@ impl<'a> JsonReader<'a> {
                     for key in &new_keys {
                         let field = inferred
                             .field_with_name(key)
-                            .map(|f| f.clone().with_nullable(true))
+                            .map(|f| normalize_field(f).with_nullable(true))
                             .unwrap_or_else(|_| Field::new(key, DataType::Utf8, true));
                         fields.push(field);
                     }
@@ -380,53 +322,4 @@ fn decode_key(raw: &[u8]) -> String {
     } else {
         String::from_utf8_lossy(raw).into_owned()
     }
-}
-
-/// The data schema without fields whose names bronze reserves (`_*`,
-/// `year`, `month`, `day`); such fields stay in `_raw`.
-pub(super) fn without_reserved(schema: &Schema) -> SchemaRef {
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .filter(|f| !columns::is_technical(f.name()))
-        .map(|f| f.as_ref().clone().with_nullable(true))
-        .collect();
-    Arc::new(Schema::new(fields))
-}
-
-/// The full schema written: data columns, then the technical columns.
-fn output_schema(data: &SchemaRef) -> SchemaRef {
-    let mut fields: Vec<Field> = data.fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields.extend([
-        Field::new(columns::RAW, DataType::Utf8, false),
-        Field::new(
-            columns::INGESTED_AT,
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new(columns::SOURCE_SYSTEM, DataType::Utf8, false),
-        Field::new(columns::BATCH_ID, DataType::Utf8, false),
-        Field::new(columns::SOURCE_FILE, DataType::Utf8, false),
-        Field::new(columns::SOURCE_LINE, DataType::Int64, false),
-        Field::new(columns::YEAR, DataType::Utf8, false),
-        Field::new(columns::MONTH, DataType::Utf8, false),
-        Field::new(columns::DAY, DataType::Utf8, false),
-    ]);
-    Arc::new(Schema::new(fields))
-}
-
-fn align(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
-    if batch.schema() == *schema {
-        return Ok(batch.clone());
-    }
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|f| match batch.column_by_name(f.name()) {
-            Some(c) => Arc::clone(c),
-            None => new_null_array(f.data_type(), batch.num_rows()),
-        })
-        .collect();
-    RecordBatch::try_new(Arc::clone(schema), columns)
-        .map_err(|e| LakeError::arrow("aligning bronze batches", e))
 }
