@@ -37,6 +37,7 @@ pub mod ident;
 pub mod layout;
 pub mod pipeline;
 pub mod report;
+pub mod schema;
 pub mod stage;
 pub mod storage;
 pub mod validate;
@@ -57,6 +58,7 @@ pub use ident::{Ident, NamespaceId, PartitionValue, TableId, Zone, quote_ident, 
 pub use layout::{LakeLayout, date_partition_path, ingestion_date_path, partition_path};
 pub use pipeline::{Pipeline, PipelineBuilder};
 pub use report::{RunReport, RunTotals, StageOutcome, StageRun};
+pub use schema::{check_compatibility, widens_to};
 pub use stage::{
     AggregateReport, AggregateStage, AggregateStageRef, ExpectationSummary, IngestReport,
     IngestStage, IngestStageRef, InputFormat, Payload, RawBatch, RefineReport, RefineStage,

@@ -1,5 +1,7 @@
 //! Integration tests of lake-bronze, on real Delta tables on local files.
 
+mod catalog;
+mod faults;
 mod formats;
 mod json;
 mod support;

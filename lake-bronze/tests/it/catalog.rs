@@ -1,0 +1,73 @@
+//! Bronze registers its table, schema versions and partitions in the catalog.
+
+use std::sync::Arc;
+
+use lake_bronze::BronzeWriter;
+use lake_catalog::MemoryCatalog;
+use lake_core::{
+    CatalogRef, IngestStage, InputFormat, PartitionFilter, RawBatch, StageContext, TableFormat,
+};
+
+use crate::support::{Lake, orders};
+
+#[tokio::test]
+async fn tables_schema_versions_and_partitions_are_registered() {
+    let lake = Lake::new();
+    let catalog: CatalogRef = Arc::new(MemoryCatalog::new());
+    let context = StageContext {
+        catalog: Some(Arc::clone(&catalog)),
+        ..lake.context()
+    };
+    let writer = BronzeWriter::new(orders()).unwrap();
+    let batch = |id: &str, text: &str| {
+        RawBatch::from_bytes(id, InputFormat::JsonLines, text.to_string()).unwrap()
+    };
+    writer
+        .ingest(&context, batch("b1", "{\"order_id\":\"a\"}\n"))
+        .await
+        .unwrap();
+    writer
+        .ingest(
+            &context,
+            batch("b2", "{\"order_id\":\"b\",\"coupon\":\"X\"}\n"),
+        )
+        .await
+        .unwrap();
+
+    let definition = catalog.get_table(&orders()).await.unwrap();
+    assert_eq!(definition.format, TableFormat::Delta);
+    assert_eq!(definition.location, lake.location(&orders()));
+    let keys: Vec<&str> = definition
+        .partition_keys
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(keys, vec!["year", "month", "day"]);
+    assert!(definition.schema.field_with_name("coupon").is_ok());
+    assert!(definition.schema.field_with_name("_raw").is_ok());
+
+    let versions = catalog.schema_versions(&orders()).await.unwrap();
+    assert_eq!(
+        versions.len(),
+        2,
+        "the new column is a second schema version"
+    );
+    assert!(versions[0].schema.field_with_name("coupon").is_err());
+
+    let partitions = catalog
+        .list_partitions(&orders(), &PartitionFilter::all())
+        .await
+        .unwrap();
+    assert_eq!(partitions.len(), 1);
+    let today = chrono::Utc::now().format("%Y/%m/%d").to_string();
+    let values: Vec<&str> = partitions[0].values.iter().map(|v| v.as_str()).collect();
+    assert_eq!(values.join("/"), today);
+    assert!(
+        partitions[0].location.as_str().ends_with(&format!(
+            "{}/",
+            chrono::Utc::now().format("year=%Y/month=%m/day=%d")
+        )),
+        "{}",
+        partitions[0].location
+    );
+}

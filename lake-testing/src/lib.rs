@@ -1,0 +1,223 @@
+//! Test support for the lake crates (not published).
+//!
+//! [`FaultyStore`] wraps any object store and fails the requests you choose,
+//! so tests can prove that a write failing midway leaves every table at its
+//! last committed version and that a retry completes. Faults are injected
+//! only around the real store: the data path is never mocked.
+
+#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use lake_core::ObjectStoreRef;
+use lake_core::object_store::path::Path;
+use lake_core::object_store::{
+    self, CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
+};
+
+/// Which requests fail.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum FaultPlan {
+    /// Nothing fails.
+    #[default]
+    Healthy,
+    /// Writes (put, multipart, copy, rename, delete) succeed `n` times, then
+    /// every later write fails.
+    FailWritesAfter(u64),
+    /// Every write whose path contains `_delta_log` fails: data files land,
+    /// commits do not.
+    FailCommits,
+    /// Each request fails with this probability, drawn from a seeded
+    /// generator so a failing run can be replayed.
+    FailFraction {
+        /// Probability of failure, 0.0 to 1.0.
+        fraction: f64,
+        /// Seed of the generator.
+        seed: u64,
+    },
+}
+
+/// An object store that fails requests according to a [`FaultPlan`].
+pub struct FaultyStore {
+    inner: ObjectStoreRef,
+    plan: Mutex<FaultPlan>,
+    writes: AtomicU64,
+    rng: AtomicU64,
+    injected: AtomicU64,
+}
+
+impl FaultyStore {
+    /// Wraps `inner`, healthy until [`set_plan`](Self::set_plan) says otherwise.
+    pub fn new(inner: ObjectStoreRef) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            plan: Mutex::new(FaultPlan::Healthy),
+            writes: AtomicU64::new(0),
+            rng: AtomicU64::new(0),
+            injected: AtomicU64::new(0),
+        })
+    }
+
+    /// Changes the plan; the write counter starts again from zero.
+    pub fn set_plan(&self, plan: FaultPlan) {
+        if let FaultPlan::FailFraction { seed, .. } = plan {
+            self.rng.store(seed | 1, Ordering::SeqCst);
+        }
+        self.writes.store(0, Ordering::SeqCst);
+        *self.plan.lock().expect("plan lock") = plan;
+    }
+
+    /// How many faults were injected so far.
+    pub fn injected(&self) -> u64 {
+        self.injected.load(Ordering::SeqCst)
+    }
+
+    fn next_random(&self) -> f64 {
+        // xorshift64*: tiny, deterministic, good enough to pick faults.
+        let mut x = self.rng.load(Ordering::SeqCst);
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.store(x, Ordering::SeqCst);
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn check(&self, operation: &str, path: &Path, write: bool) -> object_store::Result<()> {
+        let plan = *self.plan.lock().expect("plan lock");
+        let fail = match plan {
+            FaultPlan::Healthy => false,
+            FaultPlan::FailWritesAfter(n) => {
+                write && self.writes.fetch_add(1, Ordering::SeqCst) >= n
+            }
+            FaultPlan::FailCommits => write && path.as_ref().contains("_delta_log"),
+            FaultPlan::FailFraction { fraction, .. } => self.next_random() < fraction,
+        };
+        if fail {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+            Err(object_store::Error::Generic {
+                store: "FaultyStore",
+                source: format!("injected fault: {operation} {path}").into(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl fmt::Debug for FaultyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FaultyStore")
+            .field("inner", &self.inner)
+            .field("plan", &*self.plan.lock().expect("plan lock"))
+            .finish()
+    }
+}
+
+impl fmt::Display for FaultyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FaultyStore({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FaultyStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.check("put", location, true)?;
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.check("put_multipart", location, true)?;
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.check("get", location, false)?;
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn get_ranges(
+        &self,
+        location: &Path,
+        ranges: &[Range<u64>],
+    ) -> object_store::Result<Vec<bytes::Bytes>> {
+        self.check("get_ranges", location, false)?;
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        if let Err(e) = self.check("delete", &Path::from("delete"), true) {
+            return futures::stream::once(async move { Err(e) }).boxed();
+        }
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        let path = prefix.cloned().unwrap_or_default();
+        if let Err(e) = self.check("list", &path, false) {
+            return futures::stream::once(async move { Err(e) }).boxed();
+        }
+        self.inner.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        let path = prefix.cloned().unwrap_or_default();
+        if let Err(e) = self.check("list", &path, false) {
+            return futures::stream::once(async move { Err(e) }).boxed();
+        }
+        self.inner.list_with_offset(prefix, offset)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.check("list", &prefix.cloned().unwrap_or_default(), false)?;
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.check("copy", to, true)?;
+        self.inner.copy_opts(from, to, options).await
+    }
+
+    async fn rename_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: RenameOptions,
+    ) -> object_store::Result<()> {
+        self.check("rename", to, true)?;
+        self.inner.rename_opts(from, to, options).await
+    }
+}
