@@ -106,6 +106,53 @@ pub trait StorageExt: Storage {
             }
         })
     }
+
+    /// Opens the Delta table at `location`, creating it empty with `schema`
+    /// and `partition_columns` when it does not exist yet.
+    ///
+    /// Creating first and appending in a second commit is what makes
+    /// concurrent first writers safe: appends then always have a snapshot
+    /// to be checked against, so Delta's conflict checker sees a competing
+    /// application transaction. A creator that loses the race to another
+    /// simply opens the winner's table.
+    fn ensure_table<'a>(
+        &'a self,
+        location: &'a Url,
+        schema: &'a arrow::datatypes::Schema,
+        partition_columns: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<DeltaTable>>
+    where
+        Self: Sync,
+    {
+        use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+        Box::pin(async move {
+            let table = self.open_table(location).await?;
+            if table.version().is_some() {
+                return Ok(table);
+            }
+            let fail = |e| LakeError::delta(location.as_str(), e);
+            let structure: deltalake::kernel::StructType = schema
+                .try_into_kernel()
+                .map_err(|e| LakeError::delta(location.as_str(), e.into()))?;
+            let created = table
+                .create()
+                .with_columns(structure.fields().cloned())
+                .with_partition_columns(partition_columns.iter().copied())
+                .with_save_mode(deltalake::protocol::SaveMode::Ignore)
+                .await;
+            match created {
+                Ok(table) => Ok(table),
+                Err(e) => {
+                    let table = self.open_table(location).await?;
+                    if table.version().is_some() {
+                        Ok(table)
+                    } else {
+                        Err(fail(e))
+                    }
+                }
+            }
+        })
+    }
 }
 
 impl<T: Storage + ?Sized> StorageExt for T {}

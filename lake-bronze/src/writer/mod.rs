@@ -37,6 +37,7 @@ use tokio::io::AsyncReadExt;
 use tracing::debug;
 
 use crate::columns;
+use crate::dlq::DEAD_LETTER_SCHEMA;
 use crate::options::BronzeOptions;
 use batch::{Lineage, date_partition_values, without_reserved};
 use columnar::ColumnarReader;
@@ -244,6 +245,10 @@ impl BronzeWriter {
     ) -> Result<Option<u64>> {
         let location = context.storage.layout().dead_letter(&self.table);
         let name = format!("dead letters of {}", self.table);
+        context
+            .storage
+            .ensure_table(&location, &DEAD_LETTER_SCHEMA, &[])
+            .await?;
         for attempt in 1..=MAX_COMMIT_ATTEMPTS {
             let table = context.storage.open_table(&location).await?;
             if table.version().is_some() && self.already_committed(&table, app_id).await? {
@@ -279,6 +284,12 @@ impl BronzeWriter {
     ) -> Result<Written> {
         let location = context.storage.layout().table_location(&self.table);
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        if let Some(first) = batches.first() {
+            context
+                .storage
+                .ensure_table(&location, &first.schema(), &columns::PARTITION_COLUMNS)
+                .await?;
+        }
         for attempt in 1..=MAX_COMMIT_ATTEMPTS {
             let table = context.storage.open_table(&location).await?;
             if let Some(version) = table.version()

@@ -43,7 +43,8 @@ async fn messy_lines_reconcile_and_land_where_they_belong() {
     assert_eq!(report.rows_written, 5, "{report:?}");
     assert_eq!(report.dead_lettered, 6, "{report:?}");
     assert_eq!(report.blank_lines, 3, "{report:?}");
-    assert_eq!(report.table_version, Some(0));
+    // Version 0 creates the table; the batch is version 1.
+    assert_eq!(report.table_version, Some(1));
 
     let table = lake.location(&orders());
     let rows = lake
@@ -292,4 +293,33 @@ async fn concurrent_writers_lose_nothing() {
         .rows(&table, "SELECT count(*), count(DISTINCT _batch_id) FROM t")
         .await;
     assert_eq!(row, vec!["160|80"]);
+}
+
+#[tokio::test]
+async fn the_same_batch_delivered_twice_at_once_lands_once() {
+    let lake = Lake::new();
+    let w = Arc::new(writer());
+    let text = "{\"order_id\":\"a\"}\nbroken\n{\"order_id\":\"b\"}\n";
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let w = Arc::clone(&w);
+        let context = lake.context();
+        tasks.push(tokio::spawn(async move {
+            let raw = RawBatch::from_bytes("same", InputFormat::JsonLines, text).unwrap();
+            let report = w.ingest(&context, raw).await.unwrap();
+            report.reconcile().unwrap();
+            report.already_ingested
+        }));
+    }
+    let mut fresh = 0;
+    for task in tasks {
+        if !task.await.unwrap() {
+            fresh += 1;
+        }
+    }
+    assert_eq!(fresh, 1, "exactly one delivery is not a duplicate");
+    let table = lake.location(&orders());
+    assert_eq!(lake.scalar(&table, "SELECT count(*) FROM t").await, "2");
+    let dlq = lake.dead_letter_location(&orders());
+    assert_eq!(lake.scalar(&dlq, "SELECT count(*) FROM t").await, "1");
 }
