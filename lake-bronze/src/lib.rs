@@ -25,6 +25,29 @@
 //! Fields whose names bronze reserves (starting with `_`, or `year`,
 //! `month`, `day`) get no typed column; they stay in `_raw`.
 //!
+//! # Inputs
+//! | format | how it is read | `_raw` | `_source_line` |
+//! |---|---|---|---|
+//! | JSON lines | strict RFC 8259 per line, chunked | the line | line number |
+//! | CSV | header, delimiter, quote, null strings ([`CsvOptions`]); every column as text | null | line where the record starts |
+//! | Parquet | parquet's Arrow reader; streams are buffered (the footer comes last) | null | record number |
+//! | Avro | arrow-avro's reader | null | record number |
+//! | Arrow batches | as handed in | null | record number |
+//!
+//! Types are normalised to what Delta stores (microsecond timestamps, no
+//! unsigned or view types). What cannot be read goes to the dead-letter
+//! store with the reason: `invalid_json`, `invalid_utf8`, `not_an_object`
+//! (JSON lines) and `invalid_csv` (a record whose field count differs
+//! from the header). A file that cannot be opened as Parquet or Avro at
+//! all is an error naming it; nothing is committed.
+//!
+//! # Exactly once
+//! Both the bronze and the dead-letter commit of a batch carry the Delta
+//! application transaction `lake-bronze:{batch_id}`. A batch id seen before
+//! is reported as `already_ingested` and adds nothing; concurrent
+//! deliveries of one batch id land once (Delta's conflict checker refuses
+//! the second commit, which re-reads and stops).
+//!
 //! # Example
 //! ```
 //! use std::sync::Arc;

@@ -75,6 +75,14 @@ pub enum Classified<'a> {
 
 /// Classifies one line (given without its line end).
 pub fn classify(bytes: &[u8]) -> Classified<'_> {
+    classify_with_keys(bytes, |_| {})
+}
+
+/// Like [`classify`], calling `on_key` with the raw text of every top-level
+/// key as the line is checked (one pass over the bytes, not two). Keys of a
+/// line that turns out not to be a record are reported too: callers keep
+/// them only once the line is a [`Classified::Record`].
+pub fn classify_with_keys(bytes: &[u8], on_key: impl FnMut(&[u8])) -> Classified<'_> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Classified::Blank;
     }
@@ -87,7 +95,7 @@ pub fn classify(bytes: &[u8]) -> Classified<'_> {
             };
         }
     };
-    match strict::check_object(bytes) {
+    match strict::check_object_keys(bytes, on_key) {
         Ok(()) => Classified::Record(text),
         Err((strict::Invalid::Json, detail)) => Classified::Dead {
             reason: DeadLetterReason::InvalidJson,
@@ -188,7 +196,7 @@ impl LineSplitter {
 }
 
 fn memchr(haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == b'\n')
+    memchr::memchr(b'\n', haystack)
 }
 
 #[cfg(test)]

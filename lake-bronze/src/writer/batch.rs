@@ -9,7 +9,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Datelike, Utc};
-use lake_core::{LakeError, PartitionValue, RawBatch, Result, TableId};
+use lake_core::{PartitionValue, RawBatch, Result, TableId};
 
 use crate::columns;
 use crate::dlq::DeadLetters;
@@ -80,7 +80,6 @@ pub(crate) struct ReadOutcome {
     pub(crate) dead_count: u64,
     pub(crate) blank: u64,
     pub(crate) bytes: u64,
-    pub(crate) evolved: bool,
 }
 
 /// The data schema without fields whose names bronze reserves (`_*`,
@@ -162,20 +161,4 @@ pub(crate) fn output_schema(data: &SchemaRef) -> SchemaRef {
         Field::new(columns::DAY, DataType::Utf8, false),
     ]);
     Arc::new(Schema::new(fields))
-}
-
-pub(crate) fn align(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
-    if batch.schema() == *schema {
-        return Ok(batch.clone());
-    }
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|f| match batch.column_by_name(f.name()) {
-            Some(c) => Arc::clone(c),
-            None => new_null_array(f.data_type(), batch.num_rows()),
-        })
-        .collect();
-    RecordBatch::try_new(Arc::clone(schema), columns)
-        .map_err(|e| LakeError::arrow("aligning bronze batches", e))
 }

@@ -31,7 +31,8 @@ use crate::dlq::DeadLetters;
 use crate::json::DeadLetterReason;
 use crate::options::{BronzeOptions, CsvOptions, SchemaPolicy};
 
-use super::batch::{Lineage, ReadOutcome, align, normalize_field, output_schema};
+use super::batch::{Lineage, ReadOutcome, normalize_field, output_schema};
+use super::sink::DeltaSink;
 
 /// What the blocking decoder sends.
 enum Decoded {
@@ -59,11 +60,13 @@ pub(super) async fn read(
     format: InputFormat,
     payload: Payload,
     reader: &mut ColumnarReader<'_>,
+    sink: &mut DeltaSink,
 ) -> Result<()> {
     let input = match payload {
         Payload::Batches(batches) => {
             for batch in batches {
                 reader.push(batch, None)?;
+                reader.drain(sink).await?;
             }
             return Ok(());
         }
@@ -110,7 +113,10 @@ pub(super) async fn read(
     });
     while let Some(message) = rx.recv().await {
         match message? {
-            Decoded::Batch(batch, lines) => reader.push(batch, lines)?,
+            Decoded::Batch(batch, lines) => {
+                reader.push(batch, lines)?;
+                reader.drain(sink).await?;
+            }
             Decoded::Dead {
                 bytes,
                 reason,
@@ -514,17 +520,15 @@ impl<'a> ColumnarReader<'a> {
         Ok(())
     }
 
-    pub(super) fn finish(self, bytes: u64) -> Result<ReadOutcome> {
-        let batches = match &self.schema {
-            Some(schema) => {
-                let schema = output_schema(schema);
-                self.batches
-                    .iter()
-                    .map(|b| align(b, &schema))
-                    .collect::<Result<Vec<_>>>()?
-            }
-            None => Vec::new(),
-        };
+    async fn drain(&mut self, sink: &mut DeltaSink) -> Result<()> {
+        for batch in std::mem::take(&mut self.batches) {
+            sink.write(batch).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn finish(mut self, bytes: u64) -> Result<ReadOutcome> {
+        let batches = std::mem::take(&mut self.batches);
         let dead_count = self.dead.len() as u64;
         Ok(ReadOutcome {
             batches,
@@ -534,7 +538,6 @@ impl<'a> ColumnarReader<'a> {
             dead_count,
             blank: 0,
             bytes,
-            evolved: self.evolved,
         })
     }
 }

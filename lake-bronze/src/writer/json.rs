@@ -17,10 +17,10 @@ use lake_core::{LakeError, RawBatch, Result, TableId};
 
 use crate::columns;
 use crate::dlq::DeadLetters;
-use crate::json::{Classified, LineSplitter, classify, strict};
+use crate::json::{Classified, LineSplitter, classify_with_keys, strict};
 use crate::options::{BronzeOptions, SchemaPolicy};
 
-use super::batch::{Lineage, ReadOutcome, align, normalize_field, output_schema, without_reserved};
+use super::batch::{Lineage, ReadOutcome, normalize_field, output_schema, without_reserved};
 
 /// Records of the current chunk, waiting to be decoded together.
 #[derive(Default)]
@@ -33,7 +33,14 @@ struct Chunk {
     lines: Vec<i64>,
     /// Every distinct top-level key seen in the chunk (raw, undecoded).
     keys: HashSet<Box<[u8]>>,
+    /// The current line's keys, each followed by [`KEY_SEPARATOR`].
+    line_keys: Vec<u8>,
+    /// The keys of the last record whose keys went into `keys`.
+    last_keys: Vec<u8>,
 }
+
+/// Ends each key in a line's key list; never part of UTF-8 text.
+const KEY_SEPARATOR: u8 = 0xFF;
 
 impl Chunk {
     fn len(&self) -> usize {
@@ -45,11 +52,27 @@ impl Chunk {
         &self.text[self.starts[i]..end - 1]
     }
 
+    /// Adds the current line's keys to the chunk's key set. Records of one
+    /// source almost always repeat the previous record's keys, so one
+    /// comparison usually replaces a hash lookup per key.
+    fn note_keys(&mut self) {
+        if self.line_keys == self.last_keys {
+            return;
+        }
+        for key in self.line_keys.split(|b| *b == KEY_SEPARATOR) {
+            if !key.is_empty() && !self.keys.contains(key) {
+                self.keys.insert(key.into());
+            }
+        }
+        std::mem::swap(&mut self.last_keys, &mut self.line_keys);
+    }
+
     fn clear(&mut self) {
         self.text.clear();
         self.starts.clear();
         self.lines.clear();
         self.keys.clear();
+        self.last_keys.clear();
     }
 }
 
@@ -105,19 +128,19 @@ impl<'a> JsonReader<'a> {
 
     fn on_line(&mut self, number: u64, offset: u64, bytes: &[u8]) -> Result<()> {
         self.lines += 1;
-        match classify(bytes) {
+        let line_keys = &mut self.chunk.line_keys;
+        line_keys.clear();
+        let classified = classify_with_keys(bytes, |key| {
+            line_keys.extend_from_slice(key);
+            line_keys.push(KEY_SEPARATOR);
+        });
+        match classified {
             Classified::Blank => self.blank += 1,
             Classified::Dead { reason, detail } => {
                 self.dead.push(bytes, reason, &detail, number, offset);
             }
             Classified::Record(text) => {
-                let keys = &mut self.chunk.keys;
-                // Checked already by `classify`; this pass only lists the keys.
-                let _ = strict::check_object_keys(bytes, |key| {
-                    if !keys.contains(key) {
-                        keys.insert(key.into());
-                    }
-                });
+                self.chunk.note_keys();
                 self.chunk.starts.push(self.chunk.text.len());
                 self.chunk.text.push_str(text);
                 self.chunk.text.push('\n');
@@ -130,6 +153,11 @@ impl<'a> JsonReader<'a> {
         Ok(())
     }
 
+    /// The batches decoded so far, for the sink.
+    pub(super) fn take_batches(&mut self) -> Vec<RecordBatch> {
+        std::mem::take(&mut self.batches)
+    }
+
     pub(super) fn finish(mut self) -> Result<ReadOutcome> {
         let splitter = std::mem::take(&mut self.splitter);
         let bytes = splitter.bytes_read();
@@ -137,17 +165,7 @@ impl<'a> JsonReader<'a> {
         if self.chunk.len() > 0 {
             self.decode_chunk()?;
         }
-        // Columns added midway are null in the batches decoded before them.
-        let batches = match &self.schema {
-            Some(schema) => {
-                let schema = output_schema(schema);
-                self.batches
-                    .iter()
-                    .map(|b| align(b, &schema))
-                    .collect::<Result<Vec<_>>>()?
-            }
-            None => Vec::new(),
-        };
+        let batches = std::mem::take(&mut self.batches);
         let dead_count = self.dead.len() as u64;
         Ok(ReadOutcome {
             batches,
@@ -157,7 +175,6 @@ impl<'a> JsonReader<'a> {
             dead_count,
             blank: self.blank,
             bytes,
-            evolved: self.evolved,
         })
     }
 

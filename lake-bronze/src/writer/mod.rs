@@ -14,17 +14,17 @@
 mod batch;
 mod columnar;
 mod json;
+mod sink;
 
-use std::num::NonZeroU64;
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
-use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use futures::StreamExt;
 use lake_core::{
@@ -32,7 +32,8 @@ use lake_core::{
     Result, StageContext, StorageExt, TableDefinition, TableId, Zone,
 };
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use tokio::io::AsyncReadExt;
 use tracing::debug;
 
@@ -42,11 +43,10 @@ use crate::options::BronzeOptions;
 use batch::{Lineage, date_partition_values, without_reserved};
 use columnar::ColumnarReader;
 use json::JsonReader;
+use sink::{DeltaSink, MAX_COMMIT_ATTEMPTS, Written};
 
 /// Bytes read from a file per step.
 const READ_CHUNK: usize = 4 * 1024 * 1024;
-/// How often a commit that lost a race is re-planned before giving up.
-const MAX_COMMIT_ATTEMPTS: usize = 5;
 
 /// Writes delivered batches into one bronze table; the bronze [`IngestStage`].
 #[derive(Debug, Clone)]
@@ -130,17 +130,37 @@ impl BronzeWriter {
             None => self.options.schema.clone().map(|s| without_reserved(&s)),
         };
         let lineage = Lineage::new(&batch, &self.table, ingested_at);
+        let mut sink = DeltaSink::new(
+            Arc::clone(storage),
+            self.table.clone(),
+            self.writer_properties(&batch.batch_id, ingested_at),
+            self.options.target_file_size.filter(|size| *size > 0),
+        );
         let outcome = if format == InputFormat::JsonLines {
             let mut reader = JsonReader::new(&self.table, &batch, &self.options, existing, lineage);
-            read_payload(batch.payload, &batch.source_file, &mut reader).await?;
+            read_payload(batch.payload, &batch.source_file, &mut reader, &mut sink).await?;
             reader.finish()?
         } else {
             let mut reader =
                 ColumnarReader::new(&self.table, &batch, &self.options, existing, lineage);
             let bytes = payload_size(&batch.payload);
-            columnar::read(format, batch.payload, &mut reader).await?;
+            columnar::read(format, batch.payload, &mut reader, &mut sink).await?;
             reader.finish(bytes)?
         };
+        for rest in outcome.batches {
+            sink.write(rest).await?;
+        }
+        if sink.rows() != outcome.rows {
+            return Err(LakeError::Reconciliation {
+                stage: self.name.clone(),
+                message: format!(
+                    "batch {}: {} records decoded but {} rows written",
+                    batch.batch_id,
+                    outcome.rows,
+                    sink.rows()
+                ),
+            });
+        }
 
         let dlq_version = if outcome.dead.len() > 0 {
             let dead = outcome.dead.finish(
@@ -156,11 +176,9 @@ impl BronzeWriter {
 
         let mut version = table.version();
         let mut already = false;
-        if outcome.rows > 0 {
-            match self
-                .write_rows(context, outcome.batches, &app_id, outcome.evolved)
-                .await?
-            {
+        let rows_written = sink.rows();
+        if rows_written > 0 {
+            match sink.commit(&app_id).await? {
                 Written::Committed(v) => version = Some(v),
                 Written::AlreadyPresent(v) => {
                     version = Some(v);
@@ -204,17 +222,6 @@ impl BronzeWriter {
             already = true;
         }
 
-        let report = IngestReport {
-            table: self.table.clone(),
-            batch_id: batch.batch_id.clone(),
-            input_records: outcome.lines,
-            rows_written: if already { 0 } else { outcome.rows },
-            dead_lettered: if already { 0 } else { outcome.dead_count },
-            blank_lines: if already { 0 } else { outcome.blank },
-            already_ingested: already,
-            bytes_read: outcome.bytes,
-            table_version: version,
-        };
         if already {
             // Another writer committed this batch while we read it.
             return Ok(IngestReport::already_ingested(
@@ -223,18 +230,21 @@ impl BronzeWriter {
                 version,
             ));
         }
-        Ok(report)
+        Ok(IngestReport {
+            table: self.table.clone(),
+            batch_id: batch.batch_id,
+            input_records: outcome.lines,
+            rows_written,
+            dead_lettered: outcome.dead_count,
+            blank_lines: outcome.blank,
+            already_ingested: false,
+            bytes_read: outcome.bytes,
+            table_version: version,
+        })
     }
 
     async fn already_committed(&self, table: &DeltaTable, app_id: &str) -> Result<bool> {
-        let state = table
-            .snapshot()
-            .map_err(|e| LakeError::delta(self.table.to_string(), e))?;
-        let version = state
-            .transaction_version(table.log_store().as_ref(), app_id)
-            .await
-            .map_err(|e| LakeError::delta(self.table.to_string(), e))?;
-        Ok(version.is_some())
+        sink::committed(table, app_id, &self.table).await
     }
 
     async fn write_dead_letters(
@@ -275,67 +285,15 @@ impl BronzeWriter {
         unreachable!("the loop returns on its last attempt")
     }
 
-    async fn write_rows(
-        &self,
-        context: &StageContext,
-        batches: Vec<RecordBatch>,
-        app_id: &str,
-        evolved: bool,
-    ) -> Result<Written> {
-        let location = context.storage.layout().table_location(&self.table);
-        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        if let Some(first) = batches.first() {
-            context
-                .storage
-                .ensure_table(&location, &first.schema(), &columns::PARTITION_COLUMNS)
-                .await?;
-        }
-        for attempt in 1..=MAX_COMMIT_ATTEMPTS {
-            let table = context.storage.open_table(&location).await?;
-            if let Some(version) = table.version()
-                && self.already_committed(&table, app_id).await?
-            {
-                return Ok(Written::AlreadyPresent(version));
-            }
-            let mut write = table
-                .write(batches.clone())
-                .with_save_mode(SaveMode::Append)
-                .with_partition_columns(columns::PARTITION_COLUMNS)
-                .with_writer_properties(self.writer_properties(rows))
-                .with_commit_properties(
-                    CommitProperties::default()
-                        .with_application_transaction(Transaction::new(app_id, 1)),
-                );
-            if evolved {
-                write = write.with_schema_mode(SchemaMode::Merge);
-            }
-            if let Some(size) = self.options.target_file_size.and_then(NonZeroU64::new) {
-                write = write.with_target_file_size(Some(size));
-            }
-            match write.await {
-                Ok(table) => {
-                    let version = table.version().ok_or_else(|| {
-                        LakeError::not_found(format!("version of {} after commit", self.table))
-                    })?;
-                    return Ok(Written::Committed(version));
-                }
-                Err(e) => {
-                    let error = LakeError::delta(self.table.to_string(), e);
-                    if !error.is_retryable() || attempt == MAX_COMMIT_ATTEMPTS {
-                        return Err(error);
-                    }
-                    debug!(table = %self.table, attempt, "commit conflict, retrying");
-                }
-            }
-        }
-        unreachable!("the loop returns on its last attempt")
-    }
-
-    fn writer_properties(&self, rows: usize) -> WriterProperties {
+    fn writer_properties(&self, batch_id: &str, ingested_at: DateTime<Utc>) -> WriterProperties {
         WriterProperties::builder()
             .set_compression(self.options.compression.to_parquet())
             .set_dictionary_enabled(true)
-            .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Page)
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            // The original text is unique per row and long: a dictionary is
+            // pure overhead there, and min/max statistics of it prune nothing.
+            .set_column_dictionary_enabled(ColumnPath::from(columns::RAW), false)
+            .set_column_statistics_enabled(ColumnPath::from(columns::RAW), EnabledStatistics::None)
             .set_max_row_group_row_count(Some(self.options.row_group_size.max(1)))
             .set_key_value_metadata(Some(vec![
                 KeyValue::new(
@@ -343,16 +301,11 @@ impl BronzeWriter {
                     self.table.namespace.to_string(),
                 ),
                 KeyValue::new("lake.table".to_string(), self.table.to_string()),
-                KeyValue::new("lake.ingested_at".to_string(), Utc::now().to_rfc3339()),
-                KeyValue::new("lake.batch_records".to_string(), rows.to_string()),
+                KeyValue::new("lake.ingested_at".to_string(), ingested_at.to_rfc3339()),
+                KeyValue::new("lake.batch_id".to_string(), batch_id.to_string()),
             ]))
             .build()
     }
-}
-
-enum Written {
-    Committed(u64),
-    AlreadyPresent(u64),
 }
 
 #[async_trait]
@@ -383,9 +336,17 @@ async fn read_payload(
     payload: Payload,
     source_file: &str,
     reader: &mut JsonReader<'_>,
+    sink: &mut DeltaSink,
 ) -> Result<()> {
     match payload {
-        Payload::Bytes(bytes) => reader.feed(&bytes),
+        Payload::Bytes(bytes) => {
+            // Fed in slices so decoded batches reach the sink as they fill.
+            for piece in bytes.chunks(READ_CHUNK) {
+                reader.feed(piece)?;
+                drain(reader, sink).await?;
+            }
+            Ok(())
+        }
         Payload::File(path) => {
             let io_error = |e| LakeError::Io {
                 path: path.display().to_string(),
@@ -399,11 +360,13 @@ async fn read_payload(
                     return Ok(());
                 }
                 reader.feed(&buffer[..n])?;
+                drain(reader, sink).await?;
             }
         }
         Payload::Stream(mut stream) => {
             while let Some(chunk) = stream.next().await {
                 reader.feed(&chunk?)?;
+                drain(reader, sink).await?;
             }
             Ok(())
         }
@@ -412,6 +375,13 @@ async fn read_payload(
             format!("{source_file}: Arrow batches are not newline-delimited JSON"),
         )),
     }
+}
+
+async fn drain(reader: &mut JsonReader<'_>, sink: &mut DeltaSink) -> Result<()> {
+    for batch in reader.take_batches() {
+        sink.write(batch).await?;
+    }
+    Ok(())
 }
 
 fn arrow_schema_of(table: &DeltaTable, id: &TableId) -> Result<SchemaRef> {

@@ -1,0 +1,212 @@
+//! The `lake-bench` harness.
+//!
+//! ```text
+//! lake-bench generate [--scale small|medium|large] [--events N --orders N --batches N] --out DIR [--seed N]
+//! lake-bench bronze [--events N] [--repeat N] [--only floor|bronze]
+//! ```
+//!
+//! `bronze` measures newline-delimited JSON of the reference workload into
+//! a bronze table against a floor measured in the same run: arrow-json
+//! decoding plus a plain Parquet write of the same bytes, without Delta,
+//! dead letters or lineage. It prints one JSON line with both timings and
+//! their ratio. Pin it to one core with `taskset -c 0` to measure per-core
+//! throughput.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use lake_bench::workload::{WorkloadSpec, generate};
+use lake_bronze::BronzeWriter;
+use lake_core::arrow::datatypes::SchemaRef;
+use lake_core::parquet::arrow::ArrowWriter;
+use lake_core::parquet::basic::Compression;
+use lake_core::parquet::file::properties::WriterProperties;
+use lake_core::{IngestStage, ObjectStorage, RawBatch, StageContext};
+
+type AnyResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("generate") => generate_command(&args[1..]),
+        Some("bronze") => bronze_command(&args[1..]),
+        _ => Err(usage().into()),
+    };
+    if let Err(e) = result {
+        eprintln!("lake-bench: {e}");
+        std::process::exit(2);
+    }
+}
+
+fn usage() -> String {
+    "usage: lake-bench generate [--scale small|medium|large] --out DIR [--seed N] | lake-bench bronze [--events N] [--repeat N]".to_string()
+}
+
+/// `--name value` pairs; unknown names are an error naming them.
+fn options(args: &[String], known: &[&str]) -> AnyResult<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut it = args.iter();
+    while let Some(name) = it.next() {
+        let key = name
+            .strip_prefix("--")
+            .filter(|k| known.contains(k))
+            .ok_or_else(|| format!("unknown argument {name:?}; {}", usage()))?;
+        let value = it.next().ok_or_else(|| format!("--{key} needs a value"))?;
+        out.push((key.to_string(), value.clone()));
+    }
+    Ok(out)
+}
+
+fn number(key: &str, value: &str) -> AnyResult<usize> {
+    value
+        .replace('_', "")
+        .parse()
+        .map_err(|_| format!("--{key}: {value:?} is not a number").into())
+}
+
+fn generate_command(args: &[String]) -> AnyResult<()> {
+    let mut spec = WorkloadSpec::small();
+    let mut out: Option<PathBuf> = None;
+    for (key, value) in options(
+        args,
+        &["scale", "out", "seed", "events", "orders", "batches"],
+    )? {
+        match key.as_str() {
+            "scale" => {
+                let seed = spec.seed;
+                spec = WorkloadSpec::scale(&value)
+                    .ok_or_else(|| format!("--scale: unknown scale {value:?}"))?;
+                spec.seed = seed;
+            }
+            "out" => out = Some(PathBuf::from(value)),
+            "seed" => spec.seed = number(&key, &value)? as u64,
+            "events" => spec.events = number(&key, &value)?,
+            "orders" => spec.orders = number(&key, &value)?.max(1),
+            "batches" => spec.batches = number(&key, &value)?.max(1),
+            _ => unreachable!(),
+        }
+    }
+    let out = out.ok_or("generate needs --out DIR")?;
+    std::fs::create_dir_all(&out)?;
+    for (i, text) in generate(&spec).iter().enumerate() {
+        std::fs::write(out.join(format!("batch-{:05}.jsonl", i + 1)), text)?;
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "out": out.display().to_string(),
+            "events": spec.events,
+            "orders": spec.orders,
+            "batches": spec.batches,
+            "seed": spec.seed,
+        })
+    );
+    Ok(())
+}
+
+fn bronze_command(args: &[String]) -> AnyResult<()> {
+    let mut events = 1_000_000;
+    let mut repeat = 3;
+    let mut only: Option<String> = None;
+    for (key, value) in options(args, &["events", "repeat", "only"])? {
+        match key.as_str() {
+            "events" => events = number(&key, &value)?,
+            "repeat" => repeat = number(&key, &value)?.max(1),
+            // For profiling one side: `--only floor` or `--only bronze`.
+            "only" => only = Some(value),
+            _ => unreachable!(),
+        }
+    }
+    // No broken lines: the floor (plain arrow-json) cannot read them.
+    let spec = WorkloadSpec {
+        corrupt: 0.0,
+        ..WorkloadSpec::sized(events, events / 5, 1)
+    };
+    let text = generate(&spec).concat();
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join("batch-00001.jsonl");
+    std::fs::write(&input, &text)?;
+    let lines = text.lines().count() as f64;
+    let megabytes = text.len() as f64 / 1e6;
+    drop(text);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut floor = Vec::new();
+    let mut ours = Vec::new();
+    for round in 0..repeat {
+        if only.as_deref() != Some("bronze") {
+            floor.push(time_floor(
+                &input,
+                &dir.path().join(format!("floor-{round}.parquet")),
+            )?);
+        }
+        if only.as_deref() != Some("floor") {
+            let lake = dir.path().join(format!("lake-{round}"));
+            ours.push(runtime.block_on(time_bronze(&input, &lake))?);
+        }
+    }
+    let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let (floor_s, ours_s) = (best(&floor), best(&ours));
+    println!(
+        "{}",
+        serde_json::json!({
+            "benchmark": "bronze_ndjson",
+            "command": format!("lake-bench bronze --events {events} --repeat {repeat}"),
+            "lines": lines,
+            "megabytes": megabytes,
+            "floor_seconds": floor_s,
+            "bronze_seconds": ours_s,
+            "floor_rows_per_second": lines / floor_s,
+            "bronze_rows_per_second": lines / ours_s,
+            "bronze_megabytes_per_second": megabytes / ours_s,
+            "ratio_bronze_to_floor": ours_s / floor_s,
+            "floor_runs": floor,
+            "bronze_runs": ours,
+        })
+    );
+    Ok(())
+}
+
+/// arrow-json decoding plus a plain Parquet write: what bronze cannot beat.
+fn time_floor(input: &Path, output: &Path) -> AnyResult<f64> {
+    let started = Instant::now();
+    let (schema, _) =
+        arrow_json::reader::infer_json_schema(BufReader::new(File::open(input)?), Some(1000))?;
+    let schema: SchemaRef = Arc::new(schema);
+    let reader = arrow_json::ReaderBuilder::new(Arc::clone(&schema))
+        .with_batch_size(64 * 1024)
+        .with_coerce_primitive(true)
+        .build(BufReader::new(File::open(input)?))?;
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let mut writer = ArrowWriter::try_new(File::create(output)?, schema, Some(properties))?;
+    for batch in reader {
+        writer.write(&batch?)?;
+    }
+    writer.close()?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+async fn time_bronze(input: &Path, lake: &Path) -> AnyResult<f64> {
+    let storage = Arc::new(ObjectStorage::from_url(
+        lake.to_str().ok_or("lake path is not UTF-8")?,
+    )?);
+    let context = StageContext {
+        storage,
+        catalog: None,
+        validators: Vec::new(),
+        run_id: "bench".to_string(),
+    };
+    let writer = BronzeWriter::new(lake_core::TableId::bronze("shop", "orders")?)?;
+    let started = Instant::now();
+    let report = writer.ingest(&context, RawBatch::from_file(input)?).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    report.reconcile()?;
+    Ok(seconds)
+}

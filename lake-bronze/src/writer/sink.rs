@@ -1,0 +1,225 @@
+//! Streaming bronze batches into Delta data files while the input is read.
+//!
+//! deltalake's `RecordBatchWriter` encodes and uploads files as batches
+//! arrive (finishing a file at the target size), so memory is bounded by
+//! the file size, not by the input. The files become visible in one commit
+//! at the end that also carries the batch's application transaction: a
+//! failure before it leaves only unreferenced files (removed by `VACUUM`)
+//! and the table at its previous version.
+//!
+//! When the schema grows while a batch is read (a new field under the
+//! `Evolve` policy), the columns are added to the table first (a metadata
+//! commit: nullable columns, so readers of the previous version are
+//! unaffected) and a new writer continues; files written before simply lack
+//! the column, which Delta reads as null.
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Schema, SchemaRef};
+use deltalake::DeltaTable;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Add, StructField, Transaction};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use lake_core::{LakeError, Result, StorageExt, StorageRef, TableId};
+use parquet::file::properties::WriterProperties;
+use tracing::debug;
+use url::Url;
+
+use crate::columns;
+
+/// How often a commit that lost a race is tried again before giving up.
+pub(super) const MAX_COMMIT_ATTEMPTS: usize = 5;
+
+/// The outcome of committing a batch.
+pub(super) enum Written {
+    /// Committed as this version.
+    Committed(u64),
+    /// Another writer had committed this batch already; the table is at this version.
+    AlreadyPresent(u64),
+}
+
+/// Writes the rows of one delivered batch into data files of one table.
+pub(super) struct DeltaSink {
+    storage: StorageRef,
+    table_id: TableId,
+    location: Url,
+    properties: WriterProperties,
+    target_file_size: Option<u64>,
+    writer: Option<RecordBatchWriter>,
+    schema: Option<SchemaRef>,
+    adds: Vec<Add>,
+    rows: u64,
+}
+
+impl DeltaSink {
+    pub(super) fn new(
+        storage: StorageRef,
+        table_id: TableId,
+        properties: WriterProperties,
+        target_file_size: Option<u64>,
+    ) -> Self {
+        let location = storage.layout().table_location(&table_id);
+        Self {
+            storage,
+            table_id,
+            location,
+            properties,
+            target_file_size,
+            writer: None,
+            schema: None,
+            adds: Vec::new(),
+            rows: 0,
+        }
+    }
+
+    /// Rows written so far.
+    pub(super) fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    fn fail(&self, error: deltalake::DeltaTableError) -> LakeError {
+        LakeError::delta(self.table_id.to_string(), error)
+    }
+
+    /// Encodes `batch` into the current data file.
+    pub(super) async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if self.schema.as_ref() != Some(&batch.schema()) {
+            self.rotate(batch.schema()).await?;
+        }
+        self.rows += batch.num_rows() as u64;
+        let writer = self.writer.as_mut().expect("rotate sets a writer");
+        let result = writer.write(batch).await;
+        result.map_err(|e| self.fail(e))
+    }
+
+    /// Finishes the current files and starts a writer for `schema`, adding
+    /// its new columns to the table first.
+    async fn rotate(&mut self, schema: SchemaRef) -> Result<()> {
+        if let Some(mut writer) = self.writer.take() {
+            let adds = writer.flush().await.map_err(|e| self.fail(e))?;
+            self.adds.extend(adds);
+        }
+        let table_created = self
+            .storage
+            .ensure_table(&self.location, &schema, &columns::PARTITION_COLUMNS)
+            .await?;
+        add_missing_columns(&self.storage, &self.location, &self.table_id, &schema).await?;
+        let table = self.storage.open_table(&self.location).await?;
+        drop(table_created);
+        let mut writer = RecordBatchWriter::for_table(&table)
+            .map_err(|e| self.fail(e))?
+            .with_writer_properties(self.properties.clone());
+        if let Some(size) = self.target_file_size {
+            writer = writer.with_target_file_size(size);
+        }
+        self.writer = Some(writer);
+        self.schema = Some(schema);
+        Ok(())
+    }
+
+    /// Commits every file written, with the application transaction `app_id`,
+    /// unless a commit with that transaction exists already.
+    pub(super) async fn commit(mut self, app_id: &str) -> Result<Written> {
+        if let Some(mut writer) = self.writer.take() {
+            let adds = writer.flush().await.map_err(|e| self.fail(e))?;
+            self.adds.extend(adds);
+        }
+        let actions: Vec<Action> = self.adds.iter().cloned().map(Action::Add).collect();
+        for attempt in 1..=MAX_COMMIT_ATTEMPTS {
+            let table = self.storage.open_table(&self.location).await?;
+            let version = table.version().ok_or_else(|| {
+                LakeError::not_found(format!("table {} at {}", self.table_id, self.location))
+            })?;
+            if committed(&table, app_id, &self.table_id).await? {
+                return Ok(Written::AlreadyPresent(version));
+            }
+            let operation = DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by: Some(
+                    columns::PARTITION_COLUMNS
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect(),
+                ),
+                predicate: None,
+            };
+            let snapshot = table.snapshot().map_err(|e| self.fail(e))?;
+            let result = CommitBuilder::from(
+                CommitProperties::default()
+                    .with_application_transaction(Transaction::new(app_id, 1)),
+            )
+            .with_actions(actions.clone())
+            .build(Some(snapshot), table.log_store(), operation)
+            .await;
+            match result {
+                Ok(finalized) => return Ok(Written::Committed(finalized.version)),
+                Err(e) => {
+                    let error = self.fail(e);
+                    if !error.is_retryable() || attempt == MAX_COMMIT_ATTEMPTS {
+                        return Err(error);
+                    }
+                    debug!(table = %self.table_id, attempt, "commit conflict, retrying");
+                }
+            }
+        }
+        unreachable!("the loop returns on its last attempt")
+    }
+}
+
+/// Whether `table` has a commit carrying the application transaction `app_id`.
+pub(super) async fn committed(table: &DeltaTable, app_id: &str, id: &TableId) -> Result<bool> {
+    let state = table
+        .snapshot()
+        .map_err(|e| LakeError::delta(id.to_string(), e))?;
+    let version = state
+        .transaction_version(table.log_store().as_ref(), app_id)
+        .await
+        .map_err(|e| LakeError::delta(id.to_string(), e))?;
+    Ok(version.is_some())
+}
+
+/// Adds the columns of `schema` that the table lacks (nullable, so readers
+/// of earlier versions are unaffected). A free function, not a method: the
+/// sink holds a Parquet writer that is `Send` but not `Sync`, and a borrow
+/// of it must not live across these awaits.
+async fn add_missing_columns(
+    storage: &StorageRef,
+    location: &Url,
+    table_id: &TableId,
+    schema: &Schema,
+) -> Result<()> {
+    let fail = |e| LakeError::delta(table_id.to_string(), e);
+    for attempt in 1..=MAX_COMMIT_ATTEMPTS {
+        let table = storage.open_table(location).await?;
+        let current = table
+            .snapshot()
+            .map_err(&fail)?
+            .snapshot()
+            .arrow_schema();
+        let missing: Vec<StructField> = schema
+            .fields()
+            .iter()
+            .filter(|f| current.field_with_name(f.name()).is_err())
+            .map(|f| f.as_ref().try_into_kernel())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| fail(e.into()))?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        debug!(table = %table_id, columns = missing.len(), "adding columns");
+        match table.add_columns().with_fields(missing).await {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                let error = fail(e);
+                if !error.is_retryable() || attempt == MAX_COMMIT_ATTEMPTS {
+                    return Err(error);
+                }
+            }
+        }
+    }
+    Ok(())
+}
