@@ -3,6 +3,7 @@
 //! ```text
 //! lake-bench generate [--scale small|medium|large] [--events N --orders N --batches N] --out DIR [--seed N]
 //! lake-bench bronze [--events N] [--repeat N] [--only floor|bronze]
+//! lake-bench ingest --input FILE --lake DIR
 //! ```
 //!
 //! `bronze` measures newline-delimited JSON of the reference workload into
@@ -33,6 +34,7 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("generate") => generate_command(&args[1..]),
         Some("bronze") => bronze_command(&args[1..]),
+        Some("ingest") => ingest_command(&args[1..]),
         _ => Err(usage().into()),
     };
     if let Err(e) = result {
@@ -42,7 +44,55 @@ fn main() {
 }
 
 fn usage() -> String {
-    "usage: lake-bench generate [--scale small|medium|large] --out DIR [--seed N] | lake-bench bronze [--events N] [--repeat N]".to_string()
+    "usage: lake-bench generate [--scale small|medium|large] --out DIR [--seed N] | lake-bench bronze [--events N] [--repeat N] | lake-bench ingest --input FILE --lake DIR".to_string()
+}
+
+/// Peak resident memory of this process in bytes (Linux), if known.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Ingests one file into `bronze/shop/orders` and prints the report with
+/// the peak memory, to check that memory does not grow with the input.
+fn ingest_command(args: &[String]) -> AnyResult<()> {
+    let mut input = None;
+    let mut lake = None;
+    for (key, value) in options(args, &["input", "lake"])? {
+        match key.as_str() {
+            "input" => input = Some(PathBuf::from(value)),
+            "lake" => lake = Some(value),
+            _ => unreachable!(),
+        }
+    }
+    let input = input.ok_or("ingest needs --input FILE")?;
+    let lake = lake.ok_or("ingest needs --lake DIR")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    let report = runtime.block_on(async {
+        let context = StageContext {
+            storage: Arc::new(ObjectStorage::from_url(&lake)?),
+            catalog: None,
+            validators: Vec::new(),
+            run_id: "ingest".to_string(),
+        };
+        let writer = BronzeWriter::new(lake_core::TableId::bronze("shop", "orders")?)?;
+        writer.ingest(&context, RawBatch::from_file(&input)?).await
+    })?;
+    report.reconcile()?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "report": report,
+            "seconds": started.elapsed().as_secs_f64(),
+            "peak_rss_bytes": peak_rss_bytes(),
+        })
+    );
+    Ok(())
 }
 
 /// `--name value` pairs; unknown names are an error naming them.

@@ -195,11 +195,7 @@ async fn add_missing_columns(
     let fail = |e| LakeError::delta(table_id.to_string(), e);
     for attempt in 1..=MAX_COMMIT_ATTEMPTS {
         let table = storage.open_table(location).await?;
-        let current = table
-            .snapshot()
-            .map_err(&fail)?
-            .snapshot()
-            .arrow_schema();
+        let current = table.snapshot().map_err(&fail)?.snapshot().arrow_schema();
         let missing: Vec<StructField> = schema
             .fields()
             .iter()
