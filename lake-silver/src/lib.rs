@@ -1,9 +1,13 @@
 //! Silver: typed, validated, deduplicated records with SCD Type 2 history.
 //!
-//! This crate will hold the silver spec, typing and quarantine
-//! (`_quarantine/{domain}/{entity}`), the changes table, and the SCD1/SCD2
-//! merge that does not depend on arrival order, read incrementally from
-//! bronze, implementing [`lake_core::RefineStage`]. See `SEMANTICS.md`,
-//! section Silver.
+//! So far this crate holds the [`scd2`] engine: the history of a key as a
+//! pure function of its valid events, which is what makes silver
+//! independent of arrival order. Still to come (see the silver issue): the
+//! silver spec, typing and quarantine (`_quarantine/{domain}/{entity}`),
+//! the changes table, the incremental merge from bronze with its bookmark,
+//! SCD1 mode, Debezium envelopes and the [`lake_core::RefineStage`]
+//! implementation. See `SEMANTICS.md`, section Silver.
 
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+
+pub mod scd2;

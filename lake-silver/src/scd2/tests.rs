@@ -1,0 +1,241 @@
+//! Every rule of SEMANTICS.md's SCD2 section, and order independence as a
+//! property over random event sets, splits and duplicates.
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn ev(sequence: i64, op: Op, status: &str) -> Event {
+    Event {
+        sequence,
+        op,
+        tracked: vec![Cell::Str(status.to_string())],
+    }
+}
+
+fn spans(h: &History) -> Vec<(i64, Option<i64>, String)> {
+    h.versions
+        .iter()
+        .map(|v| {
+            let status = match &v.tracked[0] {
+                Cell::Str(s) => s.clone(),
+                other => format!("{other:?}"),
+            };
+            (v.valid_from, v.valid_to, status)
+        })
+        .collect()
+}
+
+use Op::{Create as C, Delete as D, Update as U};
+
+#[test]
+fn create_update_delete_recreate() {
+    let h = history(vec![
+        ev(1, C, "a"),
+        ev(2, U, "b"),
+        ev(3, D, "b"),
+        ev(4, C, "c"),
+    ]);
+    assert_eq!(
+        spans(&h),
+        vec![
+            (1, Some(2), "a".into()),
+            (2, Some(3), "b".into()),
+            (4, None, "c".into())
+        ]
+    );
+    assert_eq!(h.versions.iter().filter(|v| v.is_current()).count(), 1);
+}
+
+#[test]
+fn a_late_arrival_splits_an_interval() {
+    let h = history(vec![ev(1, C, "a"), ev(5, U, "c"), ev(3, U, "b")]);
+    assert_eq!(
+        spans(&h),
+        vec![
+            (1, Some(3), "a".into()),
+            (3, Some(5), "b".into()),
+            (5, None, "c".into())
+        ]
+    );
+}
+
+#[test]
+fn a_no_op_update_opens_nothing_until_a_late_event_lands_before_it() {
+    let h = history(vec![ev(1, C, "a"), ev(3, U, "a")]);
+    assert_eq!(spans(&h), vec![(1, None, "a".into())]);
+    // A late change at 2 makes the update at 3 a real change back to "a".
+    let h = history(vec![ev(1, C, "a"), ev(3, U, "a"), ev(2, U, "b")]);
+    assert_eq!(
+        spans(&h),
+        vec![
+            (1, Some(2), "a".into()),
+            (2, Some(3), "b".into()),
+            (3, None, "a".into())
+        ]
+    );
+}
+
+#[test]
+fn exact_duplicates_count_once() {
+    let h = history(vec![
+        ev(1, C, "a"),
+        ev(1, C, "a"),
+        ev(2, U, "b"),
+        ev(2, U, "b"),
+    ]);
+    assert_eq!(h.duplicates, 2);
+    assert!(h.conflicts.is_empty());
+    assert_eq!(h.versions.len(), 2);
+}
+
+#[test]
+fn sequence_conflicts_pick_the_greatest_and_are_reported() {
+    // d > u > c, then the tracked values.
+    let h = history(vec![
+        ev(1, C, "a"),
+        ev(2, U, "x"),
+        ev(2, U, "y"),
+        ev(2, C, "z"),
+    ]);
+    assert_eq!(h.conflicts.len(), 1);
+    let conflict = &h.conflicts[0];
+    assert_eq!(conflict.winner, ev(2, U, "y"));
+    assert_eq!(conflict.losers, vec![ev(2, U, "x"), ev(2, C, "z")]);
+    assert_eq!(
+        spans(&h),
+        vec![(1, Some(2), "a".into()), (2, None, "y".into())]
+    );
+
+    let h = history(vec![ev(1, C, "a"), ev(2, U, "b"), ev(2, D, "b")]);
+    assert_eq!(spans(&h), vec![(1, Some(2), "a".into())]);
+    // Null is the lowest value.
+    let null = Event {
+        sequence: 2,
+        op: U,
+        tracked: vec![Cell::Null],
+    };
+    let h = history(vec![ev(1, C, "a"), null.clone(), ev(2, U, "")]);
+    assert_eq!(h.conflicts[0].winner, ev(2, U, ""));
+    assert_eq!(h.conflicts[0].losers, vec![null]);
+}
+
+#[test]
+fn deletes_with_nothing_in_force_change_nothing_but_still_close_late_creates() {
+    let h = history(vec![ev(5, D, "a")]);
+    assert!(h.versions.is_empty());
+    assert_eq!(h.events.len(), 1, "the delete is kept");
+    // A create arriving later but sequenced before the delete is closed by it.
+    let h = history(vec![ev(5, D, "a"), ev(3, C, "a")]);
+    assert_eq!(spans(&h), vec![(3, Some(5), "a".into())]);
+    // A second delete changes nothing.
+    let h = history(vec![ev(1, C, "a"), ev(2, D, "a"), ev(3, D, "a")]);
+    assert_eq!(spans(&h), vec![(1, Some(2), "a".into())]);
+}
+
+#[test]
+fn updates_without_a_version_open_one_and_creates_over_a_live_version_update_it() {
+    let h = history(vec![ev(1, U, "a"), ev(2, C, "b"), ev(3, C, "b")]);
+    assert_eq!(
+        spans(&h),
+        vec![(1, Some(2), "a".into()), (2, None, "b".into())]
+    );
+}
+
+#[test]
+fn a_recreate_equal_to_the_deleted_version_still_opens_one() {
+    let h = history(vec![ev(1, C, "a"), ev(2, D, "a"), ev(3, C, "a")]);
+    assert_eq!(
+        spans(&h),
+        vec![(1, Some(2), "a".into()), (3, None, "a".into())]
+    );
+}
+
+#[test]
+fn numbers_compare_by_value() {
+    let amount = |s, v| Event {
+        sequence: s,
+        op: U,
+        tracked: vec![Cell::number(v)],
+    };
+    let h = history(vec![
+        amount(1, 12.5),
+        amount(2, 12.50),
+        amount(3, -0.0),
+        amount(4, 0.0),
+    ]);
+    assert_eq!(h.versions.len(), 2);
+}
+
+fn arb_event() -> impl Strategy<Value = Event> {
+    (
+        0i64..12,
+        prop_oneof![Just(C), Just(U), Just(D)],
+        prop_oneof![Just(Cell::Null), "[ab]{0,1}".prop_map(Cell::Str)],
+    )
+        .prop_map(|(sequence, op, status)| Event {
+            sequence,
+            op,
+            tracked: vec![status],
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Any order, any duplication: the same history.
+    #[test]
+    fn history_depends_only_on_the_set_of_events(
+        events in prop::collection::vec(arb_event(), 0..24),
+        seed in any::<u64>(),
+        dup in prop::collection::vec(any::<prop::sample::Index>(), 0..6),
+    ) {
+        let reference = history(events.clone());
+        let mut shuffled = events.clone();
+        for index in &dup {
+            if !events.is_empty() {
+                shuffled.push(index.get(&events).clone());
+            }
+        }
+        // A deterministic shuffle from the seed.
+        let mut state = seed | 1;
+        for i in (1..shuffled.len()).rev() {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+            shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        let other = history(shuffled);
+        prop_assert_eq!(&other.versions, &reference.versions);
+        prop_assert_eq!(&other.events, &reference.events);
+        prop_assert_eq!(&other.conflicts, &reference.conflicts);
+    }
+
+    /// At most one current version, intervals in order and never overlapping,
+    /// `valid_from` unique.
+    #[test]
+    fn versions_form_a_proper_timeline(events in prop::collection::vec(arb_event(), 0..24)) {
+        let h = history(events);
+        prop_assert!(h.versions.iter().filter(|v| v.is_current()).count() <= 1);
+        for pair in h.versions.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            let end = a.valid_to.expect("only the last version may be open");
+            prop_assert!(a.valid_from < end);
+            prop_assert!(end <= b.valid_from);
+        }
+        if let Some(last) = h.versions.last() {
+            if let Some(end) = last.valid_to {
+                prop_assert!(last.valid_from < end);
+            }
+        }
+    }
+
+    /// Recomputing from the surviving events gives the same versions: the
+    /// event log is a faithful record of the history.
+    #[test]
+    fn the_event_log_reproduces_the_history(events in prop::collection::vec(arb_event(), 0..24)) {
+        let h = history(events);
+        let again = history(h.events.clone());
+        prop_assert_eq!(again.versions, h.versions);
+        prop_assert!(again.conflicts.is_empty());
+        prop_assert_eq!(again.duplicates, 0);
+    }
+}
