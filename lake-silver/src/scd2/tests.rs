@@ -221,10 +221,8 @@ proptest! {
             prop_assert!(a.valid_from < end);
             prop_assert!(end <= b.valid_from);
         }
-        if let Some(last) = h.versions.last() {
-            if let Some(end) = last.valid_to {
-                prop_assert!(last.valid_from < end);
-            }
+        if let Some(end) = h.versions.last().and_then(|last| last.valid_to) {
+            prop_assert!(h.versions.last().unwrap().valid_from < end);
         }
     }
 
