@@ -3,5 +3,6 @@
 mod catalog;
 mod faults;
 mod formats;
+mod hostile;
 mod json;
 mod support;
