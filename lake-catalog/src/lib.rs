@@ -1,11 +1,12 @@
 //! Implementations of [`lake_core::Catalog`].
 //!
 //! - [`MemoryCatalog`]: in memory, for tests and embedding.
+//! - [`FileCatalog`]: the embedded default, JSON documents under
+//!   `{root}/_catalog/` in the lake's own store, safe under concurrent
+//!   writers through create-if-absent puts.
 //!
-//! Still to come (see the catalog issue): the embedded `FileCatalog` (JSON
-//! documents under `{root}/_catalog/`, safe under concurrent writers through
-//! conditional puts), `GlueCatalog` behind the `glue` feature, and a
-//! DataFusion `CatalogProvider` over any catalog.
+//! Still to come (see the catalog issue): `GlueCatalog` behind the `glue`
+//! feature, and a DataFusion `CatalogProvider` over any catalog.
 //!
 //! Every implementation records schema versions through
 //! [`lake_core::check_compatibility`], so all accept and refuse the same changes.
@@ -25,6 +26,8 @@
 
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
+mod file;
 mod memory;
 
+pub use file::FileCatalog;
 pub use memory::MemoryCatalog;

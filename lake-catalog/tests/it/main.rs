@@ -1,0 +1,3 @@
+//! Integration tests of lake-catalog.
+
+mod conformance;
