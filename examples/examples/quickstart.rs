@@ -1,7 +1,8 @@
 //! The README's main job, for now: writes a few delivered batches of the
 //! reference `orders` change stream (messy lines included) under
 //! `./lake-demo/incoming`, ingests them into bronze on the embedded
-//! defaults, prints each run report, and counts what landed through SQL.
+//! defaults (local files and the file catalog), prints each run report,
+//! and counts what landed through SQL.
 //!
 //! Silver and gold join this run as their crates land (see the README).
 //!
@@ -11,8 +12,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use lake_bronze::BronzeWriter;
+use lake_catalog::FileCatalog;
 use lake_core::datafusion::prelude::SessionContext;
-use lake_core::{ObjectStorage, Pipeline, RawBatch, Storage, StorageExt, TableId};
+use lake_core::{
+    CatalogRef, ObjectStorage, PartitionFilter, Pipeline, RawBatch, StorageExt, StorageRef, TableId,
+};
 
 const BATCHES: usize = 3;
 const EVENTS_PER_BATCH: usize = 1000;
@@ -25,10 +29,13 @@ async fn main() -> lake_core::Result<()> {
     let incoming = Path::new(&root).join("incoming");
     write_batches(&incoming)?;
 
-    let storage = Arc::new(ObjectStorage::from_url(&root)?);
+    let storage: StorageRef = Arc::new(ObjectStorage::from_url(&root)?);
+    // The embedded default catalog: JSON documents under {root}/_catalog/.
+    let catalog: CatalogRef = Arc::new(FileCatalog::new(&storage)?);
     let orders = TableId::bronze("shop", "orders")?;
     let pipeline = Pipeline::builder()
         .with_storage(storage.clone())
+        .with_catalog(catalog.clone())
         .with_ingest(Arc::new(BronzeWriter::new(orders.clone())?))
         .build()?;
 
@@ -68,6 +75,17 @@ async fn main() -> lake_core::Result<()> {
         .show()
         .await
         .map_err(|e| lake_core::LakeError::datafusion("quickstart query", e))?;
+    let definition = catalog.get_table(&orders).await?;
+    let partitions = catalog
+        .list_partitions(&orders, &PartitionFilter::all())
+        .await?;
+    println!(
+        "catalog: {} at {} (schema version {}, {} partition(s))",
+        definition.id,
+        definition.location,
+        definition.schema_version,
+        partitions.len()
+    );
     println!("tables are under {}", storage.layout().root());
     Ok(())
 }
