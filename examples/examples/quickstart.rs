@@ -42,6 +42,14 @@ async fn main() -> lake_core::Result<()> {
     for i in 1..=BATCHES {
         let file = incoming.join(format!("batch-{i:05}.jsonl"));
         let report = pipeline.run_batch(RawBatch::from_file(&file)?).await?;
+        let already = report
+            .stages
+            .iter()
+            .any(|s| matches!(&s.outcome, StageOutcome::Ingest(r) if r.already_ingested));
+        if already {
+            println!("{}: already ingested, nothing added", file.display());
+            continue;
+        }
         let totals = report.totals();
         println!(
             "{}: {} lines -> {} bronze rows, {} dead letters, {} blank",
