@@ -15,7 +15,8 @@ use lake_bronze::BronzeWriter;
 use lake_catalog::FileCatalog;
 use lake_core::datafusion::prelude::SessionContext;
 use lake_core::{
-    CatalogRef, ObjectStorage, PartitionFilter, Pipeline, RawBatch, StorageExt, StorageRef, TableId,
+    CatalogRef, ObjectStorage, PartitionFilter, Pipeline, RawBatch, StageOutcome, StorageExt,
+    StorageRef, TableId,
 };
 
 const BATCHES: usize = 3;
