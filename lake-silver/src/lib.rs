@@ -11,5 +11,8 @@
 
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
+pub use orders::OrdersSilver;
+
+pub mod orders;
 pub mod rules;
 pub mod scd2;

@@ -1,0 +1,5 @@
+//! Integration tests of lake-silver: real bronze and silver Delta tables on local files.
+
+mod order_independence;
+mod orders;
+mod support;

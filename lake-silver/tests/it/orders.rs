@@ -1,0 +1,108 @@
+//! The SEMANTICS.md cases through real bronze and silver tables.
+
+use crate::support::{Lake, event, silver};
+
+fn t(hour: u32, minute: u32) -> String {
+    format!("2025-11-04T{hour:02}:{minute:02}:00Z")
+}
+
+#[tokio::test]
+async fn history_quarantine_late_arrivals_and_reruns() {
+    let lake = Lake::new();
+    lake.ingest(
+        "b1",
+        &[
+            event("o1", "placed", "12.5", "c", &t(10, 0)),
+            event("o1", "paid", "\"12.50\"", "u", &t(11, 0)),
+            event("o2", "placed", "5", "c", &t(10, 0)),
+            // A no-op update: same tracked values, written differently.
+            event("o2", "placed", "5.0", "u", &t(10, 30)),
+            "{\"customer_id\":\"c9\",\"updated_at\":\"2025-11-04T10:00:00Z\",\"op\":\"c\"}".to_string(),
+            "{\"order_id\":\"o3\",\"updated_at\":\"2025-11-04 10:00:00Z\",\"op\":\"c\"}".to_string(),
+            "{\"order_id\":\"o3\",\"updated_at\":\"2025-11-04T10:00:00Z\",\"amount\":\"12,5\",\"op\":\"c\"}".to_string(),
+            "{\"order_id\":\"o3\",\"updated_at\":\"2025-11-04T10:00:00Z\",\"op\":\"x\"}".to_string(),
+        ],
+    )
+    .await;
+    let report = lake.refine().await;
+    assert_eq!(
+        (report.rows_read, report.valid, report.quarantined),
+        (8, 4, 4)
+    );
+    assert_eq!(
+        lake.history().await,
+        vec![
+            "o1|c1|books|eu|12.5|placed|2025-11-04|{\"a\":2,\"b\":1}|2025-11-04T10:00:00Z|2025-11-04T11:00:00Z|false",
+            "o1|c1|books|eu|12.5|paid|2025-11-04|{\"a\":2,\"b\":1}|2025-11-04T11:00:00Z||true",
+            "o2|c1|books|eu|5.0|placed|2025-11-04|{\"a\":2,\"b\":1}|2025-11-04T10:00:00Z||true",
+        ]
+    );
+    let quarantine = lake
+        .rows_at(
+            &lake.storage.layout().quarantine(&silver()),
+            "SELECT reason, _batch_id, _source_line FROM t ORDER BY _source_line",
+        )
+        .await;
+    assert_eq!(
+        quarantine,
+        vec![
+            "null_order_id|b1|5",
+            "bad_updated_at|b1|6",
+            "bad_amount|b1|7",
+            "bad_op|b1|8"
+        ]
+    );
+
+    // A late update splits o1's first interval; a redelivery changes nothing;
+    // o2 is deleted with an offset timestamp for 11:00Z.
+    lake.ingest(
+        "b2",
+        &[
+            event("o1", "confirmed", "12.5", "u", &t(10, 30)),
+            event("o1", "paid", "12.5", "u", &t(11, 0)),
+            event("o2", "placed", "5", "d", "2025-11-04T12:00:00+01:00"),
+        ],
+    )
+    .await;
+    let report = lake.refine().await;
+    assert_eq!(
+        (report.rows_read, report.valid, report.duplicates),
+        (3, 3, 1)
+    );
+    assert_eq!(
+        lake.history().await,
+        vec![
+            "o1|c1|books|eu|12.5|placed|2025-11-04|{\"a\":2,\"b\":1}|2025-11-04T10:00:00Z|2025-11-04T10:30:00Z|false",
+            "o1|c1|books|eu|12.5|confirmed|2025-11-04|{\"a\":2,\"b\":1}|2025-11-04T10:30:00Z|2025-11-04T11:00:00Z|false",
+            "o1|c1|books|eu|12.5|paid|2025-11-04|{\"a\":2,\"b\":1}|2025-11-04T11:00:00Z||true",
+            "o2|c1|books|eu|5.0|placed|2025-11-04|{\"a\":2,\"b\":1}|2025-11-04T10:00:00Z|2025-11-04T11:00:00Z|false",
+        ]
+    );
+
+    // Nothing new: a rerun reads nothing and writes nothing.
+    let before = lake.history().await;
+    let report = lake.refine().await;
+    assert_eq!(report.rows_read, 0);
+    assert!(report.table_versions.is_empty());
+    assert_eq!(lake.history().await, before);
+}
+
+#[tokio::test]
+async fn sequence_conflicts_are_deterministic_and_reported() {
+    let lake = Lake::new();
+    lake.ingest("b1", &[event("o1", "a", "1", "u", &t(10, 0))])
+        .await;
+    lake.refine().await;
+    lake.ingest("b2", &[event("o1", "b", "1", "u", &t(10, 0))])
+        .await;
+    let report = lake.refine().await;
+    assert_eq!(report.sequence_conflicts, 1);
+    let rows = lake
+        .rows(&silver(), "SELECT status, is_current FROM t")
+        .await;
+    assert_eq!(
+        rows,
+        vec!["b|true"],
+        "the greatest status wins, whatever arrived first"
+    );
+}

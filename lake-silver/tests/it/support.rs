@@ -1,0 +1,110 @@
+//! A lake in a temporary folder with bronze ingestion and SQL over tables.
+
+use std::sync::Arc;
+
+use datafusion::prelude::SessionContext;
+use lake_bronze::BronzeWriter;
+use lake_core::{
+    IngestStage, InputFormat, ObjectStorage, RawBatch, RefineReport, StageContext, StorageExt,
+    StorageRef, TableId,
+};
+use lake_silver::OrdersSilver;
+
+pub struct Lake {
+    _dir: tempfile::TempDir,
+    pub storage: StorageRef,
+}
+
+pub fn bronze() -> TableId {
+    TableId::bronze("shop", "orders").unwrap()
+}
+
+pub fn silver() -> TableId {
+    TableId::silver("sales", "orders").unwrap()
+}
+
+impl Lake {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(ObjectStorage::from_url(dir.path().to_str().unwrap()).unwrap());
+        Self { _dir: dir, storage }
+    }
+
+    fn context(&self) -> StageContext {
+        StageContext {
+            storage: Arc::clone(&self.storage),
+            catalog: None,
+            validators: Vec::new(),
+            run_id: "test".to_string(),
+        }
+    }
+
+    pub async fn ingest(&self, batch_id: &str, lines: &[String]) {
+        let text = lines.join("\n");
+        let batch = RawBatch::from_bytes(batch_id, InputFormat::JsonLines, text).unwrap();
+        let report = BronzeWriter::new(bronze())
+            .unwrap()
+            .ingest(&self.context(), batch)
+            .await
+            .unwrap();
+        report.reconcile().unwrap();
+    }
+
+    pub async fn refine(&self) -> RefineReport {
+        let report = OrdersSilver::new(bronze(), silver())
+            .unwrap()
+            .run(&self.storage)
+            .await
+            .unwrap();
+        report.reconcile().unwrap();
+        report
+    }
+
+    /// Rows of `sql` over `table` (registered as `t`), cells joined by `|`.
+    pub async fn rows(&self, table: &TableId, sql: &str) -> Vec<String> {
+        let location = self.storage.layout().table_location(table);
+        self.rows_at(&location, sql).await
+    }
+
+    pub async fn rows_at(&self, location: &url::Url, sql: &str) -> Vec<String> {
+        let table = self.storage.open_table(location).await.unwrap();
+        if table.version().is_none() {
+            return Vec::new();
+        }
+        let ctx = SessionContext::new();
+        table.update_datafusion_session(&ctx.state()).unwrap();
+        ctx.register_table("t", table.table_provider().await.unwrap())
+            .unwrap();
+        let mut out = Vec::new();
+        for batch in ctx.sql(sql).await.unwrap().collect().await.unwrap() {
+            for row in 0..batch.num_rows() {
+                let cells: Vec<String> = batch
+                    .columns()
+                    .iter()
+                    .map(|c| arrow::util::display::array_value_to_string(c, row).unwrap())
+                    .collect();
+                out.push(cells.join("|"));
+            }
+        }
+        out
+    }
+
+    /// The whole SCD2 table, in a stable order.
+    pub async fn history(&self) -> Vec<String> {
+        self.rows(
+            &silver(),
+            "SELECT order_id, customer_id, category, region, amount, status, order_date, metadata, \
+             valid_from, valid_to, is_current FROM t ORDER BY order_id, valid_from",
+        )
+        .await
+    }
+}
+
+/// One event line of the reference workload.
+pub fn event(order: &str, status: &str, amount: &str, op: &str, at: &str) -> String {
+    format!(
+        "{{\"order_id\":\"{order}\",\"customer_id\":\"c1\",\"category\":\"books\",\"region\":\"eu\",\
+         \"amount\":{amount},\"status\":\"{status}\",\"order_date\":\"2025-11-04\",\"op\":\"{op}\",\
+         \"updated_at\":\"{at}\",\"metadata\":{{\"b\":1,\"a\":2}}}}"
+    )
+}
