@@ -219,8 +219,10 @@ impl OrdersSilver {
             }
         }
 
-        // 5. Recompute the touched keys and replace their rows with the bookmark.
-        let fresh_keys: HashSet<&str> = fresh.iter().map(|e| e.order_id.as_str()).collect();
+        // 5. Recompute every key the bronze rows touched (not only keys with
+        // fresh events: after a run that failed past the changes commit, the
+        // events are in the log already but the history is not), and replace
+        // their rows in the commit that moves the bookmark.
         let mut rows_out: Vec<(String, crate::scd2::Version)> = Vec::new();
         let mut touched: Vec<String> = Vec::new();
         for (key, key_events) in by_key {
@@ -238,7 +240,7 @@ impl OrdersSilver {
                         || c.losers.iter().any(|l| fresh_here.contains(l))
                 })
                 .count() as u64;
-            if fresh_keys.contains(key.as_str()) {
+            if keys.contains(key.as_str()) {
                 touched.push(key.clone());
                 rows_out.extend(h.versions.into_iter().map(|v| (key.clone(), v)));
             }

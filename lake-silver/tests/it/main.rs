@@ -2,4 +2,5 @@
 
 mod order_independence;
 mod orders;
+mod pipeline;
 mod support;

@@ -1,0 +1,135 @@
+//! Bronze and silver composed in a Pipeline; catching up after a crash;
+//! a silver run that fails midway leaves every table as it was.
+
+use std::sync::Arc;
+
+use lake_bronze::BronzeWriter;
+use lake_core::{InputFormat, ObjectStorage, Pipeline, RawBatch, StorageRef};
+use lake_silver::OrdersSilver;
+use lake_testing::{FaultPlan, FaultyStore};
+
+use crate::support::{Lake, bronze, event, silver};
+
+fn batch(id: &str, lines: &[String]) -> RawBatch {
+    RawBatch::from_bytes(id, InputFormat::JsonLines, lines.join("\n")).unwrap()
+}
+
+fn pipeline(storage: StorageRef, with_silver: bool) -> Pipeline {
+    let mut builder = Pipeline::builder()
+        .with_storage(storage)
+        .with_ingest(Arc::new(BronzeWriter::new(bronze()).unwrap()));
+    if with_silver {
+        builder = builder.with_refine(Arc::new(OrdersSilver::new(bronze(), silver()).unwrap()));
+    }
+    builder.build().unwrap()
+}
+
+#[tokio::test]
+async fn run_batch_then_catch_up_after_a_crash_between_stages() {
+    let lake = Lake::new();
+    let full = pipeline(Arc::clone(&lake.storage), true);
+    let report = full
+        .run_batch(batch(
+            "b1",
+            &[
+                event("o1", "placed", "1", "c", "2025-11-04T10:00:00Z"),
+                "oops".into(),
+            ],
+        ))
+        .await
+        .unwrap();
+    let totals = report.totals();
+    assert_eq!(
+        (
+            totals.input_records,
+            totals.bronze_rows,
+            totals.dead_lettered
+        ),
+        (2, 1, 1)
+    );
+    assert_eq!(
+        (totals.refine_rows_read, totals.valid, totals.quarantined),
+        (1, 1, 0)
+    );
+
+    // The process "crashed" after bronze: only the ingest stage ran.
+    let bronze_only = pipeline(Arc::clone(&lake.storage), false);
+    bronze_only
+        .run_batch(batch(
+            "b2",
+            &[event("o1", "paid", "1", "u", "2025-11-04T11:00:00Z")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(lake.history().await.len(), 1, "silver has not seen b2 yet");
+
+    let caught_up = full.run_pending().await.unwrap();
+    assert_eq!(caught_up.totals().refine_rows_read, 1);
+    assert_eq!(lake.history().await.len(), 2);
+    assert_eq!(
+        full.run_pending().await.unwrap().totals().refine_rows_read,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_failed_silver_run_changes_nothing_and_a_rerun_completes() {
+    let lake = Lake::new();
+    let store = FaultyStore::new(lake.storage.object_store());
+    let storage: StorageRef = Arc::new(ObjectStorage::with_store(
+        lake.storage.layout().clone(),
+        store.clone(),
+        Default::default(),
+    ));
+    let refine = OrdersSilver::new(bronze(), silver()).unwrap();
+    lake.ingest(
+        "b1",
+        &[event("o1", "placed", "1", "c", "2025-11-04T10:00:00Z")],
+    )
+    .await;
+    refine.run(&storage).await.unwrap();
+    let before = lake.history().await;
+
+    lake.ingest(
+        "b2",
+        &[
+            event("o1", "paid", "1", "u", "2025-11-04T11:00:00Z"),
+            "{\"order_id\":null}".to_string(),
+        ],
+    )
+    .await;
+    // Fail at each write in turn: after the quarantine commit, after the
+    // changes commit, at the SCD2 commit.
+    for after in [0, 2, 4] {
+        store.set_plan(FaultPlan::FailWritesAfter(after));
+        assert!(
+            refine.run(&storage).await.is_err(),
+            "failing after {after} writes"
+        );
+        assert_eq!(
+            lake.history().await,
+            before,
+            "silver unchanged after {after} writes"
+        );
+    }
+    store.set_plan(FaultPlan::Healthy);
+    let report = refine.run(&storage).await.unwrap();
+    report.reconcile().unwrap();
+    assert_eq!(lake.history().await.len(), 2);
+    // Neither the event log nor quarantine holds anything twice.
+    let changes = silver().changes_table().unwrap();
+    let counts = lake
+        .rows(
+            &changes,
+            "SELECT count(*), count(DISTINCT updated_at) FROM t",
+        )
+        .await;
+    assert_eq!(counts, vec!["2|2"]);
+    let quarantine = lake
+        .rows_at(
+            &lake.storage.layout().quarantine(&silver()),
+            "SELECT count(*) FROM t",
+        )
+        .await;
+    assert_eq!(quarantine, vec!["1"]);
+}
