@@ -1,10 +1,10 @@
 //! The README's main job, for now: writes a few delivered batches of the
 //! reference `orders` change stream (messy lines included) under
-//! `./lake-demo/incoming`, ingests them into bronze on the embedded
+//! `./lake-demo/incoming`, runs them through bronze and silver on the embedded
 //! defaults (local files and the file catalog), prints each run report,
 //! and counts what landed through SQL.
 //!
-//! Silver and gold join this run as their crates land (see the README).
+//! Gold joins this run when its crate lands (see the README).
 //!
 //! Usage: `cargo run -p lake-examples --example quickstart [LAKE_DIR]`
 
@@ -18,6 +18,7 @@ use lake_core::{
     CatalogRef, ObjectStorage, PartitionFilter, Pipeline, RawBatch, StageOutcome, StorageExt,
     StorageRef, TableId,
 };
+use lake_silver::OrdersSilver;
 
 const BATCHES: usize = 3;
 const EVENTS_PER_BATCH: usize = 1000;
@@ -34,10 +35,12 @@ async fn main() -> lake_core::Result<()> {
     // The embedded default catalog: JSON documents under {root}/_catalog/.
     let catalog: CatalogRef = Arc::new(FileCatalog::new(&storage)?);
     let orders = TableId::bronze("shop", "orders")?;
+    let silver = TableId::silver("sales", "orders")?;
     let pipeline = Pipeline::builder()
         .with_storage(storage.clone())
         .with_catalog(catalog.clone())
         .with_ingest(Arc::new(BronzeWriter::new(orders.clone())?))
+        .with_refine(Arc::new(OrdersSilver::new(orders.clone(), silver.clone())?))
         .build()?;
 
     for i in 1..=BATCHES {
@@ -53,37 +56,24 @@ async fn main() -> lake_core::Result<()> {
         }
         let totals = report.totals();
         println!(
-            "{}: {} lines -> {} bronze rows, {} dead letters, {} blank",
+            "{}: {} lines -> {} bronze rows, {} dead letters, {} blank -> {} valid events, {} quarantined",
             file.display(),
             totals.input_records,
             totals.bronze_rows,
             totals.dead_lettered,
-            totals.blank_lines
+            totals.blank_lines,
+            totals.valid,
+            totals.quarantined
         );
         print!("{report}");
     }
 
-    let location = storage.layout().table_location(&orders);
-    let table = storage.open_table(&location).await?;
-    let ctx = SessionContext::new();
-    table
-        .update_datafusion_session(&ctx.state())
-        .map_err(|e| lake_core::LakeError::delta(orders.to_string(), e))?;
-    let provider = table
-        .table_provider()
-        .await
-        .map_err(|e| lake_core::LakeError::datafusion(orders.to_string(), e))?;
-    ctx.register_table("orders", provider)
-        .map_err(|e| lake_core::LakeError::datafusion(orders.to_string(), e))?;
-    let sql = "SELECT _batch_id, count(*) AS rows, count(DISTINCT order_id) AS orders \
-               FROM orders GROUP BY _batch_id ORDER BY _batch_id";
-    println!("\n{sql}");
-    ctx.sql(sql)
-        .await
-        .map_err(|e| lake_core::LakeError::datafusion("quickstart query", e))?
-        .show()
-        .await
-        .map_err(|e| lake_core::LakeError::datafusion("quickstart query", e))?;
+    let bronze_sql = "SELECT _batch_id, count(*) AS rows, count(DISTINCT order_id) AS orders \
+                      FROM t GROUP BY _batch_id ORDER BY _batch_id";
+    show(&storage, &orders, bronze_sql).await?;
+    let silver_sql = "SELECT is_current, count(*) AS versions, count(DISTINCT order_id) AS orders \
+                      FROM t GROUP BY is_current ORDER BY is_current";
+    show(&storage, &silver, silver_sql).await?;
     let definition = catalog.get_table(&orders).await?;
     let partitions = catalog
         .list_partitions(&orders, &PartitionFilter::all())
@@ -97,6 +87,29 @@ async fn main() -> lake_core::Result<()> {
     );
     println!("tables are under {}", storage.layout().root());
     Ok(())
+}
+
+/// Prints `sql` over `table`, registered as `t`.
+async fn show(storage: &StorageRef, table: &TableId, sql: &str) -> lake_core::Result<()> {
+    let location = storage.layout().table_location(table);
+    let delta = storage.open_table(&location).await?;
+    let ctx = SessionContext::new();
+    delta
+        .update_datafusion_session(&ctx.state())
+        .map_err(|e| lake_core::LakeError::delta(table.to_string(), e))?;
+    let provider = delta
+        .table_provider()
+        .await
+        .map_err(|e| lake_core::LakeError::datafusion(table.to_string(), e))?;
+    ctx.register_table("t", provider)
+        .map_err(|e| lake_core::LakeError::datafusion(table.to_string(), e))?;
+    println!("\n{table}: {sql}");
+    ctx.sql(sql)
+        .await
+        .map_err(|e| lake_core::LakeError::datafusion(table.to_string(), e))?
+        .show()
+        .await
+        .map_err(|e| lake_core::LakeError::datafusion(table.to_string(), e))
 }
 
 /// A small, deterministic slice of the reference workload, with the mess
