@@ -4,6 +4,7 @@
 //! lake-bench generate [--scale small|medium|large] [--events N --orders N --batches N] --out DIR [--seed N]
 //! lake-bench bronze [--events N] [--repeat N] [--only floor|bronze]
 //! lake-bench ingest --input FILE --lake DIR
+//! lake-bench run --input DIR --lake DIR
 //! ```
 //!
 //! `bronze` measures newline-delimited JSON of the reference workload into
@@ -35,6 +36,7 @@ fn main() {
         Some("generate") => generate_command(&args[1..]),
         Some("bronze") => bronze_command(&args[1..]),
         Some("ingest") => ingest_command(&args[1..]),
+        Some("run") => run_command(&args[1..]),
         _ => Err(usage().into()),
     };
     if let Err(e) = result {
@@ -44,7 +46,7 @@ fn main() {
 }
 
 fn usage() -> String {
-    "usage: lake-bench generate [--scale small|medium|large] --out DIR [--seed N] | lake-bench bronze [--events N] [--repeat N] | lake-bench ingest --input FILE --lake DIR".to_string()
+    "usage: lake-bench generate [--scale small|medium|large] --out DIR [--seed N] | lake-bench bronze [--events N] [--repeat N] | lake-bench ingest --input FILE --lake DIR | lake-bench run --input DIR --lake DIR".to_string()
 }
 
 /// Peak resident memory of this process in bytes (Linux), if known.
@@ -53,6 +55,79 @@ fn peak_rss_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// Processes every `*.jsonl` of a folder in name order, one bronze → silver
+/// cycle per file, printing one JSON line per batch and a final summary.
+/// Gold joins when its crate lands.
+fn run_command(args: &[String]) -> AnyResult<()> {
+    let mut input = None;
+    let mut lake = None;
+    for (key, value) in options(args, &["input", "lake"])? {
+        match key.as_str() {
+            "input" => input = Some(PathBuf::from(value)),
+            "lake" => lake = Some(value),
+            _ => unreachable!(),
+        }
+    }
+    let input = input.ok_or("run needs --input DIR")?;
+    let lake = lake.ok_or("run needs --lake DIR")?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&input)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let bronze = lake_core::TableId::bronze("shop", "orders")?;
+    let silver = lake_core::TableId::silver("sales", "orders")?;
+    let pipeline = lake_core::Pipeline::builder()
+        .with_storage(Arc::new(ObjectStorage::from_url(&lake)?))
+        .with_ingest(Arc::new(BronzeWriter::new(bronze.clone())?))
+        .with_refine(Arc::new(lake_silver::OrdersSilver::new(bronze, silver)?))
+        .build()?;
+    let started = Instant::now();
+    let mut totals = lake_core::RunTotals::default();
+    for file in &files {
+        let report = runtime.block_on(pipeline.run_batch(RawBatch::from_file(file)?))?;
+        let t = report.totals();
+        totals.input_records += t.input_records;
+        totals.bronze_rows += t.bronze_rows;
+        totals.dead_lettered += t.dead_lettered;
+        totals.blank_lines += t.blank_lines;
+        totals.refine_rows_read += t.refine_rows_read;
+        totals.valid += t.valid;
+        totals.quarantined += t.quarantined;
+        totals.sequence_conflicts += t.sequence_conflicts;
+        let stages: Vec<_> = report
+            .stages
+            .iter()
+            .map(|s| serde_json::json!({ "stage": s.stage, "seconds": s.seconds }))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "batch": file.file_name().map(|n| n.to_string_lossy().to_string()),
+                "seconds": report.seconds(),
+                "stages": stages,
+                "totals": t,
+            })
+        );
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "summary": true,
+            "batches": files.len(),
+            "seconds": started.elapsed().as_secs_f64(),
+            "totals": totals,
+            "reconciles": totals.input_records == totals.bronze_rows + totals.dead_lettered + totals.blank_lines
+                && totals.bronze_rows == totals.valid + totals.quarantined,
+            "peak_rss_bytes": peak_rss_bytes(),
+        })
+    );
+    Ok(())
 }
 
 /// Ingests one file into `bronze/shop/orders` and prints the report with
