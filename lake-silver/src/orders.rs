@@ -211,20 +211,21 @@ impl OrdersSilver {
             .ensure_table(&changes_location, &CHANGES_SCHEMA, &[KEY_BUCKET])
             .await?;
         let mut by_key: HashMap<String, Vec<Event>> = HashMap::new();
-        let mut known: HashSet<(String, Event)> = HashSet::new();
         for event in read_changes(&changes, &changes_id, &buckets).await? {
             let (key, event) = to_engine(&event);
-            known.insert((key.clone(), event.clone()));
             by_key.entry(key).or_default().push(event);
         }
         let mut fresh: Vec<&OrderEvent> = Vec::new();
         for event in &events {
             let (key, engine_event) = to_engine(event);
-            if known.insert((key.clone(), engine_event.clone())) {
-                fresh.push(event);
-                by_key.entry(key).or_default().push(engine_event);
-            } else {
+            // A key has a handful of events: a linear look is cheaper than
+            // a second copy of every event in a set.
+            let known = by_key.entry(key).or_default();
+            if known.contains(&engine_event) {
                 report.duplicates += 1;
+            } else {
+                fresh.push(event);
+                known.push(engine_event);
             }
         }
         if !fresh.is_empty() {
