@@ -56,26 +56,22 @@ pub fn history(mut events: Vec<Event>) -> History {
 
     let mut survivors: Vec<Event> = Vec::with_capacity(events.len());
     let mut conflicts = Vec::new();
-    let mut start = 0;
-    while start < events.len() {
-        let sequence = events[start].sequence;
-        let end = start
-            + events[start..]
-                .iter()
-                .take_while(|e| e.sequence == sequence)
-                .count();
-        let mut group: Vec<Event> = events[start..end].to_vec();
-        let winner = group.pop().expect("a group has at least one event");
-        if !group.is_empty() {
-            group.reverse();
+    let mut sorted = events.into_iter().peekable();
+    while let Some(mut winner) = sorted.next() {
+        // Within one sequence value the events are ascending: the last wins.
+        let mut losers = Vec::new();
+        while let Some(next) = sorted.next_if(|e| e.sequence == winner.sequence) {
+            losers.push(std::mem::replace(&mut winner, next));
+        }
+        if !losers.is_empty() {
+            losers.reverse();
             conflicts.push(Conflict {
-                sequence,
+                sequence: winner.sequence,
                 winner: winner.clone(),
-                losers: group,
+                losers,
             });
         }
         survivors.push(winner);
-        start = end;
     }
 
     let mut versions: Vec<Version> = Vec::new();
