@@ -37,6 +37,15 @@ use crate::memory::apply_update;
 /// How often a table update that lost a race is retried.
 const MAX_ATTEMPTS: usize = 32;
 
+/// The error when a table's document kept changing under every attempt.
+fn contended(table: &TableId) -> LakeError {
+    LakeError::CommitConflict {
+        table: table.to_string(),
+        message: format!("catalog document still contended after {MAX_ATTEMPTS} attempts"),
+        retryable: true,
+    }
+}
+
 /// One version of a table's document.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct TableDocument {
@@ -293,11 +302,7 @@ impl Catalog for FileCatalog {
                 return Ok(definition);
             }
         }
-        Err(LakeError::CommitConflict {
-            table: table.to_string(),
-            message: format!("catalog document still contended after {MAX_ATTEMPTS} attempts"),
-            retryable: true,
-        })
+        Err(contended(&table))
     }
 
     async fn get_table(&self, table: &TableId) -> Result<TableDefinition> {
@@ -336,11 +341,7 @@ impl Catalog for FileCatalog {
                 return Ok(definition);
             }
         }
-        Err(LakeError::CommitConflict {
-            table: table.to_string(),
-            message: format!("catalog document still contended after {MAX_ATTEMPTS} attempts"),
-            retryable: true,
-        })
+        Err(contended(table))
     }
 
     async fn drop_table(&self, table: &TableId) -> Result<()> {
@@ -356,11 +357,7 @@ impl Catalog for FileCatalog {
                 return Ok(());
             }
         }
-        Err(LakeError::CommitConflict {
-            table: table.to_string(),
-            message: format!("catalog document still contended after {MAX_ATTEMPTS} attempts"),
-            retryable: true,
-        })
+        Err(contended(table))
     }
 
     async fn add_partitions(

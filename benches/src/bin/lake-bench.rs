@@ -61,17 +61,7 @@ fn peak_rss_bytes() -> Option<u64> {
 /// cycle per file, printing one JSON line per batch and a final summary.
 /// Gold joins when its crate lands.
 fn run_command(args: &[String]) -> AnyResult<()> {
-    let mut input = None;
-    let mut lake = None;
-    for (key, value) in options(args, &["input", "lake"])? {
-        match key.as_str() {
-            "input" => input = Some(PathBuf::from(value)),
-            "lake" => lake = Some(value),
-            _ => unreachable!(),
-        }
-    }
-    let input = input.ok_or("run needs --input DIR")?;
-    let lake = lake.ok_or("run needs --lake DIR")?;
+    let (input, lake) = input_and_lake(args, "run needs --input DIR")?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(&input)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.extension().is_some_and(|e| e == "jsonl"))
@@ -133,17 +123,7 @@ fn run_command(args: &[String]) -> AnyResult<()> {
 /// Ingests one file into `bronze/shop/orders` and prints the report with
 /// the peak memory, to check that memory does not grow with the input.
 fn ingest_command(args: &[String]) -> AnyResult<()> {
-    let mut input = None;
-    let mut lake = None;
-    for (key, value) in options(args, &["input", "lake"])? {
-        match key.as_str() {
-            "input" => input = Some(PathBuf::from(value)),
-            "lake" => lake = Some(value),
-            _ => unreachable!(),
-        }
-    }
-    let input = input.ok_or("ingest needs --input FILE")?;
-    let lake = lake.ok_or("ingest needs --lake DIR")?;
+    let (input, lake) = input_and_lake(args, "ingest needs --input FILE")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -183,6 +163,22 @@ fn options(args: &[String], known: &[&str]) -> AnyResult<Vec<(String, String)>> 
         out.push((key.to_string(), value.clone()));
     }
     Ok(out)
+}
+
+/// The `--input` and `--lake` arguments, both required.
+fn input_and_lake(args: &[String], missing_input: &str) -> AnyResult<(PathBuf, String)> {
+    let mut input = None;
+    let mut lake = None;
+    for (key, value) in options(args, &["input", "lake"])? {
+        match key.as_str() {
+            "input" => input = Some(PathBuf::from(value)),
+            "lake" => lake = Some(value),
+            _ => unreachable!(),
+        }
+    }
+    let input = input.ok_or(missing_input)?;
+    let lake = lake.ok_or("--lake DIR is required")?;
+    Ok((input, lake))
 }
 
 fn number(key: &str, value: &str) -> AnyResult<usize> {
