@@ -395,7 +395,6 @@ pub(super) struct ColumnarReader<'a> {
     dead: DeadLetters,
     rows: u64,
     next_record: i64,
-    evolved: bool,
 }
 
 impl<'a> ColumnarReader<'a> {
@@ -410,7 +409,6 @@ impl<'a> ColumnarReader<'a> {
             table,
             source_file: batch.source_file.clone(),
             options,
-            evolved: schema.is_none(),
             schema,
             lineage,
             batches: Vec::new(),
@@ -477,7 +475,6 @@ impl<'a> ColumnarReader<'a> {
                             format!("{}__v_{}", field.name(), type_tag(wanted.data_type()));
                         if !fields.iter().any(|f| *f.name() == variant) {
                             fields.push(wanted.clone().with_name(&variant));
-                            self.evolved = true;
                         }
                         data.insert(variant, column);
                     }
@@ -496,7 +493,6 @@ impl<'a> ColumnarReader<'a> {
                     SchemaPolicy::DiscardValue if self.schema.is_some() => {}
                     _ => {
                         fields.push(wanted);
-                        self.evolved = true;
                         data.insert(field.name().clone(), column);
                     }
                 },

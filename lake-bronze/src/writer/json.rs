@@ -89,7 +89,6 @@ pub(super) struct JsonReader<'a> {
     lines: u64,
     rows: u64,
     blank: u64,
-    evolved: bool,
 }
 
 impl<'a> JsonReader<'a> {
@@ -104,7 +103,6 @@ impl<'a> JsonReader<'a> {
             table,
             source_file: batch.source_file.clone(),
             options,
-            evolved: schema.is_none(),
             schema,
             lineage,
             splitter: LineSplitter::new(),
@@ -247,7 +245,6 @@ impl<'a> JsonReader<'a> {
                             .unwrap_or_else(|_| Field::new(key, DataType::Utf8, true));
                         fields.push(field);
                     }
-                    self.evolved = true;
                     Arc::new(Schema::new(fields))
                 }
             }
