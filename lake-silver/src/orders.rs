@@ -42,8 +42,8 @@ use deltalake::protocol::SaveMode;
 use lake_core::object_store::ObjectStoreExt;
 use lake_core::object_store::path::Path;
 use lake_core::{
-    LakeError, RefineReport, RefineStage, Result, StageContext, StorageExt, StorageRef, TableId,
-    Zone,
+    CatalogExt, CatalogRef, Ident, LakeError, RefineReport, RefineStage, Result, StageContext,
+    StorageExt, StorageRef, TableDefinition, TableId, Zone,
 };
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -305,7 +305,44 @@ impl RefineStage for OrdersSilver {
     }
 
     async fn refine(&self, context: &StageContext) -> Result<RefineReport> {
-        self.run(&context.storage).await
+        let report = self.run(&context.storage).await?;
+        if let Some(catalog) = &context.catalog
+            && !report.table_versions.is_empty()
+        {
+            self.register(&context.storage, catalog).await?;
+        }
+        Ok(report)
+    }
+}
+
+impl OrdersSilver {
+    /// Registers the SCD2 and changes tables, partitioned by key bucket (idempotent).
+    pub async fn register(&self, storage: &StorageRef, catalog: &CatalogRef) -> Result<()> {
+        let layout = storage.layout();
+        let bucket = Ident::new(KEY_BUCKET)?;
+        let changes = self.target.changes_table()?;
+        let tables = [
+            (
+                self.target.clone(),
+                layout.table_location(&self.target),
+                Arc::clone(&SILVER_SCHEMA),
+                vec![bucket.clone()],
+            ),
+            (
+                changes.clone(),
+                layout.table_location(&changes),
+                Arc::clone(&CHANGES_SCHEMA),
+                vec![bucket],
+            ),
+        ];
+        for (id, location, schema, keys) in tables {
+            let mut definition = TableDefinition::delta(id, location, schema, keys);
+            definition
+                .properties
+                .insert("lake.source".to_string(), self.source.to_string());
+            catalog.ensure_table(definition).await?;
+        }
+        Ok(())
     }
 }
 

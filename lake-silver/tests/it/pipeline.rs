@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use lake_bronze::BronzeWriter;
-use lake_core::{InputFormat, ObjectStorage, Pipeline, RawBatch, StorageRef};
+use lake_catalog::MemoryCatalog;
+use lake_core::{CatalogRef, InputFormat, ObjectStorage, Pipeline, RawBatch, StorageRef};
 use lake_silver::OrdersSilver;
 use lake_testing::{FaultPlan, FaultyStore};
 
@@ -15,8 +16,13 @@ fn batch(id: &str, lines: &[String]) -> RawBatch {
 }
 
 fn pipeline(storage: StorageRef, with_silver: bool) -> Pipeline {
+    pipeline_with(storage, with_silver, Arc::new(MemoryCatalog::new()))
+}
+
+fn pipeline_with(storage: StorageRef, with_silver: bool, catalog: CatalogRef) -> Pipeline {
     let mut builder = Pipeline::builder()
         .with_storage(storage)
+        .with_catalog(catalog)
         .with_ingest(Arc::new(BronzeWriter::new(bronze()).unwrap()));
     if with_silver {
         builder = builder.with_refine(Arc::new(OrdersSilver::new(bronze(), silver()).unwrap()));
@@ -27,7 +33,8 @@ fn pipeline(storage: StorageRef, with_silver: bool) -> Pipeline {
 #[tokio::test]
 async fn run_batch_then_catch_up_after_a_crash_between_stages() {
     let lake = Lake::new();
-    let full = pipeline(Arc::clone(&lake.storage), true);
+    let catalog: CatalogRef = Arc::new(MemoryCatalog::new());
+    let full = pipeline_with(Arc::clone(&lake.storage), true, Arc::clone(&catalog));
     let report = full
         .run_batch(batch(
             "b1",
