@@ -16,6 +16,7 @@ mod columnar;
 mod json;
 mod sink;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -28,8 +29,9 @@ use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 use futures::StreamExt;
 use lake_core::{
-    CatalogExt, IngestReport, IngestStage, InputFormat, LakeError, Partition, Payload, RawBatch,
-    Result, StageContext, StorageExt, TableDefinition, TableId, Zone,
+    AddPartitions, CatalogExt, CatalogRef, IngestReport, IngestStage, InputFormat, LakeError,
+    Partition, PartitionStats, PartitionValue, Payload, RawBatch, Result, StageContext, StorageExt,
+    StorageRef, TableDefinition, TableId, Zone,
 };
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -117,6 +119,11 @@ impl BronzeWriter {
             && self.already_committed(&table, &app_id).await?
         {
             debug!(table = %self.table, batch = %batch.batch_id, "already ingested");
+            // The earlier delivery may have committed and then failed to
+            // register: repair the catalog from the Delta log.
+            if let Some(catalog) = &context.catalog {
+                self.sync_catalog(storage, catalog).await?;
+            }
             return Ok(IngestReport::already_ingested(
                 self.table.clone(),
                 &batch.batch_id,
@@ -241,6 +248,68 @@ impl BronzeWriter {
             bytes_read: outcome.bytes,
             table_version: version,
         })
+    }
+
+    /// Registers the table and every partition in its Delta log, with row,
+    /// file and byte counts. Idempotent: run it after a failed registration,
+    /// or to attach an existing lake to a new catalog.
+    pub async fn sync_catalog(
+        &self,
+        storage: &StorageRef,
+        catalog: &CatalogRef,
+    ) -> Result<AddPartitions> {
+        let location = storage.layout().table_location(&self.table);
+        let table = storage.open_table(&location).await?;
+        if table.version().is_none() {
+            return Ok(AddPartitions::default());
+        }
+        let keys = columns::PARTITION_COLUMNS
+            .iter()
+            .map(|c| lake_core::Ident::new(*c))
+            .collect::<Result<Vec<_>>>()?;
+        catalog
+            .ensure_table(TableDefinition::delta(
+                self.table.clone(),
+                location.clone(),
+                arrow_schema_of(&table, &self.table)?,
+                keys,
+            ))
+            .await?;
+        let state = table
+            .snapshot()
+            .map_err(|e| LakeError::delta(self.table.to_string(), e))?;
+        let mut partitions: BTreeMap<Vec<String>, PartitionStats> = BTreeMap::new();
+        for file in state.log_data().iter() {
+            let values = file.partition_values_map();
+            let values: Vec<String> = columns::PARTITION_COLUMNS
+                .iter()
+                .map(|c| values.get(*c).cloned().flatten().unwrap_or_default())
+                .collect();
+            let stats = partitions.entry(values).or_default();
+            stats.row_count += file.num_records().unwrap_or_default() as u64;
+            stats.file_count += 1;
+            stats.size_bytes += file.size().max(0) as u64;
+        }
+        let mut registered = Vec::with_capacity(partitions.len());
+        for (values, stats) in partitions {
+            let path = columns::PARTITION_COLUMNS
+                .iter()
+                .zip(&values)
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("/");
+            registered.push(Partition {
+                values: values
+                    .into_iter()
+                    .map(PartitionValue::new)
+                    .collect::<Result<Vec<_>>>()?,
+                location: location
+                    .join(&format!("{path}/"))
+                    .map_err(|e| LakeError::config("location", e.to_string()))?,
+                stats: Some(stats),
+            });
+        }
+        catalog.add_partitions(&self.table, registered).await
     }
 
     async fn already_committed(&self, table: &DeltaTable, app_id: &str) -> Result<bool> {

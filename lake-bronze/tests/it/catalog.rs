@@ -71,3 +71,41 @@ async fn tables_schema_versions_and_partitions_are_registered() {
         partitions[0].location
     );
 }
+
+#[tokio::test]
+async fn a_redelivery_repairs_a_registration_that_failed() {
+    let lake = Lake::new();
+    let writer = BronzeWriter::new(orders()).unwrap();
+    let batch = || {
+        RawBatch::from_bytes(
+            "b1",
+            InputFormat::JsonLines,
+            "{\"order_id\":\"a\"}\n{\"order_id\":\"b\"}\n",
+        )
+        .unwrap()
+    };
+    // Committed, but never registered (no catalog then, as after a crash).
+    writer.ingest(&lake.context(), batch()).await.unwrap();
+
+    let catalog: CatalogRef = Arc::new(MemoryCatalog::new());
+    let context = StageContext {
+        catalog: Some(Arc::clone(&catalog)),
+        ..lake.context()
+    };
+    let again = writer.ingest(&context, batch()).await.unwrap();
+    assert!(again.already_ingested);
+    let partitions = catalog
+        .list_partitions(&orders(), &PartitionFilter::all())
+        .await
+        .unwrap();
+    assert_eq!(partitions.len(), 1);
+    let stats = partitions[0]
+        .stats
+        .clone()
+        .expect("stats from the Delta log");
+    assert_eq!((stats.row_count, stats.file_count), (2, 1));
+    assert!(stats.size_bytes > 0);
+    // Syncing again finds everything present.
+    let outcome = writer.sync_catalog(&lake.storage, &catalog).await.unwrap();
+    assert_eq!((outcome.added, outcome.already_present), (0, 1));
+}
