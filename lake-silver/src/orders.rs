@@ -42,8 +42,9 @@ use deltalake::protocol::SaveMode;
 use lake_core::object_store::ObjectStoreExt;
 use lake_core::object_store::path::Path;
 use lake_core::{
-    CatalogExt, CatalogRef, Ident, LakeError, RefineReport, RefineStage, Result, StageContext,
-    StorageExt, StorageRef, TableDefinition, TableId, Zone,
+    Action, CatalogExt, CatalogRef, ExpectationSummary, Ident, LakeError, RefineReport,
+    RefineStage, Result, StageContext, StorageExt, StorageRef, TableDefinition, TableId,
+    Validation, ValidatorRef, Zone,
 };
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -149,6 +150,18 @@ impl OrdersSilver {
 
     /// Processes every bronze commit after the bookmark.
     pub async fn run(&self, storage: &StorageRef) -> Result<RefineReport> {
+        self.run_with(storage, &[]).await
+    }
+
+    /// Like [`run`](Self::run), checking the typed events with `validators`
+    /// first: rows failing a `drop` rule go to quarantine with the rule
+    /// names as the reason, a failed `fail` rule aborts before anything is
+    /// committed, `warn` results are reported.
+    pub async fn run_with(
+        &self,
+        storage: &StorageRef,
+        validators: &[ValidatorRef],
+    ) -> Result<RefineReport> {
         let mut report = RefineReport::empty(self.target.clone());
         let layout = storage.layout();
         let bronze_location = layout.table_location(&self.source);
@@ -172,13 +185,49 @@ impl OrdersSilver {
 
         // 3. Typing and quarantine.
         let mut events: Vec<OrderEvent> = Vec::new();
-        let mut quarantined: Vec<(Invalid, &BronzeRow)> = Vec::new();
+        let mut lineage: Vec<&BronzeRow> = Vec::new();
+        let mut quarantined: Vec<(String, &BronzeRow)> = Vec::new();
         for row in &rows {
             match row.raw.as_deref().map(type_order) {
-                Some(Ok(event)) => events.push(event),
-                Some(Err(reason)) => quarantined.push((reason, row)),
-                None => quarantined.push((Invalid::NotAnObject, row)),
+                Some(Ok(event)) => {
+                    events.push(event);
+                    lineage.push(row);
+                }
+                Some(Err(reason)) => quarantined.push((reason.as_str().to_string(), row)),
+                None => quarantined.push((Invalid::NotAnObject.as_str().to_string(), row)),
             }
+        }
+        if !validators.is_empty() && !events.is_empty() {
+            let typed = changes_batch(&events.iter().collect::<Vec<_>>())?;
+            let mut validation = Validation::default();
+            for validator in validators {
+                validation.extend(validator.validate(&typed).await?);
+            }
+            // Before any commit: a failed `fail` rule leaves every table as it was.
+            validation.check_fatal(&self.target.to_string())?;
+            report
+                .expectations
+                .extend(validation.rules.iter().map(ExpectationSummary::from));
+            let dropped = validation.drop_mask(events.len());
+            let mut kept_events = Vec::with_capacity(events.len());
+            for (i, (event, row)) in events.into_iter().zip(lineage).enumerate() {
+                if dropped.value(i) {
+                    let rules: Vec<&str> = validation
+                        .reasons(i)
+                        .into_iter()
+                        .filter(|rule| {
+                            validation
+                                .rules
+                                .iter()
+                                .any(|r| r.rule == *rule && r.action == Action::Drop)
+                        })
+                        .collect();
+                    quarantined.push((format!("expectation: {}", rules.join(", ")), row));
+                } else {
+                    kept_events.push(event);
+                }
+            }
+            events = kept_events;
         }
         report.valid = events.len() as u64;
         report.quarantined = quarantined.len() as u64;
@@ -305,7 +354,7 @@ impl RefineStage for OrdersSilver {
     }
 
     async fn refine(&self, context: &StageContext) -> Result<RefineReport> {
-        let report = self.run(&context.storage).await?;
+        let report = self.run_with(&context.storage, &context.validators).await?;
         if let Some(catalog) = &context.catalog
             && !report.table_versions.is_empty()
         {
@@ -686,12 +735,12 @@ fn silver_rows(rows: &[(String, crate::scd2::Version)]) -> Result<RecordBatch> {
         .map_err(|e| LakeError::arrow("silver batch", e))
 }
 
-fn quarantine_batch(rows: &[(Invalid, &BronzeRow)], bronze_version: u64) -> Result<RecordBatch> {
+fn quarantine_batch(rows: &[(String, &BronzeRow)], bronze_version: u64) -> Result<RecordBatch> {
     let now = Utc::now().timestamp_micros();
     let columns: Vec<ArrayRef> = vec![
         Arc::new(
             rows.iter()
-                .map(|(r, _)| Some(r.as_str()))
+                .map(|(reason, _)| Some(reason.as_str()))
                 .collect::<StringArray>(),
         ),
         Arc::new(

@@ -1,5 +1,6 @@
 //! Integration tests of lake-silver: real bronze and silver Delta tables on local files.
 
+mod expectations;
 mod order_independence;
 mod orders;
 mod pipeline;
