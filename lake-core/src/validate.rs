@@ -44,8 +44,12 @@ pub struct RuleResult {
     pub success: bool,
     /// Rows examined.
     pub element_count: usize,
+    /// Rows left out because their value was null (column checks other than not-null).
+    pub missing_count: usize,
     /// Rows that failed (0 for table-level rules).
     pub unexpected_count: usize,
+    /// Up to 20 failing values, as JSON, for reports.
+    pub partial_unexpected_list: Vec<serde_json::Value>,
     /// For row-level rules, `true` at each failing row; same length as the batch.
     pub failed_rows: Option<BooleanArray>,
     /// For aggregate rules, the value observed (a mean, a row count, ...).
@@ -63,7 +67,9 @@ impl RuleResult {
             action,
             success: unexpected_count == 0,
             element_count: failed_rows.len(),
+            missing_count: 0,
             unexpected_count,
+            partial_unexpected_list: Vec::new(),
             failed_rows: Some(failed_rows),
             observed_value: None,
             message: None,
@@ -83,7 +89,9 @@ impl RuleResult {
             action,
             success,
             element_count,
+            missing_count: 0,
             unexpected_count: 0,
+            partial_unexpected_list: Vec::new(),
             failed_rows: None,
             observed_value,
             message: None,

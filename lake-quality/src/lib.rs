@@ -1,9 +1,40 @@
-//! Data-quality expectations, suites, actions and a metrics history.
+//! Data-quality expectations, suites and actions.
 //!
-//! This crate will hold vectorised expectations implementing
-//! [`lake_core::Validator`] (not null, unique, between, in set, regex, SQL
-//! conditions, ...), each with `mostly` and an [`lake_core::Action`],
-//! results in the Great Expectations shape, suites from TOML or JSON, and
-//! the metrics history under `_metadata/quality`.
+//! So far: column checks (not null, between, in set, unique, compound
+//! unique) and a row-count check, each with `mostly` and an
+//! [`lake_core::Action`], evaluated with Arrow kernels and reported in the
+//! Great Expectations shape; [`Suite`]s from Rust, TOML or JSON, each a
+//! [`lake_core::Validator`] the pipeline runs on silver's typed rows.
+//! Still to come (see the quality issue): the remaining expectations
+//! (regex, lengths, aggregates, freshness, referential, SQL), the metrics
+//! history under `_metadata/quality`, anomaly checks and profiling.
+//!
+//! ```
+//! use lake_quality::Suite;
+//!
+//! let suite = Suite::from_toml(r#"
+//!     name = "orders"
+//!     [[expectation]]
+//!     expect = "not_null"
+//!     column = "order_id"
+//!     action = "drop"
+//!     [[expectation]]
+//!     expect = "between"
+//!     column = "amount"
+//!     min = 0.0
+//!     mostly = 0.99
+//! "#).unwrap();
+//! assert_eq!(suite.expectations.len(), 2);
+//! assert!(Suite::from_toml("name = \"x\"\n[[expectation]]\nexpect = \"telepathy\"\n").is_err());
+//! ```
 
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+
+pub mod expectation;
+mod suite;
+
+pub use expectation::{Check, Expectation};
+pub use suite::Suite;
+
+#[cfg(test)]
+mod tests;

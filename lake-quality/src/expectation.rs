@@ -1,0 +1,299 @@
+//! Expectations: one check, its `mostly` threshold and its action.
+//!
+//! Column checks follow Great Expectations' semantics: nulls are left out
+//! of the denominator (`missing_count`), `unexpected_percent` is over the
+//! non-null values, and the check passes when at least `mostly` of them
+//! pass. The checks run on whole Arrow columns (compute kernels and the
+//! row format), never row by row through JSON values.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use arrow::compute::kernels::boolean::{and, is_null, not, or};
+use arrow::compute::kernels::cmp::{gt, gt_eq, lt, lt_eq};
+use arrow::datatypes::{DataType, Float64Type};
+use arrow::row::{RowConverter, SortField};
+use lake_core::{Action, LakeError, Result, RuleResult};
+use serde::{Deserialize, Serialize};
+
+/// Failing values kept for reports.
+pub const PARTIAL_UNEXPECTED: usize = 20;
+
+/// What an expectation checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "expect", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum Check {
+    /// No value of `column` is null.
+    NotNull {
+        /// The column.
+        column: String,
+    },
+    /// Every non-null value of `column` (a number) lies between `min` and `max`.
+    Between {
+        /// The column.
+        column: String,
+        /// The lower bound, if any.
+        #[serde(default)]
+        min: Option<f64>,
+        /// The upper bound, if any.
+        #[serde(default)]
+        max: Option<f64>,
+        /// Whether the bounds themselves are outside.
+        #[serde(default)]
+        exclusive: bool,
+    },
+    /// Every non-null value of `column`, as text, is one of `values`.
+    InSet {
+        /// The column.
+        column: String,
+        /// The allowed values (compared exactly, by code point).
+        values: Vec<String>,
+    },
+    /// No two rows with all of `columns` non-null share the same values
+    /// (within the batch); every row of a repeated combination is unexpected.
+    Unique {
+        /// One column, or a compound key.
+        columns: Vec<String>,
+    },
+    /// The batch has between `min` and `max` rows.
+    RowCountBetween {
+        /// The lower bound, if any.
+        #[serde(default)]
+        min: Option<u64>,
+        /// The upper bound, if any.
+        #[serde(default)]
+        max: Option<u64>,
+    },
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// A check with a name, a `mostly` threshold and an action.
+///
+/// Unknown fields are refused by the check itself (serde cannot deny them
+/// on a struct with a flattened field).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Expectation {
+    /// The rule's name in reports and quarantine reasons (default: derived from the check).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The fraction of non-null values that must pass (column checks only).
+    #[serde(default = "one")]
+    pub mostly: f64,
+    /// What a failure does.
+    #[serde(default)]
+    pub action: Action,
+    /// The check.
+    #[serde(flatten)]
+    pub check: Check,
+}
+
+impl Expectation {
+    /// An expectation with `mostly = 1.0` and the `warn` action.
+    pub fn new(check: Check) -> Self {
+        Self {
+            name: None,
+            mostly: 1.0,
+            action: Action::Warn,
+            check,
+        }
+    }
+
+    /// Sets the action.
+    #[must_use]
+    pub fn with_action(mut self, action: Action) -> Self {
+        self.action = action;
+        self
+    }
+
+    /// Sets `mostly`.
+    #[must_use]
+    pub fn with_mostly(mut self, mostly: f64) -> Self {
+        self.mostly = mostly;
+        self
+    }
+
+    /// Sets the name.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The rule's name.
+    pub fn rule(&self) -> String {
+        if let Some(name) = &self.name {
+            return name.clone();
+        }
+        match &self.check {
+            Check::NotNull { column } => format!("{column}_not_null"),
+            Check::Between { column, .. } => format!("{column}_between"),
+            Check::InSet { column, .. } => format!("{column}_in_set"),
+            Check::Unique { columns } => format!("{}_unique", columns.join("_")),
+            Check::RowCountBetween { .. } => "row_count_between".to_string(),
+        }
+    }
+
+    /// Checks `batch`; `Err` only when the check cannot run (a missing column).
+    pub fn evaluate(&self, batch: &RecordBatch) -> Result<RuleResult> {
+        let rule = self.rule();
+        let column = |name: &str| -> Result<ArrayRef> {
+            batch
+                .column_by_name(name)
+                .cloned()
+                .ok_or_else(|| LakeError::Schema {
+                    table: "validated batch".to_string(),
+                    message: format!(
+                        "expectation `{rule}` needs column `{name}`, which the data lacks"
+                    ),
+                })
+        };
+        let arrow_error = |e| LakeError::arrow(format!("expectation `{rule}`"), e);
+        match &self.check {
+            Check::NotNull { column: name } => {
+                let values = column(name)?;
+                let failed = is_null(&values).map_err(arrow_error)?;
+                Ok(self.column_result(rule, &values, failed, 0))
+            }
+            Check::Between {
+                column: name,
+                min,
+                max,
+                exclusive,
+            } => {
+                let values = column(name)?;
+                let numbers =
+                    arrow::compute::cast(&values, &DataType::Float64).map_err(arrow_error)?;
+                let numbers = numbers.as_primitive::<Float64Type>();
+                let mut outside = BooleanArray::from(vec![false; numbers.len()]);
+                if let Some(min) = min {
+                    let bound = arrow::array::Float64Array::new_scalar(*min);
+                    let below = if *exclusive {
+                        lt_eq(numbers, &bound)
+                    } else {
+                        lt(numbers, &bound)
+                    }
+                    .map_err(arrow_error)?;
+                    outside = or(&outside, &below).map_err(arrow_error)?;
+                }
+                if let Some(max) = max {
+                    let bound = arrow::array::Float64Array::new_scalar(*max);
+                    let above = if *exclusive {
+                        gt_eq(numbers, &bound)
+                    } else {
+                        gt(numbers, &bound)
+                    }
+                    .map_err(arrow_error)?;
+                    outside = or(&outside, &above).map_err(arrow_error)?;
+                }
+                // NaN is not a number in any range.
+                let nan: BooleanArray = numbers
+                    .iter()
+                    .map(|v| Some(v.is_some_and(f64::is_nan)))
+                    .collect();
+                let failed = or(&outside, &nan).map_err(arrow_error)?;
+                let failed = and(
+                    &failed,
+                    &not(&is_null(&values).map_err(arrow_error)?).map_err(arrow_error)?,
+                )
+                .map_err(arrow_error)?;
+                Ok(self.column_result(rule, &values, failed, values.null_count()))
+            }
+            Check::InSet {
+                column: name,
+                values: allowed,
+            } => {
+                let values = column(name)?;
+                let text = arrow::compute::cast(&values, &DataType::Utf8).map_err(arrow_error)?;
+                let allowed: HashSet<&str> = allowed.iter().map(String::as_str).collect();
+                let failed: BooleanArray = text
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|v| Some(v.is_some_and(|v| !allowed.contains(v))))
+                    .collect();
+                Ok(self.column_result(rule, &values, failed, values.null_count()))
+            }
+            Check::Unique { columns } => {
+                let arrays: Vec<ArrayRef> =
+                    columns.iter().map(|c| column(c)).collect::<Result<_>>()?;
+                let rows = batch.num_rows();
+                let mut any_null = vec![false; rows];
+                for array in &arrays {
+                    for (i, slot) in any_null.iter_mut().enumerate() {
+                        *slot |= array.is_null(i);
+                    }
+                }
+                let converter = RowConverter::new(
+                    arrays
+                        .iter()
+                        .map(|a| SortField::new(a.data_type().clone()))
+                        .collect(),
+                )
+                .map_err(arrow_error)?;
+                let keys = converter.convert_columns(&arrays).map_err(arrow_error)?;
+                let mut counts: HashMap<arrow::row::Row<'_>, usize> = HashMap::new();
+                for (i, key) in keys.iter().enumerate() {
+                    if !any_null[i] {
+                        *counts.entry(key).or_default() += 1;
+                    }
+                }
+                let failed: BooleanArray = keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, key)| Some(!any_null[i] && counts.get(&key).is_some_and(|n| *n > 1)))
+                    .collect();
+                let missing = any_null.iter().filter(|n| **n).count();
+                Ok(self.column_result(rule, &arrays[0], failed, missing))
+            }
+            Check::RowCountBetween { min, max } => {
+                let rows = batch.num_rows() as u64;
+                let success = min.is_none_or(|m| rows >= m) && max.is_none_or(|m| rows <= m);
+                Ok(RuleResult::table_level(
+                    rule,
+                    self.action,
+                    success,
+                    batch.num_rows(),
+                    Some(serde_json::json!(rows)),
+                ))
+            }
+        }
+    }
+
+    fn column_result(
+        &self,
+        rule: String,
+        values: &ArrayRef,
+        failed: BooleanArray,
+        missing: usize,
+    ) -> RuleResult {
+        let examples: Vec<serde_json::Value> = (0..failed.len())
+            .filter(|i| failed.value(*i))
+            .take(PARTIAL_UNEXPECTED)
+            .map(|i| {
+                if values.is_null(i) {
+                    serde_json::Value::Null
+                } else {
+                    arrow::util::display::array_value_to_string(values, i)
+                        .map_or(serde_json::Value::Null, serde_json::Value::String)
+                }
+            })
+            .collect();
+        let mut result = RuleResult::from_mask(rule, self.action, failed);
+        result.missing_count = missing;
+        let counted = result.element_count - missing;
+        result.success = counted == 0
+            || (counted - result.unexpected_count) as f64 / counted as f64 >= self.mostly;
+        result.observed_value = Some(serde_json::json!({
+            "unexpected_percent": if counted == 0 { 0.0 } else { 100.0 * result.unexpected_count as f64 / counted as f64 },
+        }));
+        result.partial_unexpected_list = examples;
+        result
+    }
+}
+
+/// A shared expectation.
+pub type ExpectationRef = Arc<Expectation>;

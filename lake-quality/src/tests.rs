@@ -1,0 +1,228 @@
+//! Every expectation on its edge cases, compared with hand-computed results.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use lake_core::{Action, Validator};
+
+use crate::{Check, Expectation, Suite};
+
+fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
+    RecordBatch::try_from_iter(columns).unwrap()
+}
+
+fn amounts(values: Vec<Option<f64>>) -> RecordBatch {
+    batch(vec![(
+        "amount",
+        Arc::new(Float64Array::from(values)) as ArrayRef,
+    )])
+}
+
+fn between(min: f64, max: f64) -> Expectation {
+    Expectation::new(Check::Between {
+        column: "amount".into(),
+        min: Some(min),
+        max: Some(max),
+        exclusive: false,
+    })
+}
+
+#[test]
+fn not_null_counts_nulls_as_unexpected() {
+    let e = Expectation::new(Check::NotNull {
+        column: "amount".into(),
+    });
+    let r = e
+        .evaluate(&amounts(vec![Some(1.0), None, Some(2.0), None]))
+        .unwrap();
+    assert_eq!(
+        (r.element_count, r.missing_count, r.unexpected_count),
+        (4, 0, 2)
+    );
+    assert!(!r.success);
+    assert_eq!(r.partial_unexpected_list, vec![serde_json::Value::Null; 2]);
+    assert!(
+        e.with_mostly(0.5)
+            .evaluate(&amounts(vec![Some(1.0), None]))
+            .unwrap()
+            .success
+    );
+}
+
+#[test]
+fn between_leaves_nulls_out_and_honours_mostly_at_the_boundary() {
+    // 4 non-null values, one outside: exactly 0.75 pass.
+    let data = amounts(vec![Some(1.0), Some(5.0), None, Some(10.0), Some(11.0)]);
+    let r = between(1.0, 10.0)
+        .with_mostly(0.75)
+        .evaluate(&data)
+        .unwrap();
+    assert_eq!(
+        (r.element_count, r.missing_count, r.unexpected_count),
+        (5, 1, 1)
+    );
+    assert!(r.success, "0.75 of the non-null values pass, mostly = 0.75");
+    assert_eq!(r.observed_value.unwrap()["unexpected_percent"], 25.0);
+    assert_eq!(r.partial_unexpected_list, vec![serde_json::json!("11.0")]);
+    assert!(
+        !between(1.0, 10.0)
+            .with_mostly(0.76)
+            .evaluate(&data)
+            .unwrap()
+            .success
+    );
+    // Exclusive bounds put 1 and 10 outside.
+    let exclusive = Expectation::new(Check::Between {
+        column: "amount".into(),
+        min: Some(1.0),
+        max: Some(10.0),
+        exclusive: true,
+    });
+    assert_eq!(exclusive.evaluate(&data).unwrap().unexpected_count, 3);
+    // NaN is in no range.
+    let nan = between(f64::MIN, f64::MAX)
+        .evaluate(&amounts(vec![Some(f64::NAN), Some(0.0)]))
+        .unwrap();
+    assert_eq!(nan.unexpected_count, 1);
+}
+
+#[test]
+fn empty_batches_pass_column_checks() {
+    let r = between(0.0, 1.0).evaluate(&amounts(vec![])).unwrap();
+    assert!(r.success);
+    assert_eq!(r.element_count, 0);
+    let all_null = between(0.0, 1.0)
+        .evaluate(&amounts(vec![None, None]))
+        .unwrap();
+    assert!(all_null.success);
+    assert_eq!(all_null.missing_count, 2);
+}
+
+#[test]
+fn in_set_compares_exact_code_points() {
+    let data = batch(vec![(
+        "region",
+        Arc::new(StringArray::from(vec![
+            Some("São Paulo"),
+            Some("Sao Paulo"),
+            None,
+            Some("eu"),
+        ])) as ArrayRef,
+    )]);
+    let e = Expectation::new(Check::InSet {
+        column: "region".into(),
+        values: vec!["São Paulo".into(), "eu".into()],
+    });
+    let r = e.evaluate(&data).unwrap();
+    assert_eq!((r.missing_count, r.unexpected_count), (1, 1));
+    assert_eq!(
+        r.partial_unexpected_list,
+        vec![serde_json::json!("Sao Paulo")]
+    );
+}
+
+#[test]
+fn unique_flags_every_repeated_row_and_handles_compound_keys() {
+    let data = batch(vec![
+        (
+            "a",
+            Arc::new(Int64Array::from(vec![
+                Some(1),
+                Some(1),
+                Some(2),
+                None,
+                Some(2),
+            ])) as ArrayRef,
+        ),
+        (
+            "b",
+            Arc::new(StringArray::from(vec![
+                Some("x"),
+                Some("x"),
+                Some("x"),
+                Some("x"),
+                Some("y"),
+            ])) as ArrayRef,
+        ),
+    ]);
+    let single = Expectation::new(Check::Unique {
+        columns: vec!["a".into()],
+    })
+    .evaluate(&data)
+    .unwrap();
+    assert_eq!((single.missing_count, single.unexpected_count), (1, 4));
+    let compound = Expectation::new(Check::Unique {
+        columns: vec!["a".into(), "b".into()],
+    })
+    .evaluate(&data)
+    .unwrap();
+    assert_eq!(compound.unexpected_count, 2, "only (1, x) repeats");
+}
+
+#[test]
+fn row_count_is_a_table_level_check() {
+    let e = Expectation::new(Check::RowCountBetween {
+        min: Some(3),
+        max: None,
+    });
+    let r = e.evaluate(&amounts(vec![Some(1.0), Some(2.0)])).unwrap();
+    assert!(!r.success);
+    assert!(r.failed_rows.is_none());
+    assert_eq!(r.observed_value, Some(serde_json::json!(2)));
+}
+
+#[test]
+fn a_missing_column_is_an_error_naming_rule_and_column() {
+    let err = Expectation::new(Check::NotNull {
+        column: "nope".into(),
+    })
+    .evaluate(&amounts(vec![Some(1.0)]))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("`nope_not_null`") && err.contains("`nope`"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn suites_load_from_toml_and_json_and_validate() {
+    let suite = Suite::from_toml(
+        r#"
+        name = "orders"
+        [[expectation]]
+        expect = "between"
+        column = "amount"
+        min = 0.0
+        action = "drop"
+        name = "amount_positive"
+        "#,
+    )
+    .unwrap();
+    let json = serde_json::to_string(&suite).unwrap();
+    assert_eq!(Suite::from_json(&json).unwrap(), suite);
+    let validation = suite
+        .validate(&amounts(vec![Some(-1.0), Some(2.0)]))
+        .await
+        .unwrap();
+    assert_eq!(validation.rules[0].rule, "amount_positive");
+    assert_eq!(validation.rules[0].action, Action::Drop);
+    assert_eq!(
+        validation.drop_mask(2).values().iter().collect::<Vec<_>>(),
+        vec![true, false]
+    );
+
+    let unknown =
+        Suite::from_toml("name = \"x\"\n[[expectation]]\nexpect = \"telepathy\"\ncolumn = \"a\"\n")
+            .unwrap_err();
+    assert!(unknown.to_string().contains("telepathy"), "{unknown}");
+    let typo =
+        Suite::from_toml("name = \"x\"\n[[expectation]]\nexpect = \"not_null\"\ncolum = \"a\"\n")
+            .unwrap_err();
+    assert!(typo.to_string().contains("colum"), "{typo}");
+    let mostly = Suite::from_toml(
+        "name = \"x\"\n[[expectation]]\nexpect = \"not_null\"\ncolumn = \"a\"\nmostly = 1.5\n",
+    )
+    .unwrap_err();
+    assert!(mostly.to_string().contains("mostly"), "{mostly}");
+}
