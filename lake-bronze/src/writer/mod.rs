@@ -194,19 +194,7 @@ impl BronzeWriter {
             }
             if let Some(catalog) = &context.catalog {
                 let table = storage.open_table(&location).await?;
-                let schema = arrow_schema_of(&table, &self.table)?;
-                let keys = columns::PARTITION_COLUMNS
-                    .iter()
-                    .map(|c| lake_core::Ident::new(*c))
-                    .collect::<Result<Vec<_>>>()?;
-                catalog
-                    .ensure_table(TableDefinition::delta(
-                        self.table.clone(),
-                        location.clone(),
-                        schema,
-                        keys,
-                    ))
-                    .await?;
+                self.register_table(catalog, &table, &location).await?;
                 let values = date_partition_values(ingested_at)?;
                 let partition_location = location
                     .join(&format!(
@@ -250,6 +238,29 @@ impl BronzeWriter {
         })
     }
 
+    /// Registers the table with its current schema (a new schema version
+    /// when it changed).
+    async fn register_table(
+        &self,
+        catalog: &CatalogRef,
+        table: &DeltaTable,
+        location: &url::Url,
+    ) -> Result<()> {
+        let keys = columns::PARTITION_COLUMNS
+            .iter()
+            .map(|c| lake_core::Ident::new(*c))
+            .collect::<Result<Vec<_>>>()?;
+        catalog
+            .ensure_table(TableDefinition::delta(
+                self.table.clone(),
+                location.clone(),
+                arrow_schema_of(table, &self.table)?,
+                keys,
+            ))
+            .await?;
+        Ok(())
+    }
+
     /// Registers the table and every partition in its Delta log, with row,
     /// file and byte counts. Idempotent: run it after a failed registration,
     /// or to attach an existing lake to a new catalog.
@@ -263,18 +274,7 @@ impl BronzeWriter {
         if table.version().is_none() {
             return Ok(AddPartitions::default());
         }
-        let keys = columns::PARTITION_COLUMNS
-            .iter()
-            .map(|c| lake_core::Ident::new(*c))
-            .collect::<Result<Vec<_>>>()?;
-        catalog
-            .ensure_table(TableDefinition::delta(
-                self.table.clone(),
-                location.clone(),
-                arrow_schema_of(&table, &self.table)?,
-                keys,
-            ))
-            .await?;
+        self.register_table(catalog, &table, &location).await?;
         let state = table
             .snapshot()
             .map_err(|e| LakeError::delta(self.table.to_string(), e))?;
