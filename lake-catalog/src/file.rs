@@ -24,7 +24,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use lake_core::object_store::path::Path;
-use lake_core::object_store::{self, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use lake_core::object_store::{self, ObjectMeta, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use lake_core::{
     AddPartitions, Catalog, Ident, LakeError, NamespaceId, ObjectStoreRef, Partition,
     PartitionFilter, PartitionValue, Properties, Result, SchemaVersion, StorageExt, StorageRef,
@@ -130,12 +130,7 @@ impl FileCatalog {
     /// The latest version number and document of a table, if it ever existed.
     async fn latest(&self, table: &TableId) -> Result<Option<(u64, TableDocument)>> {
         let prefix = self.table_root(table).join("v");
-        let listed: Vec<_> = self
-            .store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| LakeError::storage(prefix.to_string(), e))?;
+        let listed = self.list_all(&prefix).await?;
         let latest = listed
             .iter()
             .filter_map(|meta| {
@@ -169,13 +164,17 @@ impl FileCatalog {
         }
     }
 
-    async fn delete_prefix(&self, prefix: &Path) -> Result<()> {
-        let listed: Vec<_> = self
-            .store
+    /// Every object under `prefix` (object_store pages through the listing).
+    async fn list_all(&self, prefix: &Path) -> Result<Vec<ObjectMeta>> {
+        self.store
             .list(Some(prefix))
             .try_collect()
             .await
-            .map_err(|e| LakeError::storage(prefix.to_string(), e))?;
+            .map_err(|e| LakeError::storage(prefix.to_string(), e))
+    }
+
+    async fn delete_prefix(&self, prefix: &Path) -> Result<()> {
+        let listed = self.list_all(prefix).await?;
         for meta in listed {
             match self.store.delete(&meta.location).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
@@ -220,12 +219,7 @@ impl Catalog for FileCatalog {
 
     async fn list_namespaces(&self, zone: Option<Zone>) -> Result<Vec<NamespaceId>> {
         let prefix = self.root.clone().join("namespaces");
-        let listed: Vec<_> = self
-            .store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| LakeError::storage(prefix.to_string(), e))?;
+        let listed = self.list_all(&prefix).await?;
         let mut out: Vec<NamespaceId> = listed
             .iter()
             .filter_map(|meta| {
@@ -368,16 +362,7 @@ impl Catalog for FileCatalog {
         let (_, definition, _) = self.live(table).await?;
         let mut outcome = AddPartitions::default();
         for partition in partitions {
-            if partition.values.len() != definition.partition_keys.len() {
-                return Err(LakeError::config(
-                    "partition",
-                    format!(
-                        "{table} has {} partition keys, a partition gave {} values",
-                        definition.partition_keys.len(),
-                        partition.values.len()
-                    ),
-                ));
-            }
+            partition.check_arity(&definition)?;
             let path = self.partition_path(table, &partition.values);
             let bytes = serde_json::to_vec(&partition)
                 .map_err(|e| LakeError::other("catalog document", e))?;
@@ -397,15 +382,9 @@ impl Catalog for FileCatalog {
     ) -> Result<Vec<Partition>> {
         let (_, definition, _) = self.live(table).await?;
         let keys: Vec<Ident> = definition.partition_keys.clone();
-        // Fail on a bad filter even when there is no partition yet.
-        filter.matches(&keys, &vec![PartitionValue::new("0")?; keys.len()])?;
+        filter.check_keys(&keys)?;
         let prefix = self.table_root(table).join("p");
-        let listed: Vec<_> = self
-            .store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| LakeError::storage(prefix.to_string(), e))?;
+        let listed = self.list_all(&prefix).await?;
         let documents: Vec<Result<Partition>> = futures::stream::iter(listed)
             .map(|meta| async move { self.read_json::<Partition>(&meta.location).await })
             .buffer_unordered(16)

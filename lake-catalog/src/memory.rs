@@ -200,18 +200,9 @@ impl Catalog for MemoryCatalog {
             .tables
             .get_mut(table)
             .ok_or_else(|| missing_table(table))?;
-        let keys = entry.definition.partition_keys.len();
         let mut outcome = AddPartitions::default();
         for partition in partitions {
-            if partition.values.len() != keys {
-                return Err(LakeError::config(
-                    "partition",
-                    format!(
-                        "{table} has {keys} partition keys, a partition gave {} values",
-                        partition.values.len()
-                    ),
-                ));
-            }
+            partition.check_arity(&entry.definition)?;
             if entry.partitions.contains_key(&partition.values) {
                 outcome.already_present += 1;
             } else {
@@ -232,6 +223,7 @@ impl Catalog for MemoryCatalog {
             .tables
             .get(table)
             .ok_or_else(|| missing_table(table))?;
+        filter.check_keys(&entry.definition.partition_keys)?;
         let mut out = Vec::new();
         for partition in entry.partitions.values() {
             if filter.matches(&entry.definition.partition_keys, &partition.values)? {

@@ -179,6 +179,25 @@ pub struct Partition {
     pub stats: Option<PartitionStats>,
 }
 
+impl Partition {
+    /// Checks that the partition gives one value per partition key of `table`.
+    pub fn check_arity(&self, table: &TableDefinition) -> Result<()> {
+        if self.values.len() == table.partition_keys.len() {
+            Ok(())
+        } else {
+            Err(LakeError::config(
+                "partition",
+                format!(
+                    "{} has {} partition keys, a partition gave {} values",
+                    table.id,
+                    table.partition_keys.len(),
+                    self.values.len()
+                ),
+            ))
+        }
+    }
+}
+
 /// How adding partitions went: adding one that exists is a success.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddPartitions {
@@ -237,6 +256,19 @@ impl PartitionFilter {
     pub fn and(mut self, key: Ident, op: PartitionOp, value: PartitionValue) -> Self {
         self.conditions.push(PartitionCondition { key, op, value });
         self
+    }
+
+    /// Checks that every condition names one of `keys`; the error names the
+    /// first that does not. Catalogs call it before listing, so a bad filter
+    /// fails even on a table without partitions.
+    pub fn check_keys(&self, keys: &[Ident]) -> Result<()> {
+        match self.conditions.iter().find(|c| !keys.contains(&c.key)) {
+            Some(condition) => Err(LakeError::config(
+                "partition filter",
+                format!("`{}` is not a partition key", condition.key),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Whether a partition with `values` (in `keys` order) passes the filter.
