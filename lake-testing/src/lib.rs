@@ -221,3 +221,52 @@ impl ObjectStore for FaultyStore {
         self.inner.rename_opts(from, to, options).await
     }
 }
+
+/// Runs `sql` over the Delta table at `location` (registered as `t`) and
+/// returns one string per row, cells joined by `|`: the form table
+/// assertions in tests compare. A location without a table gives no rows.
+pub async fn table_rows(
+    storage: &lake_core::StorageRef,
+    location: &url::Url,
+    sql: &str,
+) -> lake_core::Result<Vec<String>> {
+    use lake_core::StorageExt;
+    use lake_core::arrow::util::display::array_value_to_string;
+    use lake_core::datafusion::prelude::SessionContext;
+
+    let table = storage.open_table(location).await?;
+    if table.version().is_none() {
+        return Ok(Vec::new());
+    }
+    let context = location.as_str();
+    let ctx = SessionContext::new();
+    table
+        .update_datafusion_session(&ctx.state())
+        .map_err(|e| lake_core::LakeError::delta(context, e))?;
+    let provider = table
+        .table_provider()
+        .await
+        .map_err(|e| lake_core::LakeError::datafusion(context, e))?;
+    ctx.register_table("t", provider)
+        .map_err(|e| lake_core::LakeError::datafusion(context, e))?;
+    let batches = ctx
+        .sql(sql)
+        .await
+        .map_err(|e| lake_core::LakeError::datafusion(context, e))?
+        .collect()
+        .await
+        .map_err(|e| lake_core::LakeError::datafusion(context, e))?;
+    let mut out = Vec::new();
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            let cells = batch
+                .columns()
+                .iter()
+                .map(|c| array_value_to_string(c, row))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| lake_core::LakeError::arrow(context, e))?;
+            out.push(cells.join("|"));
+        }
+    }
+    Ok(out)
+}

@@ -2,12 +2,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use datafusion::prelude::SessionContext;
 use lake_bronze::BronzeWriter;
 use lake_core::{
-    IngestReport, IngestStage, InputFormat, ObjectStorage, RawBatch, StageContext, StorageExt,
-    StorageRef, TableId,
+    IngestReport, IngestStage, InputFormat, ObjectStorage, RawBatch, StageContext, StorageRef,
+    TableId,
 };
 use url::Url;
 
@@ -48,38 +46,18 @@ impl Lake {
         self.storage.layout().dead_letter(table)
     }
 
-    /// Runs `sql` over the Delta table at `location`, registered as `t`.
-    pub async fn query(&self, location: &Url, sql: &str) -> Vec<RecordBatch> {
-        let table = self.storage.open_table(location).await.unwrap();
-        assert!(table.version().is_some(), "no table at {location}");
-        let ctx = SessionContext::new();
-        table.update_datafusion_session(&ctx.state()).unwrap();
-        ctx.register_table("t", table.table_provider().await.unwrap())
-            .unwrap();
-        ctx.sql(sql).await.unwrap().collect().await.unwrap()
-    }
-
     /// The single value of a one-row, one-column query, as text.
     pub async fn scalar(&self, location: &Url, sql: &str) -> String {
-        let batches = self.query(location, sql).await;
-        let batch = batches.iter().find(|b| b.num_rows() > 0).expect("no rows");
-        arrow::util::display::array_value_to_string(batch.column(0), 0).unwrap()
+        let rows = self.rows(location, sql).await;
+        assert!(!rows.is_empty(), "no table or no rows at {location}");
+        rows[0].clone()
     }
 
     /// All values of a query, one string per row (columns joined by `|`).
     pub async fn rows(&self, location: &Url, sql: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        for batch in self.query(location, sql).await {
-            for row in 0..batch.num_rows() {
-                let cells: Vec<String> = batch
-                    .columns()
-                    .iter()
-                    .map(|c| arrow::util::display::array_value_to_string(c, row).unwrap())
-                    .collect();
-                out.push(cells.join("|"));
-            }
-        }
-        out
+        lake_testing::table_rows(&self.storage, location, sql)
+            .await
+            .unwrap()
     }
 }
 

@@ -2,11 +2,10 @@
 
 use std::sync::Arc;
 
-use datafusion::prelude::SessionContext;
 use lake_bronze::BronzeWriter;
 use lake_core::{
-    IngestStage, InputFormat, ObjectStorage, RawBatch, RefineReport, StageContext, StorageExt,
-    StorageRef, TableId,
+    IngestStage, InputFormat, ObjectStorage, RawBatch, RefineReport, StageContext, StorageRef,
+    TableId,
 };
 use lake_silver::OrdersSilver;
 
@@ -67,26 +66,9 @@ impl Lake {
     }
 
     pub async fn rows_at(&self, location: &url::Url, sql: &str) -> Vec<String> {
-        let table = self.storage.open_table(location).await.unwrap();
-        if table.version().is_none() {
-            return Vec::new();
-        }
-        let ctx = SessionContext::new();
-        table.update_datafusion_session(&ctx.state()).unwrap();
-        ctx.register_table("t", table.table_provider().await.unwrap())
-            .unwrap();
-        let mut out = Vec::new();
-        for batch in ctx.sql(sql).await.unwrap().collect().await.unwrap() {
-            for row in 0..batch.num_rows() {
-                let cells: Vec<String> = batch
-                    .columns()
-                    .iter()
-                    .map(|c| arrow::util::display::array_value_to_string(c, row).unwrap())
-                    .collect();
-                out.push(cells.join("|"));
-            }
-        }
-        out
+        lake_testing::table_rows(&self.storage, location, sql)
+            .await
+            .unwrap()
     }
 
     /// The whole SCD2 table, in a stable order.
