@@ -265,8 +265,15 @@ impl OrdersSilver {
             by_key.entry(key).or_default().push(event);
         }
         let mut fresh: Vec<&OrderEvent> = Vec::new();
+        // This run's events by key: a conflict is reported by the run that
+        // brings one of its events, not again by every later run.
+        let mut this_run: HashMap<String, HashSet<Event>> = HashMap::new();
         for event in &events {
             let (key, engine_event) = to_engine(event);
+            this_run
+                .entry(key.clone())
+                .or_default()
+                .insert(engine_event.clone());
             // A key has a handful of events: a linear look is cheaper than
             // a second copy of every event in a set.
             let known = by_key.entry(key).or_default();
@@ -299,13 +306,6 @@ impl OrdersSilver {
         // changes commit, the events are in the log already but the history
         // is not), and replace those partitions in the commit that moves the
         // bookmark.
-        // This run's events by key: a conflict is reported by the run that
-        // brings one of its events, not again by every later run.
-        let mut this_run: HashMap<String, HashSet<Event>> = HashMap::new();
-        for event in &events {
-            let (key, event) = to_engine(event);
-            this_run.entry(key).or_default().insert(event);
-        }
         let empty = HashSet::new();
         let mut rows_out: Vec<(String, crate::scd2::Version)> = Vec::new();
         for (key, key_events) in by_key {

@@ -245,28 +245,30 @@ pub fn is_json_number(text: &str) -> bool {
         }
         _ => return false,
     }
+    // A run of digits starting at `i`: how many.
+    let digits = |i: usize| {
+        b[i.min(b.len())..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count()
+    };
     if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        if i == start {
+        let n = digits(i + 1);
+        if n == 0 {
             return false;
         }
+        i += 1 + n;
     }
     if matches!(b.get(i), Some(b'e' | b'E')) {
         i += 1;
         if matches!(b.get(i), Some(b'+' | b'-')) {
             i += 1;
         }
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        if i == start {
+        let n = digits(i);
+        if n == 0 {
             return false;
         }
+        i += n;
     }
     i == b.len()
 }
