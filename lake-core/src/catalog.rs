@@ -86,8 +86,18 @@ fn first_schema_version() -> u32 {
     1
 }
 
+/// The table parameters engines look for to read a Delta table through a
+/// Hive-style catalog: Athena reads `table_type`, Spark and Trino read
+/// `spark.sql.sources.provider`, and Hive treats the data as external.
+pub const DELTA_ENGINE_PROPERTIES: [(&str, &str); 3] = [
+    ("table_type", "DELTA"),
+    ("spark.sql.sources.provider", "delta"),
+    ("EXTERNAL", "TRUE"),
+];
+
 impl TableDefinition {
-    /// A Delta table definition at schema version 1 with no properties.
+    /// A Delta table definition at schema version 1, with the
+    /// [`DELTA_ENGINE_PROPERTIES`] that let Athena, Spark and Trino read it.
     pub fn delta(
         id: TableId,
         location: Url,
@@ -100,7 +110,10 @@ impl TableDefinition {
             format: TableFormat::Delta,
             schema,
             partition_keys,
-            properties: Properties::new(),
+            properties: DELTA_ENGINE_PROPERTIES
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             schema_version: 1,
             compatibility: SchemaCompatibility::default(),
         }

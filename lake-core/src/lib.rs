@@ -40,6 +40,7 @@ pub mod report;
 pub mod schema;
 pub mod stage;
 pub mod storage;
+pub mod touched;
 pub mod validate;
 
 pub use arrow;
@@ -49,9 +50,9 @@ pub use object_store;
 pub use parquet;
 
 pub use catalog::{
-    AddPartitions, Catalog, CatalogExt, CatalogRef, Partition, PartitionCondition, PartitionFilter,
-    PartitionOp, PartitionStats, Properties, SchemaCompatibility, SchemaVersion, TableDefinition,
-    TableFormat, TableUpdate,
+    AddPartitions, Catalog, CatalogExt, CatalogRef, DELTA_ENGINE_PROPERTIES, Partition,
+    PartitionCondition, PartitionFilter, PartitionOp, PartitionStats, Properties,
+    SchemaCompatibility, SchemaVersion, TableDefinition, TableFormat, TableUpdate,
 };
 pub use error::{BoxError, LakeError, Result};
 pub use ident::{Ident, NamespaceId, PartitionValue, TableId, Zone, quote_ident, quote_literal};
@@ -64,5 +65,9 @@ pub use stage::{
     IngestStage, IngestStageRef, InputFormat, Payload, RawBatch, RefineReport, RefineStage,
     RefineStageRef, StageContext,
 };
-pub use storage::{ObjectStorage, ObjectStoreRef, Storage, StorageExt, StorageRef};
+pub use storage::{
+    ObjectStorage, ObjectStoreRef, Storage, StorageExt, StorageRef, commit_actions,
+    transaction_version,
+};
+pub use touched::{TOUCHED_KEY, Touched};
 pub use validate::{Action, RuleResult, Validation, Validator, ValidatorRef};

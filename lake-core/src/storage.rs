@@ -229,3 +229,49 @@ impl Storage for ObjectStorage {
         &self.options
     }
 }
+
+/// The version of the last commit of `table` carrying the application
+/// transaction `app_id` (the bookmark a stage keeps in its target table),
+/// or `None` when there is none. `name` names the table in errors.
+pub async fn transaction_version(
+    table: &DeltaTable,
+    app_id: &str,
+    name: &str,
+) -> Result<Option<i64>> {
+    let state = table.snapshot().map_err(|e| LakeError::delta(name, e))?;
+    state
+        .transaction_version(table.log_store().as_ref(), app_id)
+        .await
+        .map_err(|e| LakeError::delta(name, e))
+}
+
+/// The actions of commit `version` of `table` (`add`, `remove`,
+/// `commitInfo`, …), one JSON object each, as the Delta log holds them.
+///
+/// Fails with [`LakeError::NotFound`] when the commit file is gone (log
+/// retention removed it), so an incremental reader never skips a commit
+/// silently. `name` names the table in errors.
+pub async fn commit_actions(
+    table: &DeltaTable,
+    version: u64,
+    name: &str,
+) -> Result<Vec<serde_json::Value>> {
+    let Some(entry) = table
+        .log_store()
+        .read_commit_entry(version)
+        .await
+        .map_err(|e| LakeError::delta(name, e))?
+    else {
+        return Err(LakeError::not_found(format!(
+            "commit {version} of {name} (log cleaned up before it was read?)"
+        )));
+    };
+    entry
+        .split(|b| *b == b'\n')
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .map(|line| {
+            serde_json::from_slice(line)
+                .map_err(|e| LakeError::other(format!("commit {version} of {name}"), e))
+        })
+        .collect()
+}

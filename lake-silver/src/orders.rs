@@ -43,8 +43,8 @@ use lake_core::object_store::ObjectStoreExt;
 use lake_core::object_store::path::Path;
 use lake_core::{
     Action, CatalogExt, CatalogRef, ExpectationSummary, Ident, LakeError, RefineReport,
-    RefineStage, Result, StageContext, StorageExt, StorageRef, TableDefinition, TableId,
-    Validation, ValidatorRef, Zone,
+    RefineStage, Result, StageContext, StorageExt, StorageRef, TableDefinition, TableId, Touched,
+    Validation, ValidatorRef, Zone, commit_actions, transaction_version,
 };
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -74,6 +74,19 @@ fn business_fields() -> Vec<Field> {
 /// overwrite in Delta) and reads only the event-log partitions it needs,
 /// instead of building predicates over thousands of keys.
 pub const BUCKETS: u64 = 64;
+
+/// The column gold partitions the reference workload by; silver records the
+/// values each commit touched (see [`lake_core::touched`]).
+pub const ORDER_DATE: &str = "order_date";
+
+/// A date cell as Delta writes a date partition value (`2025-11-01`).
+fn date_text(cell: &Cell) -> Option<String> {
+    match cell {
+        Cell::Date(days) => arrow::temporal_conversions::date32_to_datetime(*days)
+            .map(|t| t.date().format("%Y-%m-%d").to_string()),
+        _ => None,
+    }
+}
 
 /// The technical partition column holding a key's bucket.
 pub const KEY_BUCKET: &str = "_key_bucket";
@@ -173,7 +186,8 @@ impl OrdersSilver {
         let silver = storage
             .ensure_table(&silver_location, &SILVER_SCHEMA, &[KEY_BUCKET])
             .await?;
-        let bookmark = transaction_version(&silver, &self.app_id(), &self.target).await?;
+        let bookmark =
+            transaction_version(&silver, &self.app_id(), &self.target.to_string()).await?;
         if bookmark.is_some_and(|b| b >= bronze_version as i64) {
             return Ok(report);
         }
@@ -306,6 +320,17 @@ impl OrdersSilver {
         // changes commit, the events are in the log already but the history
         // is not), and replace those partitions in the commit that moves the
         // bookmark.
+        // Gold refreshes the order dates a commit touched. Every version of a
+        // key, before this run and after it, takes its date from one of the
+        // key's events, so the dates of all events of this run's keys cover
+        // both the old and the new date of an order whose date moved.
+        let mut touched = Touched::new();
+        touched.track(ORDER_DATE);
+        for key in this_run.keys() {
+            for event in by_key.get(key).into_iter().flatten() {
+                touched.insert(ORDER_DATE, date_text(&event.tracked[5]));
+            }
+        }
         let empty = HashSet::new();
         let mut rows_out: Vec<(String, crate::scd2::Version)> = Vec::new();
         for (key, key_events) in by_key {
@@ -330,6 +355,7 @@ impl OrdersSilver {
             &buckets,
             silver_rows(&rows_out)?,
             txn,
+            &touched,
         )
         .await?;
         report
@@ -404,20 +430,6 @@ struct BronzeRow {
     source_line: Option<i64>,
 }
 
-async fn transaction_version(
-    table: &DeltaTable,
-    app_id: &str,
-    id: &TableId,
-) -> Result<Option<i64>> {
-    let state = table
-        .snapshot()
-        .map_err(|e| LakeError::delta(id.to_string(), e))?;
-    state
-        .transaction_version(table.log_store().as_ref(), app_id)
-        .await
-        .map_err(|e| LakeError::delta(id.to_string(), e))
-}
-
 /// Reads the rows of the files bronze added in versions `first..=last`.
 async fn read_added_rows(
     storage: &StorageRef,
@@ -426,23 +438,11 @@ async fn read_added_rows(
     first: u64,
     last: u64,
 ) -> Result<Vec<BronzeRow>> {
-    let log_store = bronze.log_store();
     let root = storage.object_path(&storage.layout().table_location(id))?;
     let store = storage.object_store();
     let mut rows = Vec::new();
     for version in first..=last {
-        let Some(entry) = log_store
-            .read_commit_entry(version)
-            .await
-            .map_err(|e| LakeError::delta(id.to_string(), e))?
-        else {
-            return Err(LakeError::not_found(format!(
-                "commit {version} of {id} (log cleaned up before silver read it?)"
-            )));
-        };
-        for line in entry.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let action: serde_json::Value = serde_json::from_slice(line)
-                .map_err(|e| LakeError::other(format!("commit {version} of {id}"), e))?;
+        for action in commit_actions(bronze, version, &id.to_string()).await? {
             let Some(path) = action.pointer("/add/path").and_then(|p| p.as_str()) else {
                 continue;
             };
@@ -783,7 +783,7 @@ async fn append_once(
     let table = storage
         .ensure_table(location, schema, partition_columns)
         .await?;
-    if transaction_version(&table, &txn.app_id, id)
+    if transaction_version(&table, &txn.app_id, &id.to_string())
         .await?
         .is_some_and(|v| v >= txn.version)
     {
@@ -808,8 +808,11 @@ async fn replace_buckets(
     buckets: &BTreeSet<i32>,
     rows: RecordBatch,
     txn: Transaction,
+    touched: &Touched,
 ) -> Result<u64> {
-    let properties = CommitProperties::default().with_application_transaction(txn);
+    let properties = CommitProperties::default()
+        .with_application_transaction(txn)
+        .with_metadata([touched.to_commit_metadata()]);
     let write = silver
         .clone()
         .write(vec![rows])

@@ -172,13 +172,7 @@ impl DeltaSink {
 
 /// Whether `table` has a commit carrying the application transaction `app_id`.
 pub(super) async fn committed(table: &DeltaTable, app_id: &str, id: &TableId) -> Result<bool> {
-    let state = table
-        .snapshot()
-        .map_err(|e| LakeError::delta(id.to_string(), e))?;
-    let version = state
-        .transaction_version(table.log_store().as_ref(), app_id)
-        .await
-        .map_err(|e| LakeError::delta(id.to_string(), e))?;
+    let version = lake_core::transaction_version(table, app_id, &id.to_string()).await?;
     Ok(version.is_some())
 }
 

@@ -1,0 +1,202 @@
+//! SQL across the lake: a DataFusion session over the catalog.
+//!
+//! Every zone is a DataFusion catalog and every namespace a schema, so a
+//! table is named as it is everywhere else in the lake:
+//! `SELECT … FROM gold.analytics.daily_summary WHERE order_date >= '2025-11-01'`.
+//! Tables are Delta tables read through deltalake's provider, which prunes
+//! partitions and skips files on their statistics; the session also
+//! evaluates filters inside the Parquet scan.
+//!
+//! DataFusion's catalog traits are synchronous and the lake's [`Catalog`]
+//! is async, so [`LakeSession::from_catalog`] loads a snapshot of the
+//! catalog up front (the bridge iceberg-rust's DataFusion integration
+//! uses). Tables created later are not seen until the session is rebuilt
+//! or [`LakeSession::register`] adds them.
+//!
+//! [`Catalog`]: lake_core::Catalog
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use chrono::{DateTime, Utc};
+use datafusion::catalog::{MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider};
+use datafusion::datasource::TableProvider;
+use datafusion::physical_plan::collect;
+use datafusion::prelude::{DataFrame, SessionContext};
+use deltalake::DeltaTable;
+use lake_core::{CatalogRef, LakeError, Result, StorageExt, StorageRef, TableId, Zone};
+
+use crate::refresh::ScanMetrics;
+
+/// Which version of a table to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimeTravel {
+    /// The latest version.
+    #[default]
+    Latest,
+    /// A table version.
+    Version(u64),
+    /// The version current at this instant.
+    Timestamp(DateTime<Utc>),
+}
+
+/// A DataFusion session over the lake's tables.
+#[derive(Clone)]
+pub struct LakeSession {
+    ctx: SessionContext,
+    storage: StorageRef,
+}
+
+impl std::fmt::Debug for LakeSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LakeSession")
+            .field("session_id", &self.ctx.session_id())
+            .field("storage", &self.storage)
+            .finish()
+    }
+}
+
+impl LakeSession {
+    /// A session with no tables yet; add them with [`register`](Self::register).
+    pub fn new(storage: StorageRef) -> Self {
+        let ctx = crate::refresh::session();
+        for zone in [Zone::Bronze, Zone::Silver, Zone::Gold] {
+            ctx.register_catalog(zone.as_str(), Arc::new(MemoryCatalogProvider::new()));
+        }
+        Self { ctx, storage }
+    }
+
+    /// A session over every table `catalog` lists in the bronze, silver and
+    /// gold zones, at their latest versions.
+    pub async fn from_catalog(storage: StorageRef, catalog: &CatalogRef) -> Result<Self> {
+        let session = Self::new(storage);
+        for zone in [Zone::Bronze, Zone::Silver, Zone::Gold] {
+            for namespace in catalog.list_namespaces(Some(zone)).await? {
+                for table in catalog.list_tables(&namespace).await? {
+                    let definition = catalog.get_table(&table).await?;
+                    let delta = session
+                        .open(&definition.location, &table, TimeTravel::Latest)
+                        .await?;
+                    session.add(&table, &delta).await?;
+                }
+            }
+        }
+        Ok(session)
+    }
+
+    /// Adds the table `id` at its layout location, at its latest version.
+    pub async fn register(&self, id: &TableId) -> Result<()> {
+        let location = self.storage.layout().table_location(id);
+        let table = self.open(&location, id, TimeTravel::Latest).await?;
+        self.add(id, &table).await
+    }
+
+    /// Runs a SQL query; tables are named `zone.namespace.table`.
+    pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        self.ctx
+            .sql(sql)
+            .await
+            .map_err(|e| LakeError::datafusion("sql session", e))
+    }
+
+    /// The table `id` as of `version` (time travel), as a DataFrame.
+    pub async fn table_at(&self, id: &TableId, version: TimeTravel) -> Result<DataFrame> {
+        let location = self.storage.layout().table_location(id);
+        let table = self.open(&location, id, version).await?;
+        let provider = provider(&self.ctx, &table, id).await?;
+        self.ctx
+            .read_table(provider)
+            .map_err(|e| LakeError::datafusion(id.to_string(), e))
+    }
+
+    /// Registers the table `id` as of `version` under the plain name
+    /// `alias`, so SQL can join it with other versions or tables.
+    pub async fn register_at(&self, alias: &str, id: &TableId, version: TimeTravel) -> Result<()> {
+        let location = self.storage.layout().table_location(id);
+        let table = self.open(&location, id, version).await?;
+        let provider = provider(&self.ctx, &table, id).await?;
+        self.ctx
+            .register_table(alias, provider)
+            .map_err(|e| LakeError::datafusion(id.to_string(), e))?;
+        Ok(())
+    }
+
+    /// Runs `frame` and returns its rows with what its scans read, so a
+    /// caller can check that a filter pruned partitions or skipped files.
+    pub async fn collect_with_metrics(
+        &self,
+        frame: DataFrame,
+    ) -> Result<(Vec<RecordBatch>, ScanMetrics)> {
+        let plan = frame
+            .create_physical_plan()
+            .await
+            .map_err(|e| LakeError::datafusion("sql session", e))?;
+        let batches = collect(Arc::clone(&plan), self.ctx.task_ctx())
+            .await
+            .map_err(|e| LakeError::datafusion("sql session", e))?;
+        Ok((batches, ScanMetrics::of(plan.as_ref())))
+    }
+
+    /// The DataFusion context, for anything this type does not wrap.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    async fn open(&self, location: &url::Url, id: &TableId, at: TimeTravel) -> Result<DeltaTable> {
+        let name = id.to_string();
+        let builder = self.storage.delta_builder(location)?;
+        let builder = match at {
+            TimeTravel::Latest => builder,
+            TimeTravel::Version(version) => builder.with_version(version),
+            TimeTravel::Timestamp(instant) => builder.with_timestamp(instant),
+        };
+        let table = builder
+            .load()
+            .await
+            .map_err(|e| LakeError::delta(&name, e))?;
+        Ok(table)
+    }
+
+    async fn add(&self, id: &TableId, table: &DeltaTable) -> Result<()> {
+        let name = id.to_string();
+        let provider = provider(&self.ctx, table, id).await?;
+        let catalog = self
+            .ctx
+            .catalog(id.zone.as_str())
+            .ok_or_else(|| LakeError::not_found(format!("catalog {}", id.zone.as_str())))?;
+        let namespace = id.namespace.as_str();
+        let schema = match catalog.schema(namespace) {
+            Some(schema) => schema,
+            None => {
+                let schema: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
+                catalog
+                    .register_schema(namespace, Arc::clone(&schema))
+                    .map_err(|e| LakeError::datafusion(&name, e))?;
+                schema
+            }
+        };
+        // Replacing keeps `register` usable to move a table to its latest version.
+        schema
+            .deregister_table(id.name.as_str())
+            .map_err(|e| LakeError::datafusion(&name, e))?;
+        schema
+            .register_table(id.name.as_str().to_string(), provider)
+            .map_err(|e| LakeError::datafusion(&name, e))?;
+        Ok(())
+    }
+}
+
+async fn provider(
+    ctx: &SessionContext,
+    table: &DeltaTable,
+    id: &TableId,
+) -> Result<Arc<dyn TableProvider>> {
+    let name = id.to_string();
+    table
+        .update_datafusion_session(&ctx.state())
+        .map_err(|e| LakeError::delta(&name, e))?;
+    table
+        .table_provider()
+        .await
+        .map_err(|e| LakeError::datafusion(&name, e))
+}
