@@ -10,4 +10,5 @@
 
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
+pub mod gold;
 pub mod workload;

@@ -102,11 +102,14 @@ impl Rng {
     }
 }
 
-const CATEGORIES: [&str; 8] = [
+/// Product categories of the workload.
+pub const CATEGORIES: [&str; 8] = [
     "books", "garden", "toys", "music", "kitchen", "sports", "beauty", "tools",
 ];
-const REGIONS: [&str; 5] = ["eu-west", "eu-north", "us-east", "us-west", "apac"];
-const STATUSES: [&str; 4] = ["placed", "paid", "shipped", "delivered"];
+/// Sales regions of the workload.
+pub const REGIONS: [&str; 5] = ["eu-west", "eu-north", "us-east", "us-west", "apac"];
+/// Order statuses, in the order an order goes through them.
+pub const STATUSES: [&str; 4] = ["placed", "paid", "shipped", "delivered"];
 
 #[derive(Debug, Clone)]
 struct Order {

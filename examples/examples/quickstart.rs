@@ -1,10 +1,8 @@
-//! The README's main job, for now: writes a few delivered batches of the
-//! reference `orders` change stream (messy lines included) under
-//! `./lake-demo/incoming`, runs them through bronze and silver on the embedded
-//! defaults (local files and the file catalog), prints each run report,
-//! and counts what landed through SQL.
-//!
-//! Gold joins this run when its crate lands (see the README).
+//! The README's main job: writes a few delivered batches of the reference
+//! `orders` change stream (messy lines included) under `./lake-demo/incoming`,
+//! runs them through bronze, silver and gold on the embedded defaults (local
+//! files and the file catalog), prints each run report, and queries the
+//! three zones with SQL through the catalog.
 //!
 //! Usage: `cargo run -p lake-examples --example quickstart [LAKE_DIR]`
 
@@ -13,11 +11,11 @@ use std::sync::Arc;
 
 use lake_bronze::BronzeWriter;
 use lake_catalog::FileCatalog;
-use lake_core::datafusion::prelude::SessionContext;
 use lake_core::{
-    CatalogRef, ObjectStorage, PartitionFilter, Pipeline, RawBatch, StageOutcome, StorageExt,
-    StorageRef, TableId,
+    CatalogRef, ObjectStorage, PartitionFilter, Pipeline, RawBatch, StageOutcome, StorageRef,
+    TableId,
 };
+use lake_gold::{GoldAggregation, LakeSession, daily_summary};
 use lake_silver::OrdersSilver;
 
 const BATCHES: usize = 3;
@@ -36,11 +34,16 @@ async fn main() -> lake_core::Result<()> {
     let catalog: CatalogRef = Arc::new(FileCatalog::new(&storage)?);
     let orders = TableId::bronze("shop", "orders")?;
     let silver = TableId::silver("sales", "orders")?;
+    let gold = TableId::gold("analytics", "daily_summary")?;
     let pipeline = Pipeline::builder()
         .with_storage(storage.clone())
         .with_catalog(catalog.clone())
         .with_ingest(Arc::new(BronzeWriter::new(orders.clone())?))
         .with_refine(Arc::new(OrdersSilver::new(orders.clone(), silver.clone())?))
+        .with_aggregate(Arc::new(GoldAggregation::new(daily_summary(
+            silver.clone(),
+            gold,
+        )?)?))
         .build()?;
 
     for i in 1..=BATCHES {
@@ -56,24 +59,38 @@ async fn main() -> lake_core::Result<()> {
         }
         let totals = report.totals();
         println!(
-            "{}: {} lines -> {} bronze rows, {} dead letters, {} blank -> {} valid events, {} quarantined",
+            "{}: {} lines -> {} bronze rows, {} dead letters, {} blank -> {} valid events, {} quarantined -> {} gold partitions refreshed",
             file.display(),
             totals.input_records,
             totals.bronze_rows,
             totals.dead_lettered,
             totals.blank_lines,
             totals.valid,
-            totals.quarantined
+            totals.quarantined,
+            totals.partitions_refreshed
         );
         print!("{report}");
     }
 
-    let bronze_sql = "SELECT _batch_id, count(*) AS rows, count(DISTINCT order_id) AS orders \
-                      FROM t GROUP BY _batch_id ORDER BY _batch_id";
-    show(&storage, &orders, bronze_sql).await?;
-    let silver_sql = "SELECT is_current, count(*) AS versions, count(DISTINCT order_id) AS orders \
-                      FROM t GROUP BY is_current ORDER BY is_current";
-    show(&storage, &silver, silver_sql).await?;
+    // SQL across the three zones, with tables named as the catalog knows them.
+    let session = LakeSession::from_catalog(storage.clone(), &catalog).await?;
+    for sql in [
+        "SELECT _batch_id, count(*) AS rows, count(DISTINCT order_id) AS orders \
+         FROM bronze.shop.orders GROUP BY _batch_id ORDER BY _batch_id",
+        "SELECT is_current, count(*) AS versions, count(DISTINCT order_id) AS orders \
+         FROM silver.sales.orders GROUP BY is_current ORDER BY is_current",
+        "SELECT order_date, category, region, total_count, total_value, unique_users, \
+         round(value_per_user, 2) AS value_per_user FROM gold.analytics.daily_summary \
+         WHERE order_date >= '2025-11-20' ORDER BY order_date, category, region LIMIT 8",
+    ] {
+        println!("\n{sql}");
+        session
+            .sql(sql)
+            .await?
+            .show()
+            .await
+            .map_err(|e| lake_core::LakeError::datafusion("quickstart", e))?;
+    }
     let definition = catalog.get_table(&orders).await?;
     let partitions = catalog
         .list_partitions(&orders, &PartitionFilter::all())
@@ -87,29 +104,6 @@ async fn main() -> lake_core::Result<()> {
     );
     println!("tables are under {}", storage.layout().root());
     Ok(())
-}
-
-/// Prints `sql` over `table`, registered as `t`.
-async fn show(storage: &StorageRef, table: &TableId, sql: &str) -> lake_core::Result<()> {
-    let location = storage.layout().table_location(table);
-    let delta = storage.open_table(&location).await?;
-    let ctx = SessionContext::new();
-    delta
-        .update_datafusion_session(&ctx.state())
-        .map_err(|e| lake_core::LakeError::delta(table.to_string(), e))?;
-    let provider = delta
-        .table_provider()
-        .await
-        .map_err(|e| lake_core::LakeError::datafusion(table.to_string(), e))?;
-    ctx.register_table("t", provider)
-        .map_err(|e| lake_core::LakeError::datafusion(table.to_string(), e))?;
-    println!("\n{table}: {sql}");
-    ctx.sql(sql)
-        .await
-        .map_err(|e| lake_core::LakeError::datafusion(table.to_string(), e))?
-        .show()
-        .await
-        .map_err(|e| lake_core::LakeError::datafusion(table.to_string(), e))
 }
 
 /// A small, deterministic slice of the reference workload, with the mess

@@ -240,9 +240,13 @@ impl GoldAggregation {
             batches.push(RecordBatch::new_empty(Arc::clone(&schema)));
         }
 
-        let gold = storage
-            .ensure_table(&target_location, &schema, &[partition])
-            .await?;
+        let gold = if gold.version().is_some() {
+            gold
+        } else {
+            storage
+                .ensure_table(&target_location, &schema, &[partition])
+                .await?
+        };
         let txn = Transaction::new(self.app_id(), source_version as i64);
         let write = gold
             .write(batches)
@@ -327,6 +331,8 @@ pub(crate) fn session() -> SessionContext {
     let mut config = SessionConfig::new();
     config.options_mut().execution.parquet.pushdown_filters = true;
     config.options_mut().execution.parquet.reorder_filters = true;
+    // The lake writes no bloom filters; looking for them costs a read per file.
+    config.options_mut().execution.parquet.bloom_filter_on_read = false;
     SessionContext::new_with_config(config)
 }
 

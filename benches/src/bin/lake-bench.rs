@@ -5,6 +5,7 @@
 //! lake-bench bronze [--events N] [--repeat N] [--only floor|bronze]
 //! lake-bench ingest --input FILE --lake DIR
 //! lake-bench run --input DIR --lake DIR
+//! lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N]
 //! ```
 //!
 //! `bronze` measures newline-delimited JSON of the reference workload into
@@ -37,6 +38,7 @@ fn main() {
         Some("bronze") => bronze_command(&args[1..]),
         Some("ingest") => ingest_command(&args[1..]),
         Some("run") => run_command(&args[1..]),
+        Some("gold") => gold_command(&args[1..]),
         _ => Err(usage().into()),
     };
     if let Err(e) = result {
@@ -46,7 +48,7 @@ fn main() {
 }
 
 fn usage() -> String {
-    "usage: lake-bench generate [--scale small|medium|large] --out DIR [--seed N] | lake-bench bronze [--events N] [--repeat N] | lake-bench ingest --input FILE --lake DIR | lake-bench run --input DIR --lake DIR".to_string()
+    "usage: lake-bench generate [--scale small|medium|large] --out DIR [--seed N] | lake-bench bronze [--events N] [--repeat N] | lake-bench ingest --input FILE --lake DIR | lake-bench run --input DIR --lake DIR | lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N]".to_string()
 }
 
 /// Peak resident memory of this process in bytes (Linux), if known.
@@ -58,8 +60,7 @@ fn peak_rss_bytes() -> Option<u64> {
 }
 
 /// Processes every `*.jsonl` of a folder in name order, one bronze → silver
-/// cycle per file, printing one JSON line per batch and a final summary.
-/// Gold joins when its crate lands.
+/// → gold cycle per file, printing one JSON line per batch and a final summary.
 fn run_command(args: &[String]) -> AnyResult<()> {
     let (input, lake) = input_and_lake(args, "run needs --input DIR")?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(&input)?
@@ -72,10 +73,17 @@ fn run_command(args: &[String]) -> AnyResult<()> {
         .build()?;
     let bronze = lake_core::TableId::bronze("shop", "orders")?;
     let silver = lake_core::TableId::silver("sales", "orders")?;
+    let gold = lake_core::TableId::gold("analytics", "daily_summary")?;
     let pipeline = lake_core::Pipeline::builder()
         .with_storage(Arc::new(ObjectStorage::from_url(&lake)?))
         .with_ingest(Arc::new(BronzeWriter::new(bronze.clone())?))
-        .with_refine(Arc::new(lake_silver::OrdersSilver::new(bronze, silver)?))
+        .with_refine(Arc::new(lake_silver::OrdersSilver::new(
+            bronze,
+            silver.clone(),
+        )?))
+        .with_aggregate(Arc::new(lake_gold::GoldAggregation::new(
+            lake_gold::daily_summary(silver, gold)?,
+        )?))
         .build()?;
     let started = Instant::now();
     let mut totals = lake_core::RunTotals::default();
@@ -90,6 +98,7 @@ fn run_command(args: &[String]) -> AnyResult<()> {
         totals.valid += t.valid;
         totals.quarantined += t.quarantined;
         totals.sequence_conflicts += t.sequence_conflicts;
+        totals.partitions_refreshed += t.partitions_refreshed;
         let stages: Vec<_> = report
             .stages
             .iter()
@@ -117,6 +126,29 @@ fn run_command(args: &[String]) -> AnyResult<()> {
             "peak_rss_bytes": peak_rss_bytes(),
         })
     );
+    Ok(())
+}
+
+/// Times an incremental gold refresh against a full rebuild (see `lake_bench::gold`).
+fn gold_command(args: &[String]) -> AnyResult<()> {
+    let mut bench = lake_bench::gold::GoldBench::default();
+    for (key, value) in options(args, &["orders", "dates", "touched", "rounds"])? {
+        let n = number(&key, &value)?.max(1);
+        match key.as_str() {
+            "orders" => bench.orders = n,
+            "dates" => bench.dates = n,
+            "touched" => bench.touched = n,
+            "rounds" => bench.rounds = n,
+            _ => unreachable!(),
+        }
+    }
+    let dir = tempfile::tempdir()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mut result = runtime.block_on(lake_bench::gold::run(&bench, dir.path()))?;
+    result["peak_rss_bytes"] = serde_json::json!(peak_rss_bytes());
+    println!("{result}");
     Ok(())
 }
 
