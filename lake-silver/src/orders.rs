@@ -273,15 +273,16 @@ impl OrdersSilver {
             }
         }
 
-        // 4. The event log: existing events of the touched buckets, plus the new ones.
+        // 4. The event log: the logged events of this run's keys, plus the new ones.
         let buckets: BTreeSet<i32> = events.iter().map(|e| key_bucket(&e.order_id)).collect();
+        let keys: HashSet<&str> = events.iter().map(|e| e.order_id.as_str()).collect();
         let changes_id = self.target.changes_table()?;
         let changes_location = layout.table_location(&changes_id);
         let changes = storage
             .ensure_table(&changes_location, &CHANGES_SCHEMA, &[KEY_BUCKET])
             .await?;
         let mut by_key: HashMap<String, Vec<Event>> = HashMap::new();
-        for event in read_changes(&changes, &changes_id, &buckets).await? {
+        for event in read_changes(&changes, &changes_id, &buckets, &keys).await? {
             let (key, event) = to_engine(&event);
             by_key.entry(key).or_default().push(event);
         }
@@ -322,11 +323,13 @@ impl OrdersSilver {
             }
         }
 
-        // 5. Recompute every key of every bucket the bronze rows touched (not
-        // only keys with fresh events: after a run that failed past the
-        // changes commit, the events are in the log already but the history
-        // is not), and replace those partitions in the commit that moves the
-        // bookmark.
+        // 5. Recompute the history of every key this run's bronze rows
+        // touched (not only keys with fresh events: after a run that failed
+        // past the changes commit, the events are in the log already but the
+        // history is not), copy the rows of the other keys of their buckets
+        // as they are, and replace those partitions in the commit that moves
+        // the bookmark. A key's history depends only on its own events, so
+        // the copied rows are exactly what recomputing them would give.
         // Gold refreshes the order dates a commit touched. Every version of a
         // key, before this run and after it, takes its date from one of the
         // key's events, so the dates of all events of this run's keys cover
@@ -354,25 +357,9 @@ impl OrdersSilver {
             rows_out.extend(h.versions.into_iter().map(|v| (key.clone(), v)));
         }
         report.rows_written = rows_out.len() as u64;
-        // Sorted by order date first: with small pages, each file's page
-        // index then lets a reader of a few dates (a gold refresh) skip the
-        // pages of the others. Then by key and validity, for a stable order.
-        rows_out.sort_by(|a, b| {
-            let date = |v: &crate::scd2::Version| match v.tracked[5] {
-                Cell::Date(d) => Some(d),
-                _ => None,
-            };
-            (date(&a.1), &a.0, a.1.valid_from).cmp(&(date(&b.1), &b.0, b.1.valid_from))
-        });
-        let version = replace_buckets(
-            &silver,
-            &self.target,
-            &buckets,
-            silver_rows(&rows_out)?,
-            txn,
-            &touched,
-        )
-        .await?;
+        let kept = read_rows_of_other_keys(&silver, &self.target, &buckets, &keys).await?;
+        let rows = sorted_for_readers(silver_rows(&rows_out)?, kept)?;
+        let version = replace_buckets(&silver, &self.target, &buckets, rows, txn, &touched).await?;
         report
             .table_versions
             .insert(self.target.to_string(), version);
@@ -521,38 +508,143 @@ fn read_bronze_file(bytes: Bytes, location: &Path) -> Result<Vec<BronzeRow>> {
     Ok(rows)
 }
 
-/// Every event in the given buckets of the changes table.
-async fn read_changes(
-    changes: &DeltaTable,
+/// The rows of `table` in `buckets`, as Arrow batches typed like `schema`.
+async fn scan_buckets(
+    table: &DeltaTable,
     id: &TableId,
     buckets: &BTreeSet<i32>,
-) -> Result<Vec<OrderEvent>> {
-    if buckets.is_empty() || changes.version().is_none_or(|v| v == 0) {
+    schema: &SchemaRef,
+) -> Result<Vec<RecordBatch>> {
+    if buckets.is_empty() || table.version().is_none_or(|v| v == 0) {
         return Ok(Vec::new());
     }
-    let ctx = SessionContext::new();
-    changes
+    let fail = |e| LakeError::datafusion(id.to_string(), e);
+    let mut config = datafusion::prelude::SessionConfig::new();
+    // Plain strings, as the tables are written: no per-batch conversion.
+    config
+        .options_mut()
+        .execution
+        .parquet
+        .schema_force_view_types = false;
+    let ctx = SessionContext::new_with_config(config);
+    table
         .update_datafusion_session(&ctx.state())
         .map_err(|e| LakeError::delta(id.to_string(), e))?;
-    let provider = changes
-        .table_provider()
-        .await
-        .map_err(|e| LakeError::datafusion(id.to_string(), e))?;
-    ctx.register_table("changes", provider)
-        .map_err(|e| LakeError::datafusion(id.to_string(), e))?;
+    let provider = table.table_provider().await.map_err(fail)?;
+    ctx.register_table("t", provider).map_err(fail)?;
     // A partition filter on small integers: Delta prunes the other buckets.
     let list: Vec<String> = buckets.iter().map(i32::to_string).collect();
     let sql = format!(
-        "SELECT * FROM changes WHERE {KEY_BUCKET} IN ({})",
+        "SELECT * FROM t WHERE {KEY_BUCKET} IN ({})",
         list.join(", ")
     );
     let batches = ctx
         .sql(&sql)
         .await
-        .map_err(|e| LakeError::datafusion(id.to_string(), e))?
+        .map_err(fail)?
         .collect()
         .await
-        .map_err(|e| LakeError::datafusion(id.to_string(), e))?;
+        .map_err(fail)?;
+    batches
+        .into_iter()
+        .map(|batch| conform(batch, schema, id))
+        .collect()
+}
+
+/// `batch` with its columns in `schema`'s order and types.
+fn conform(batch: RecordBatch, schema: &SchemaRef, id: &TableId) -> Result<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let column = batch
+                .column_by_name(field.name())
+                .ok_or_else(|| LakeError::Schema {
+                    table: id.to_string(),
+                    message: format!("column `{}` missing", field.name()),
+                })?;
+            if column.data_type() == field.data_type() {
+                Ok(Arc::clone(column))
+            } else {
+                arrow::compute::cast(column, field.data_type())
+                    .map_err(|e| LakeError::arrow(id.to_string(), e))
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new(Arc::clone(schema), columns)
+        .map_err(|e| LakeError::arrow(id.to_string(), e))
+}
+
+/// Which rows of `batch` have an `order_id` in `keys`.
+fn key_mask(batch: &RecordBatch, keys: &HashSet<&str>, id: &TableId) -> Result<BooleanArray> {
+    let order_id = batch
+        .column_by_name("order_id")
+        .and_then(|c| c.as_string_opt::<i32>())
+        .ok_or_else(|| LakeError::Schema {
+            table: id.to_string(),
+            message: "column `order_id` missing or not a string".to_string(),
+        })?;
+    Ok(order_id
+        .iter()
+        .map(|key| Some(key.is_some_and(|k| keys.contains(k))))
+        .collect())
+}
+
+/// The SCD2 rows in `buckets` of keys not in `keys`: copied unchanged.
+async fn read_rows_of_other_keys(
+    silver: &DeltaTable,
+    id: &TableId,
+    buckets: &BTreeSet<i32>,
+    keys: &HashSet<&str>,
+) -> Result<Vec<RecordBatch>> {
+    let mut kept = Vec::new();
+    for batch in scan_buckets(silver, id, buckets, &SILVER_SCHEMA).await? {
+        let mask = arrow::compute::not(&key_mask(&batch, keys, id)?)
+            .map_err(|e| LakeError::arrow(id.to_string(), e))?;
+        kept.push(
+            arrow::compute::filter_record_batch(&batch, &mask)
+                .map_err(|e| LakeError::arrow(id.to_string(), e))?,
+        );
+    }
+    Ok(kept)
+}
+
+/// New and copied rows in one batch, sorted by order date first: with small
+/// pages, each file's page index then lets a reader of a few dates (a gold
+/// refresh) skip the pages of the others. Then by key and validity, for a
+/// stable order.
+fn sorted_for_readers(new: RecordBatch, kept: Vec<RecordBatch>) -> Result<RecordBatch> {
+    let fail = |e| LakeError::arrow("silver rows", e);
+    let mut all = kept;
+    all.push(new);
+    let batch = arrow::compute::concat_batches(&SILVER_SCHEMA, &all).map_err(fail)?;
+    let sort_columns: Vec<arrow::compute::SortColumn> = ["order_date", "order_id", "valid_from"]
+        .iter()
+        .filter_map(|name| batch.column_by_name(name))
+        .map(|values| arrow::compute::SortColumn {
+            values: Arc::clone(values),
+            options: None,
+        })
+        .collect();
+    let order = arrow::compute::lexsort_to_indices(&sort_columns, None).map_err(fail)?;
+    arrow::compute::take_record_batch(&batch, &order).map_err(fail)
+}
+
+/// The logged events in `buckets` of the keys in `keys`.
+async fn read_changes(
+    changes: &DeltaTable,
+    id: &TableId,
+    buckets: &BTreeSet<i32>,
+    keys: &HashSet<&str>,
+) -> Result<Vec<OrderEvent>> {
+    let mut batches = Vec::new();
+    for batch in scan_buckets(changes, id, buckets, &CHANGES_SCHEMA).await? {
+        let mask = key_mask(&batch, keys, id)?;
+        batches.push(
+            arrow::compute::filter_record_batch(&batch, &mask)
+                .map_err(|e| LakeError::arrow(id.to_string(), e))?,
+        );
+    }
     let mut out = Vec::new();
     for batch in batches {
         let text = |name: &str| -> Result<StringArray> {
