@@ -289,13 +289,12 @@ impl OrdersSilver {
         let mut fresh: Vec<&OrderEvent> = Vec::new();
         // This run's events by key: a conflict is reported by the run that
         // brings one of its events, not again by every later run.
-        let mut this_run: HashMap<String, HashSet<Event>> = HashMap::new();
-        for event in &events {
+        // Kept as positions in `events`: conflicts are rare, so their
+        // events are typed for the comparison only when one occurs.
+        let mut this_run: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, event) in events.iter().enumerate() {
+            this_run.entry(event.order_id.as_str()).or_default().push(i);
             let (key, engine_event) = to_engine(event);
-            this_run
-                .entry(key.clone())
-                .or_default()
-                .insert(engine_event.clone());
             // A key has a handful of events: a linear look is cheaper than
             // a second copy of every event in a set.
             let known = by_key.entry(key).or_default();
@@ -332,28 +331,34 @@ impl OrdersSilver {
         // the copied rows are exactly what recomputing them would give.
         // Gold refreshes the order dates a commit touched. Every version of a
         // key, before this run and after it, takes its date from one of the
-        // key's events, so the dates of all events of this run's keys cover
-        // both the old and the new date of an order whose date moved.
+        // key's events, so the dates of all events of this run's keys (the
+        // keys of `by_key`) cover both the old and the new date of an order
+        // whose date moved.
+        let dates: HashSet<&Cell> = by_key.values().flatten().map(|e| &e.tracked[5]).collect();
         let mut touched = Touched::new();
         touched.track(ORDER_DATE);
-        for key in this_run.keys() {
-            for event in by_key.get(key).into_iter().flatten() {
-                touched.insert(ORDER_DATE, date_text(&event.tracked[5]));
-            }
+        for date in dates {
+            touched.insert(ORDER_DATE, date_text(date));
         }
-        let empty = HashSet::new();
         let mut rows_out: Vec<(String, crate::scd2::Version)> = Vec::new();
         for (key, key_events) in by_key {
-            let fresh_here = this_run.get(&key).unwrap_or(&empty);
             let h = history(key_events);
-            report.sequence_conflicts += h
-                .conflicts
-                .iter()
-                .filter(|c| {
-                    fresh_here.contains(&c.winner)
-                        || c.losers.iter().any(|l| fresh_here.contains(l))
-                })
-                .count() as u64;
+            if !h.conflicts.is_empty() {
+                let fresh_here: HashSet<Event> = this_run
+                    .get(key.as_str())
+                    .into_iter()
+                    .flatten()
+                    .map(|&i| to_engine(&events[i]).1)
+                    .collect();
+                report.sequence_conflicts += h
+                    .conflicts
+                    .iter()
+                    .filter(|c| {
+                        fresh_here.contains(&c.winner)
+                            || c.losers.iter().any(|l| fresh_here.contains(l))
+                    })
+                    .count() as u64;
+            }
             rows_out.extend(h.versions.into_iter().map(|v| (key.clone(), v)));
         }
         report.rows_written = rows_out.len() as u64;
@@ -609,25 +614,37 @@ async fn read_rows_of_other_keys(
     Ok(kept)
 }
 
-/// New and copied rows in one batch, sorted by order date first: with small
+/// New and copied rows in one batch, sorted by order date: with small
 /// pages, each file's page index then lets a reader of a few dates (a gold
-/// refresh) skip the pages of the others. Then by key and validity, for a
-/// stable order.
+/// refresh) skip the pages of the others. Ties are broken by `valid_from`
+/// and the row's position, two integers: comparing keys as strings made
+/// this sort cost more than the merge it serves.
 fn sorted_for_readers(new: RecordBatch, kept: Vec<RecordBatch>) -> Result<RecordBatch> {
     let fail = |e| LakeError::arrow("silver rows", e);
     let mut all = kept;
     all.push(new);
     let batch = arrow::compute::concat_batches(&SILVER_SCHEMA, &all).map_err(fail)?;
-    let sort_columns: Vec<arrow::compute::SortColumn> = ["order_date", "order_id", "valid_from"]
-        .iter()
-        .filter_map(|name| batch.column_by_name(name))
-        .map(|values| arrow::compute::SortColumn {
-            values: Arc::clone(values),
-            options: None,
+    let dates = batch
+        .column_by_name("order_date")
+        .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Date32Type>());
+    let valid_from = batch
+        .column_by_name("valid_from")
+        .and_then(|c| c.as_primitive_opt::<arrow::datatypes::TimestampMicrosecondType>());
+    let (Some(dates), Some(valid_from)) = (dates, valid_from) else {
+        return Err(LakeError::Schema {
+            table: "silver rows".to_string(),
+            message: "order_date or valid_from has an unexpected type".to_string(),
+        });
+    };
+    let mut order: Vec<(Option<i32>, i64, u32)> = (0..batch.num_rows())
+        .map(|i| {
+            let date = dates.is_valid(i).then(|| dates.value(i));
+            (date, valid_from.value(i), i as u32)
         })
         .collect();
-    let order = arrow::compute::lexsort_to_indices(&sort_columns, None).map_err(fail)?;
-    arrow::compute::take_record_batch(&batch, &order).map_err(fail)
+    order.sort_unstable();
+    let indices = arrow::array::UInt32Array::from_iter_values(order.into_iter().map(|o| o.2));
+    arrow::compute::take_record_batch(&batch, &indices).map_err(fail)
 }
 
 /// The logged events in `buckets` of the keys in `keys`.
