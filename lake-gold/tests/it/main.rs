@@ -1,6 +1,7 @@
 //! Integration tests of lake-gold: real bronze, silver and gold Delta tables on local files.
 
 mod incremental;
+mod metrics;
 mod property;
 mod session;
 mod summary;
