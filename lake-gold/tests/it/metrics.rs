@@ -70,18 +70,40 @@ fn spec(name: &str) -> AggregationSpec {
     .unwrap()
     .metric("visits", Function::Count)
     .unwrap()
-    .metric("users", Function::CountDistinct { column: column("user") })
+    .metric(
+        "users",
+        Function::CountDistinct {
+            column: column("user"),
+        },
+    )
     .unwrap()
     .metric(
         "approx_users",
-        Function::ApproxCountDistinct { column: column("user") },
+        Function::ApproxCountDistinct {
+            column: column("user"),
+        },
     )
     .unwrap()
-    .metric("timed", Function::CountNonNull { column: column("ms") })
+    .metric(
+        "timed",
+        Function::CountNonNull {
+            column: column("ms"),
+        },
+    )
     .unwrap()
-    .metric("total_ms", Function::Sum { column: column("ms") })
+    .metric(
+        "total_ms",
+        Function::Sum {
+            column: column("ms"),
+        },
+    )
     .unwrap()
-    .metric("sd_pop", Function::StddevPop { column: column("ms") })
+    .metric(
+        "sd_pop",
+        Function::StddevPop {
+            column: column("ms"),
+        },
+    )
     .unwrap()
     .metric(
         "p50",
@@ -122,7 +144,11 @@ async fn every_metric_and_a_partitioned_source_refreshed_by_its_partition_values
     let storage: StorageRef =
         Arc::new(ObjectStorage::from_url(dir.path().to_str().unwrap()).unwrap());
     for day in 0..3 {
-        append(&storage, batch(20_000 + day, 40_000, 10_000 + 5_000 * day as usize)).await;
+        append(
+            &storage,
+            batch(20_000 + day, 40_000, 10_000 + 5_000 * day as usize),
+        )
+        .await;
     }
     let gold = GoldAggregation::new(spec("visits_daily")).unwrap();
     let first = gold.refresh(&storage).await.unwrap();
@@ -142,12 +168,17 @@ async fn every_metric_and_a_partitioned_source_refreshed_by_its_partition_values
         // ms cycles through 0..200 over all rows; each page takes every
         // other value: 0, 2, …, 198 or 1, 3, …, 199, each 200 times.
         let even = cells[1] == "home";
-        let values: Vec<f64> = (0..100).map(|k| (2 * k + usize::from(!even)) as f64).collect();
+        let values: Vec<f64> = (0..100)
+            .map(|k| (2 * k + usize::from(!even)) as f64)
+            .collect();
         let mean = values.iter().sum::<f64>() / 100.0;
         let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 100.0).sqrt();
         assert!((number(6) - mean * 20_000.0).abs() < 1e-6, "{row}");
         assert!((number(7) - sd).abs() < 1e-9 * sd, "{row}");
-        assert!((number(8) - mean).abs() <= 2.0, "p50 near the median: {row}");
+        assert!(
+            (number(8) - mean).abs() <= 2.0,
+            "p50 near the median: {row}"
+        );
         assert_eq!(number(9), 10_000.0, "half the visits take 100 ms or more");
         assert!((number(10) - mean * 20_000.0 / users).abs() < 1e-9 * number(10));
         assert_eq!(cells[11], "", "a zero divisor gives null: {row}");
