@@ -18,8 +18,8 @@
 //! from all of its source rows gives what a full recomputation gives for
 //! it; untouched partitions are unchanged by construction. The only columns
 //! that differ from a full rebuild are the metadata columns
-//! [`CREATED_AT`](crate::spec::CREATED_AT) and
-//! [`DATA_VERSION`](crate::spec::DATA_VERSION), which say when and from
+//! [`CREATED_AT`] and
+//! [`DATA_VERSION`], which say when and from
 //! which source version each partition was computed.
 
 use std::collections::BTreeSet;
