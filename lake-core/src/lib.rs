@@ -37,6 +37,7 @@ pub mod ident;
 pub mod layout;
 pub mod pipeline;
 pub mod report;
+pub mod runs;
 pub mod schema;
 pub mod stage;
 pub mod storage;
@@ -59,11 +60,12 @@ pub use ident::{Ident, NamespaceId, PartitionValue, TableId, Zone, quote_ident, 
 pub use layout::{LakeLayout, date_partition_path, ingestion_date_path, partition_path};
 pub use pipeline::{Pipeline, PipelineBuilder};
 pub use report::{RunReport, RunTotals, StageOutcome, StageRun};
+pub use runs::{RUNS, RUNS_SCHEMA, record_run};
 pub use schema::{check_compatibility, widens_to};
 pub use stage::{
     AggregateReport, AggregateStage, AggregateStageRef, ExpectationSummary, IngestReport,
     IngestStage, IngestStageRef, InputFormat, Payload, RawBatch, RefineReport, RefineStage,
-    RefineStageRef, StageContext,
+    RefineStageRef, StageContext, VersionRange,
 };
 pub use storage::{
     ObjectStorage, ObjectStoreRef, Storage, StorageExt, StorageRef, commit_actions,

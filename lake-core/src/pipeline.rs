@@ -30,6 +30,7 @@ pub struct Pipeline {
     ingest: Vec<IngestStageRef>,
     refine: Vec<RefineStageRef>,
     aggregate: Vec<AggregateStageRef>,
+    record_runs: bool,
 }
 
 impl Pipeline {
@@ -49,11 +50,34 @@ impl Pipeline {
     }
 
     /// Ingests one delivered batch, then refines and aggregates what it changed.
+    ///
+    /// The run is recorded in `_metadata/runs` (see [`crate::runs`]),
+    /// failed or not, unless the builder turned run records off.
     pub async fn run_batch(&self, batch: RawBatch) -> Result<RunReport> {
         let run = RunState::start();
-        let stage = self.ingest_stage_for(&batch)?;
+        let batch_id = batch.batch_id.clone();
         let mut stages = Vec::new();
-        let context = self.context(stage.target(), &run.run_id);
+        let result = self.run_stages(&run.run_id, batch, &mut stages).await;
+        self.finish(run, Some(&batch_id), stages, result).await
+    }
+
+    /// Refines and aggregates everything not yet processed (after a restart,
+    /// or when another service ingests). Bookmarks make this exactly-once.
+    pub async fn run_pending(&self) -> Result<RunReport> {
+        let run = RunState::start();
+        let mut stages = Vec::new();
+        let result = self.run_downstream(&run.run_id, &mut stages).await;
+        self.finish(run, None, stages, result).await
+    }
+
+    async fn run_stages(
+        &self,
+        run_id: &str,
+        batch: RawBatch,
+        stages: &mut Vec<StageRun>,
+    ) -> Result<()> {
+        let stage = self.ingest_stage_for(&batch)?;
+        let context = self.context(stage.target(), run_id);
         let span = info_span!("ingest", stage = stage.name(), table = %stage.target(), batch = %batch.batch_id);
         let started = Instant::now();
         let report = stage
@@ -67,23 +91,32 @@ impl Pipeline {
             dead_lettered = report.dead_lettered,
             "ingested"
         );
-        push_checked(
-            &mut stages,
-            stage.name(),
-            started,
-            StageOutcome::Ingest(report),
-        )?;
-        self.run_downstream(&run.run_id, &mut stages).await?;
-        Ok(run.finish(stages))
+        push_checked(stages, stage.name(), started, StageOutcome::Ingest(report))?;
+        self.run_downstream(run_id, stages).await
     }
 
-    /// Refines and aggregates everything not yet processed (after a restart,
-    /// or when another service ingests). Bookmarks make this exactly-once.
-    pub async fn run_pending(&self) -> Result<RunReport> {
-        let run = RunState::start();
-        let mut stages = Vec::new();
-        self.run_downstream(&run.run_id, &mut stages).await?;
-        Ok(run.finish(stages))
+    /// Records the run and returns its report, or its error.
+    ///
+    /// When the run succeeded but its record cannot be written, the run
+    /// fails with that error: the data is committed, and running again is
+    /// a no-op that writes the record.
+    async fn finish(
+        &self,
+        run: RunState,
+        batch_id: Option<&str>,
+        stages: Vec<StageRun>,
+        result: Result<()>,
+    ) -> Result<RunReport> {
+        let report = run.finish(stages);
+        if self.record_runs {
+            let recorded =
+                crate::runs::record_run(&self.storage, &report, batch_id, result.as_ref().err())
+                    .await;
+            if let (Ok(()), Err(e)) = (&result, recorded) {
+                return Err(e);
+            }
+        }
+        result.map(|()| report)
     }
 
     async fn run_downstream(&self, run_id: &str, stages: &mut Vec<StageRun>) -> Result<()> {
@@ -228,9 +261,16 @@ pub struct PipelineBuilder {
     ingest: Vec<IngestStageRef>,
     refine: Vec<RefineStageRef>,
     aggregate: Vec<AggregateStageRef>,
+    without_run_records: bool,
 }
 
 impl PipelineBuilder {
+    /// Turns off the run records in `_metadata/runs` (on by default).
+    pub fn without_run_records(mut self) -> Self {
+        self.without_run_records = true;
+        self
+    }
+
     /// Sets the storage (required).
     pub fn with_storage(mut self, storage: StorageRef) -> Self {
         self.storage = Some(storage);
@@ -396,6 +436,7 @@ impl PipelineBuilder {
             ingest: self.ingest,
             refine: self.refine,
             aggregate: self.aggregate,
+            record_runs: !self.without_run_records,
         })
     }
 }

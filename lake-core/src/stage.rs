@@ -348,6 +348,15 @@ impl From<&RuleResult> for ExpectationSummary {
     }
 }
 
+/// The source versions a stage read: commits `first..=last` of one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRange {
+    /// The first version read.
+    pub first: u64,
+    /// The last version read.
+    pub last: u64,
+}
+
 /// What a refine stage did.
 ///
 /// Reconciles when `rows_read = valid + quarantined`.
@@ -371,6 +380,9 @@ pub struct RefineReport {
     pub expectations: Vec<ExpectationSummary>,
     /// Versions committed, by table (the target, its changes table, quarantine).
     pub table_versions: BTreeMap<String, u64>,
+    /// The source versions read, by table: the lineage a run record keeps.
+    #[serde(default)]
+    pub source_versions: BTreeMap<String, VersionRange>,
 }
 
 impl RefineReport {
@@ -386,6 +398,7 @@ impl RefineReport {
             rows_written: 0,
             expectations: Vec::new(),
             table_versions: BTreeMap::new(),
+            source_versions: BTreeMap::new(),
         }
     }
 
@@ -421,6 +434,9 @@ pub struct AggregateReport {
     pub rows_written: u64,
     /// The table version committed, if any.
     pub table_version: Option<u64>,
+    /// The source versions read, by table: the lineage a run record keeps.
+    #[serde(default)]
+    pub source_versions: BTreeMap<String, VersionRange>,
 }
 
 impl AggregateReport {
@@ -432,6 +448,7 @@ impl AggregateReport {
             partitions_refreshed: 0,
             rows_written: 0,
             table_version: None,
+            source_versions: BTreeMap::new(),
         }
     }
 }

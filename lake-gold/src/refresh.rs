@@ -43,7 +43,8 @@ use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 use lake_core::{
     AggregateReport, AggregateStage, CatalogExt, CatalogRef, LakeError, Result, StageContext,
-    StorageExt, StorageRef, TableDefinition, TableId, Touched, commit_actions, transaction_version,
+    StorageExt, StorageRef, TableDefinition, TableId, Touched, VersionRange, commit_actions,
+    transaction_version,
 };
 use serde::{Deserialize, Serialize};
 use tracing::info;
@@ -177,6 +178,17 @@ impl GoldAggregation {
             }
         };
 
+        let first = match (&scope, bookmark) {
+            (RefreshScope::Partitions(_), Some(b)) => b as u64 + 1,
+            _ => 0,
+        };
+        outcome.report.source_versions.insert(
+            source_name.clone(),
+            VersionRange {
+                first,
+                last: source_version,
+            },
+        );
         if scope == RefreshScope::Partitions(BTreeSet::new()) && gold.version().is_some() {
             // The source moved but changed no partition (say, a batch that
             // was all quarantined): only the bookmark moves.

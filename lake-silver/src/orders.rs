@@ -44,7 +44,7 @@ use lake_core::object_store::path::Path;
 use lake_core::{
     Action, CatalogExt, CatalogRef, ExpectationSummary, Ident, LakeError, RefineReport,
     RefineStage, Result, StageContext, StorageExt, StorageRef, TableDefinition, TableId, Touched,
-    Validation, ValidatorRef, Zone, commit_actions, transaction_version,
+    Validation, ValidatorRef, VersionRange, Zone, commit_actions, transaction_version,
 };
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -199,6 +199,13 @@ impl OrdersSilver {
             return Ok(report);
         }
         let first = bookmark.map_or(0, |b| b as u64 + 1);
+        report.source_versions.insert(
+            self.source.to_string(),
+            VersionRange {
+                first,
+                last: bronze_version,
+            },
+        );
 
         // 2. The rows bronze added after the bookmark.
         let rows = read_added_rows(storage, &bronze, &self.source, first, bronze_version).await?;

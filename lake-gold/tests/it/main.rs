@@ -3,6 +3,7 @@
 mod incremental;
 mod metrics;
 mod property;
+mod runs;
 mod session;
 mod summary;
 mod support;
