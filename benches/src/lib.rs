@@ -10,5 +10,6 @@
 
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
+pub mod config;
 pub mod gold;
 pub mod workload;

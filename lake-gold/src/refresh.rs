@@ -84,13 +84,17 @@ pub struct RefreshReport {
 #[derive(Debug, Clone)]
 pub struct GoldAggregation {
     spec: AggregationSpec,
+    name: String,
 }
 
 impl GoldAggregation {
     /// Checks `spec` and wraps it.
     pub fn new(spec: AggregationSpec) -> Result<Self> {
         spec.check()?;
-        Ok(Self { spec })
+        Ok(Self {
+            name: spec.target.to_string(),
+            spec,
+        })
     }
 
     /// The spec.
@@ -312,7 +316,7 @@ impl<'a> IntoFuture for RefreshBuilder<'a> {
 #[async_trait]
 impl AggregateStage for GoldAggregation {
     fn name(&self) -> &str {
-        "gold aggregation"
+        &self.name
     }
 
     fn target(&self) -> &TableId {

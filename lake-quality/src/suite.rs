@@ -49,7 +49,8 @@ impl Suite {
         suite.check()
     }
 
-    fn check(self) -> Result<Self> {
+    /// Checks what serde cannot: every `mostly` between 0 and 1.
+    pub fn check(self) -> Result<Self> {
         for expectation in &self.expectations {
             if !(0.0..=1.0).contains(&expectation.mostly) {
                 return Err(LakeError::config(

@@ -4,7 +4,7 @@
 //! lake-bench generate [--scale small|medium|large] [--events N --orders N --batches N] --out DIR [--seed N]
 //! lake-bench bronze [--events N] [--repeat N] [--only floor|bronze]
 //! lake-bench ingest --input FILE --lake DIR
-//! lake-bench run --input DIR --lake DIR
+//! lake-bench run --input DIR --lake DIR [--config FILE]
 //! lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N]
 //! ```
 //!
@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use lake_bench::config::PipelineConfig;
 use lake_bench::workload::{WorkloadSpec, generate};
 use lake_bronze::BronzeWriter;
 use lake_core::arrow::datatypes::SchemaRef;
@@ -48,7 +49,7 @@ fn main() {
 }
 
 fn usage() -> String {
-    "usage: lake-bench generate [--scale small|medium|large] --out DIR [--seed N] | lake-bench bronze [--events N] [--repeat N] | lake-bench ingest --input FILE --lake DIR | lake-bench run --input DIR --lake DIR | lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N]".to_string()
+    "usage: lake-bench generate [--scale small|medium|large] --out DIR [--seed N] | lake-bench bronze [--events N] [--repeat N] | lake-bench ingest --input FILE --lake DIR | lake-bench run --input DIR --lake DIR [--config FILE] | lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N]".to_string()
 }
 
 /// Peak resident memory of this process in bytes (Linux), if known.
@@ -62,7 +63,22 @@ fn peak_rss_bytes() -> Option<u64> {
 /// Processes every `*.jsonl` of a folder in name order, one bronze → silver
 /// → gold cycle per file, printing one JSON line per batch and a final summary.
 fn run_command(args: &[String]) -> AnyResult<()> {
-    let (input, lake) = input_and_lake(args, "run needs --input DIR")?;
+    let mut input = None;
+    let mut lake = None;
+    let mut config = None;
+    for (key, value) in options(args, &["input", "lake", "config"])? {
+        match key.as_str() {
+            "input" => input = Some(PathBuf::from(value)),
+            "lake" => lake = Some(value),
+            "config" => config = Some(PathBuf::from(value)),
+            _ => unreachable!(),
+        }
+    }
+    let input = input.ok_or("run needs --input DIR")?;
+    let config = match &config {
+        Some(path) => PipelineConfig::from_toml(&std::fs::read_to_string(path)?)?,
+        None => PipelineConfig::reference()?,
+    };
     let mut files: Vec<PathBuf> = std::fs::read_dir(&input)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.extension().is_some_and(|e| e == "jsonl"))
@@ -71,20 +87,7 @@ fn run_command(args: &[String]) -> AnyResult<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let bronze = lake_core::TableId::bronze("shop", "orders")?;
-    let silver = lake_core::TableId::silver("sales", "orders")?;
-    let gold = lake_core::TableId::gold("analytics", "daily_summary")?;
-    let pipeline = lake_core::Pipeline::builder()
-        .with_storage(Arc::new(ObjectStorage::from_url(&lake)?))
-        .with_ingest(Arc::new(BronzeWriter::new(bronze.clone())?))
-        .with_refine(Arc::new(lake_silver::OrdersSilver::new(
-            bronze,
-            silver.clone(),
-        )?))
-        .with_aggregate(Arc::new(lake_gold::GoldAggregation::new(
-            lake_gold::daily_summary(silver, gold)?,
-        )?))
-        .build()?;
+    let pipeline = config.build(lake.as_deref())?;
     let started = Instant::now();
     let mut totals = lake_core::RunTotals::default();
     for file in &files {

@@ -1,0 +1,332 @@
+//! A pipeline described in TOML, with the same meaning as the Rust builder.
+//!
+//! ```toml
+//! lake = "./lake"                # the root; `lake-bench run --lake` overrides it
+//! catalog = "file"               # "file" (default), "memory" or "none"
+//!
+//! [[bronze]]
+//! table = "bronze.shop.orders"
+//! options = { schema_policy = "evolve" }
+//!
+//! [[silver]]
+//! stage = "orders"               # the reference workload's SCD2 stage
+//! source = "bronze.shop.orders"
+//! target = "silver.sales.orders"
+//!
+//! [[gold]]
+//! daily_summary = { source = "silver.sales.orders", target = "gold.analytics.daily_summary" }
+//!
+//! [[gold]]                       # or any aggregation spec
+//! [gold.spec]
+//! target = "gold.analytics.by_region"
+//! source = "silver.sales.orders"
+//! group_by = ["order_date", "region"]
+//! partition_by = "order_date"
+//! metrics = [{ name = "orders", fn = "count" }]
+//!
+//! [[expectations]]
+//! table = "silver.sales.orders"
+//! suite = { name = "orders", expectation = [{ expect = "not_null", column = "customer_id", action = "warn" }] }
+//! ```
+//!
+//! Every error names the field: serde's for the shape, ours for the rest.
+
+use std::sync::Arc;
+
+use lake_bronze::{BronzeOptions, BronzeWriter};
+use lake_catalog::{FileCatalog, MemoryCatalog};
+use lake_core::{CatalogRef, LakeError, ObjectStorage, Pipeline, Result, StorageRef, TableId};
+use lake_gold::{AggregationSpec, GoldAggregation, daily_summary};
+use lake_quality::Suite;
+use lake_silver::OrdersSilver;
+use serde::{Deserialize, Serialize};
+
+/// Which catalog the pipeline registers its tables in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatalogKind {
+    /// The embedded file catalog under `{root}/_catalog/`.
+    #[default]
+    File,
+    /// An in-memory catalog (lost at exit).
+    Memory,
+    /// No catalog.
+    None,
+}
+
+/// A bronze table and its options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BronzeConfig {
+    /// The table, `bronze.{source}.{table}`.
+    pub table: TableId,
+    /// Its options (schema policy, compression, file sizes, CSV).
+    #[serde(default)]
+    pub options: BronzeOptions,
+}
+
+/// The silver stages available from configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SilverStage {
+    /// The reference workload's `orders` stage (`SEMANTICS.md`).
+    Orders,
+}
+
+/// A silver stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilverConfig {
+    /// Which stage.
+    pub stage: SilverStage,
+    /// The bronze table read.
+    pub source: TableId,
+    /// The silver table written.
+    pub target: TableId,
+}
+
+/// Source and target of a ready-made gold spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tables {
+    /// The table read.
+    pub source: TableId,
+    /// The table written.
+    pub target: TableId,
+}
+
+/// A gold table: the reference daily summary, or any spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoldConfig {
+    /// The daily summary of `SEMANTICS.md` from `source` into `target`.
+    #[serde(default)]
+    pub daily_summary: Option<Tables>,
+    /// Any aggregation spec.
+    #[serde(default)]
+    pub spec: Option<AggregationSpec>,
+}
+
+/// Expectations checked on a silver table's typed rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectationsConfig {
+    /// The silver table.
+    pub table: TableId,
+    /// The suite.
+    pub suite: Suite,
+}
+
+/// A whole pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// The lake root (a path or URL).
+    #[serde(default)]
+    pub lake: Option<String>,
+    /// The catalog.
+    #[serde(default)]
+    pub catalog: CatalogKind,
+    /// Bronze tables, one ingest stage each.
+    #[serde(default)]
+    pub bronze: Vec<BronzeConfig>,
+    /// Silver stages, run in order.
+    #[serde(default)]
+    pub silver: Vec<SilverConfig>,
+    /// Gold tables, refreshed in order.
+    #[serde(default)]
+    pub gold: Vec<GoldConfig>,
+    /// Expectations per silver table.
+    #[serde(default)]
+    pub expectations: Vec<ExpectationsConfig>,
+    /// Whether runs are recorded in `_metadata/runs` (default true).
+    #[serde(default = "yes")]
+    pub run_records: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl PipelineConfig {
+    /// The reference workload: `bronze.shop.orders` → `silver.sales.orders`
+    /// → `gold.analytics.daily_summary`, with the file catalog.
+    pub fn reference() -> Result<Self> {
+        let bronze = TableId::bronze("shop", "orders")?;
+        let silver = TableId::silver("sales", "orders")?;
+        Ok(Self {
+            lake: None,
+            catalog: CatalogKind::File,
+            bronze: vec![BronzeConfig {
+                table: bronze.clone(),
+                options: BronzeOptions::default(),
+            }],
+            silver: vec![SilverConfig {
+                stage: SilverStage::Orders,
+                source: bronze,
+                target: silver.clone(),
+            }],
+            gold: vec![GoldConfig {
+                daily_summary: Some(Tables {
+                    source: silver,
+                    target: TableId::gold("analytics", "daily_summary")?,
+                }),
+                spec: None,
+            }],
+            expectations: Vec::new(),
+            run_records: true,
+        })
+    }
+
+    /// Reads a configuration; an unknown or malformed field is an error naming it.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| LakeError::config("pipeline config", e.to_string()))
+    }
+
+    /// Builds the pipeline on the lake at `lake` (or the configured root).
+    pub fn build(&self, lake: Option<&str>) -> Result<Pipeline> {
+        let root = lake
+            .or(self.lake.as_deref())
+            .ok_or_else(|| LakeError::config("lake", "no lake root: set `lake` or pass --lake"))?;
+        let storage: StorageRef = Arc::new(ObjectStorage::from_url(root)?);
+        let mut builder = Pipeline::builder().with_storage(Arc::clone(&storage));
+        let catalog: Option<CatalogRef> = match self.catalog {
+            CatalogKind::File => Some(Arc::new(FileCatalog::new(&storage)?)),
+            CatalogKind::Memory => Some(Arc::new(MemoryCatalog::new())),
+            CatalogKind::None => None,
+        };
+        if let Some(catalog) = catalog {
+            builder = builder.with_catalog(catalog);
+        }
+        for bronze in &self.bronze {
+            builder = builder.with_ingest(Arc::new(
+                BronzeWriter::new(bronze.table.clone())?.with_options(bronze.options.clone()),
+            ));
+        }
+        for silver in &self.silver {
+            let stage = match silver.stage {
+                SilverStage::Orders => {
+                    OrdersSilver::new(silver.source.clone(), silver.target.clone())?
+                }
+            };
+            builder = builder.with_refine(Arc::new(stage));
+        }
+        for (i, gold) in self.gold.iter().enumerate() {
+            let spec = match (&gold.daily_summary, &gold.spec) {
+                (Some(tables), None) => {
+                    daily_summary(tables.source.clone(), tables.target.clone())?
+                }
+                (None, Some(spec)) => spec.clone(),
+                _ => {
+                    return Err(LakeError::config(
+                        format!("gold[{i}]"),
+                        "set exactly one of `daily_summary` and `spec`",
+                    ));
+                }
+            };
+            let aggregation = GoldAggregation::new(spec).map_err(|e| match e {
+                LakeError::Config { field, message } => {
+                    LakeError::config(format!("gold[{i}].spec.{field}"), message)
+                }
+                other => other,
+            })?;
+            builder = builder.with_aggregate(Arc::new(aggregation));
+        }
+        for (i, expectations) in self.expectations.iter().enumerate() {
+            let suite = expectations.suite.clone().check().map_err(|e| match e {
+                LakeError::Config { field, message } => {
+                    LakeError::config(format!("expectations[{i}].suite.{field}"), message)
+                }
+                other => other,
+            })?;
+            builder = builder.with_validator(expectations.table.clone(), Arc::new(suite));
+        }
+        if !self.run_records {
+            builder = builder.without_run_records();
+        }
+        builder.build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"
+        catalog = "memory"
+
+        [[bronze]]
+        table = "bronze.shop.orders"
+        options = { schema_policy = "evolve", compression = "zstd" }
+
+        [[silver]]
+        stage = "orders"
+        source = "bronze.shop.orders"
+        target = "silver.sales.orders"
+
+        [[gold]]
+        daily_summary = { source = "silver.sales.orders", target = "gold.analytics.daily_summary" }
+
+        [[gold]]
+        [gold.spec]
+        target = "gold.analytics.by_region"
+        source = "silver.sales.orders"
+        group_by = ["order_date", "region"]
+        partition_by = "order_date"
+        metrics = [{ name = "orders", fn = "count" }]
+
+        [[expectations]]
+        table = "silver.sales.orders"
+        suite = { name = "orders", expectation = [{ expect = "not_null", column = "customer_id", action = "warn" }] }
+    "#;
+
+    fn error(text: &str) -> String {
+        match PipelineConfig::from_toml(text).and_then(|c| c.build(Some("memory:///"))) {
+            Ok(_) => panic!("accepted: {text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_full_config_builds_and_means_what_the_reference_builder_means() {
+        let config = PipelineConfig::from_toml(FULL).unwrap();
+        assert_eq!(config.gold.len(), 2);
+        config.build(Some("memory:///")).unwrap();
+        let reference = PipelineConfig::reference().unwrap();
+        let text = toml::to_string(&reference).unwrap();
+        assert_eq!(PipelineConfig::from_toml(&text).unwrap(), reference);
+        reference.build(Some("memory:///")).unwrap();
+    }
+
+    #[test]
+    fn a_bad_config_names_the_field() {
+        let e = error("catalogue = \"file\"");
+        assert!(e.contains("catalogue"), "{e}");
+        let e = error(
+            "[[silver]]\nstage = \"customers\"\nsource = \"bronze.a.b\"\ntarget = \"silver.a.b\"",
+        );
+        assert!(e.contains("customers"), "{e}");
+        let e = error("[[bronze]]\ntable = \"bronze.shop.../etc\"");
+        assert!(e.contains("bronze.shop.../etc") || e.contains("../"), "{e}");
+        let e = error(
+            "[[bronze]]\ntable = \"bronze.shop.orders\"\noptions = { schema_policy = \"loose\" }",
+        );
+        assert!(e.contains("loose"), "{e}");
+        let e = error("[[gold]]\n");
+        assert!(e.contains("gold[0]"), "{e}");
+        let e = error(
+            "[[gold]]\n[gold.spec]\ntarget = \"gold.a.b\"\nsource = \"silver.a.b\"\ngroup_by = [\"d\"]\npartition_by = \"x\"\nmetrics = [{ name = \"n\", fn = \"count\" }]",
+        );
+        assert!(e.contains("gold[0].spec.partition_by"), "{e}");
+        let e = error(
+            "[[expectations]]\ntable = \"silver.sales.orders\"\nsuite = { name = \"s\", expectation = [{ expect = \"not_null\", column = \"c\", mostly = 2.0 }] }",
+        );
+        assert!(e.contains("expectations[0].suite"), "{e}");
+        let e = PipelineConfig::from_toml("")
+            .unwrap()
+            .build(None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lake"), "{e}");
+    }
+}
