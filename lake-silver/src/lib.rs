@@ -1,13 +1,17 @@
 //! Silver: typed, validated, deduplicated records with SCD Type 2 history.
 //!
-//! So far this crate holds the [`scd2`] engine (the history of a key as a
-//! pure function of its valid events, which is what makes silver
-//! independent of arrival order) and the [`rules`] of validity and typing
-//! of the reference workload. Still to come (see the silver issue): the
-//! silver spec, typing and quarantine (`_quarantine/{domain}/{entity}`),
-//! the changes table, the incremental merge from bronze with its bookmark,
-//! SCD1 mode, Debezium envelopes and the [`lake_core::RefineStage`]
-//! implementation. See `SEMANTICS.md`, section Silver.
+//! - [`scd2`]: the history of a key as a pure function of its valid events,
+//!   which is what makes silver independent of arrival order; usable on its
+//!   own (see the `scd2_only` example).
+//! - [`rules`]: validity and typing of the reference workload.
+//! - [`OrdersSilver`]: the reference workload's refine stage, incremental
+//!   from bronze with its bookmark in the silver commits: quarantine, the
+//!   changes table, the SCD2 merge, and the order dates each commit touched
+//!   for gold (see [`orders`]).
+//!
+//! Still to come (see the silver issue): the declarative silver spec (any
+//! key, compound keys, struct sequences, mappings, tracked-column lists),
+//! SCD1 mode and Debezium envelopes. See `SEMANTICS.md`, section Silver.
 
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
