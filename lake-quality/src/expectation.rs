@@ -57,6 +57,56 @@ pub enum Check {
         /// One column, or a compound key.
         columns: Vec<String>,
     },
+    /// Every non-null value of `column`, as text, matches the regular
+    /// expression `pattern` (Rust `regex` syntax, unanchored: use `^…$` to
+    /// match whole values). Compiled once per expectation.
+    MatchesRegex {
+        /// The column.
+        column: String,
+        /// The pattern.
+        pattern: String,
+    },
+    /// Every non-null value of `column`, as text, has between `min` and
+    /// `max` characters (Unicode code points), bounds included.
+    LengthBetween {
+        /// The column.
+        column: String,
+        /// The lower bound, if any.
+        #[serde(default)]
+        min: Option<usize>,
+        /// The upper bound, if any.
+        #[serde(default)]
+        max: Option<usize>,
+    },
+    /// The batch has a column named `column` (a table-level check that
+    /// fails instead of erroring when the column is missing).
+    ColumnExists {
+        /// The column.
+        column: String,
+    },
+    /// `column` has the Arrow type `data_type`, written as Arrow displays
+    /// it (`Utf8`, `Float64`, `Date32`, `Timestamp(µs, "UTC")`, …).
+    ColumnType {
+        /// The column.
+        column: String,
+        /// The type's display text.
+        data_type: String,
+    },
+    /// A statistic of the non-null values of `column` (a number) lies
+    /// between `min` and `max`, bounds included; the statistic of no values
+    /// is null and fails.
+    StatBetween {
+        /// The column.
+        column: String,
+        /// Which statistic.
+        stat: Stat,
+        /// The lower bound, if any.
+        #[serde(default)]
+        min: Option<f64>,
+        /// The upper bound, if any.
+        #[serde(default)]
+        max: Option<f64>,
+    },
     /// The batch has between `min` and `max` rows.
     RowCountBetween {
         /// The lower bound, if any.
@@ -68,8 +118,33 @@ pub enum Check {
     },
 }
 
+/// A statistic of a numeric column, for [`Check::StatBetween`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stat {
+    /// The arithmetic mean.
+    Mean,
+    /// The smallest value.
+    Min,
+    /// The largest value.
+    Max,
+    /// The sum.
+    Sum,
+}
+
 fn one() -> f64 {
     1.0
+}
+
+/// A compiled regular expression, built on first use and kept with the
+/// expectation (clones share nothing; equality ignores it).
+#[derive(Debug, Clone, Default)]
+struct CompiledRegex(std::sync::OnceLock<std::result::Result<regex::Regex, String>>);
+
+impl PartialEq for CompiledRegex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// A check with a name, a `mostly` threshold and an action.
@@ -90,6 +165,8 @@ pub struct Expectation {
     /// The check.
     #[serde(flatten)]
     pub check: Check,
+    #[serde(skip)]
+    regex: CompiledRegex,
 }
 
 impl Expectation {
@@ -100,6 +177,7 @@ impl Expectation {
             mostly: 1.0,
             action: Action::Warn,
             check,
+            regex: CompiledRegex::default(),
         }
     }
 
@@ -134,6 +212,13 @@ impl Expectation {
             Check::Between { column, .. } => format!("{column}_between"),
             Check::InSet { column, .. } => format!("{column}_in_set"),
             Check::Unique { columns } => format!("{}_unique", columns.join("_")),
+            Check::MatchesRegex { column, .. } => format!("{column}_matches_regex"),
+            Check::LengthBetween { column, .. } => format!("{column}_length_between"),
+            Check::ColumnExists { column } => format!("{column}_exists"),
+            Check::ColumnType { column, .. } => format!("{column}_type"),
+            Check::StatBetween { column, stat, .. } => {
+                format!("{column}_{}_between", format!("{stat:?}").to_lowercase())
+            }
             Check::RowCountBetween { .. } => "row_count_between".to_string(),
         }
     }
@@ -248,6 +333,100 @@ impl Expectation {
                     .collect();
                 let missing = any_null.iter().filter(|n| **n).count();
                 Ok(self.column_result(rule, &arrays[0], failed, missing))
+            }
+            Check::MatchesRegex {
+                column: name,
+                pattern,
+            } => {
+                let regex = self
+                    .regex
+                    .0
+                    .get_or_init(|| regex::Regex::new(pattern).map_err(|e| e.to_string()))
+                    .as_ref()
+                    .map_err(|e| {
+                        LakeError::config(
+                            format!("expectation `{rule}`"),
+                            format!("pattern {pattern:?} is not a regular expression: {e}"),
+                        )
+                    })?;
+                let values = column(name)?;
+                let text = arrow::compute::cast(&values, &DataType::Utf8).map_err(arrow_error)?;
+                let failed: BooleanArray = text
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|v| Some(v.is_some_and(|v| !regex.is_match(v))))
+                    .collect();
+                Ok(self.column_result(rule, &values, failed, values.null_count()))
+            }
+            Check::LengthBetween {
+                column: name,
+                min,
+                max,
+            } => {
+                let values = column(name)?;
+                let text = arrow::compute::cast(&values, &DataType::Utf8).map_err(arrow_error)?;
+                let failed: BooleanArray = text
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|v| {
+                        Some(v.is_some_and(|v| {
+                            let n = v.chars().count();
+                            min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m)
+                        }))
+                    })
+                    .collect();
+                Ok(self.column_result(rule, &values, failed, values.null_count()))
+            }
+            Check::ColumnExists { column: name } => {
+                let present = batch.column_by_name(name).is_some();
+                Ok(RuleResult::table_level(
+                    rule,
+                    self.action,
+                    present,
+                    batch.num_rows(),
+                    Some(serde_json::json!(present)),
+                ))
+            }
+            Check::ColumnType {
+                column: name,
+                data_type,
+            } => {
+                let actual = column(name)?.data_type().to_string();
+                Ok(RuleResult::table_level(
+                    rule,
+                    self.action,
+                    actual == *data_type,
+                    batch.num_rows(),
+                    Some(serde_json::json!(actual)),
+                ))
+            }
+            Check::StatBetween {
+                column: name,
+                stat,
+                min,
+                max,
+            } => {
+                let values = column(name)?;
+                let numbers =
+                    arrow::compute::cast(&values, &DataType::Float64).map_err(arrow_error)?;
+                let numbers = numbers.as_primitive::<Float64Type>();
+                let count = numbers.len() - numbers.null_count();
+                let observed = match stat {
+                    Stat::Sum => arrow::compute::sum(numbers),
+                    Stat::Min => arrow::compute::min(numbers),
+                    Stat::Max => arrow::compute::max(numbers),
+                    Stat::Mean => arrow::compute::sum(numbers).map(|s| s / count as f64),
+                };
+                let success = observed.is_some_and(|v| {
+                    !v.is_nan() && min.is_none_or(|m| v >= m) && max.is_none_or(|m| v <= m)
+                });
+                Ok(RuleResult::table_level(
+                    rule,
+                    self.action,
+                    success,
+                    batch.num_rows(),
+                    Some(observed.map_or(serde_json::Value::Null, |v| serde_json::json!(v))),
+                ))
             }
             Check::RowCountBetween { min, max } => {
                 let rows = batch.num_rows() as u64;

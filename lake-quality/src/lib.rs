@@ -33,7 +33,7 @@
 pub mod expectation;
 mod suite;
 
-pub use expectation::{Check, Expectation};
+pub use expectation::{Check, Expectation, Stat};
 pub use suite::Suite;
 
 #[cfg(test)]

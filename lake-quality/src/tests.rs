@@ -226,3 +226,149 @@ async fn suites_load_from_toml_and_json_and_validate() {
     .unwrap_err();
     assert!(mostly.to_string().contains("mostly"), "{mostly}");
 }
+
+fn names(values: Vec<Option<&str>>) -> RecordBatch {
+    batch(vec![(
+        "name",
+        Arc::new(StringArray::from(values)) as ArrayRef,
+    )])
+}
+
+#[test]
+fn regex_is_unanchored_leaves_nulls_out_and_reports_a_bad_pattern() {
+    let e = Expectation::new(Check::MatchesRegex {
+        column: "name".into(),
+        pattern: "^o[0-9]+$".into(),
+    });
+    let r = e
+        .evaluate(&names(vec![
+            Some("o12"),
+            Some("x12"),
+            None,
+            Some("o1 "),
+            Some("ö1"),
+        ]))
+        .unwrap();
+    assert_eq!(
+        (r.element_count, r.missing_count, r.unexpected_count),
+        (5, 1, 3)
+    );
+    assert_eq!(r.partial_unexpected_list, ["x12", "o1 ", "ö1"]);
+    assert!(!r.success);
+    // Compiled once: a second batch reuses it.
+    assert!(e.evaluate(&names(vec![Some("o7")])).unwrap().success);
+    let bad = Expectation::new(Check::MatchesRegex {
+        column: "name".into(),
+        pattern: "([".into(),
+    });
+    let error = bad
+        .evaluate(&names(vec![Some("a")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("name_matches_regex") && error.contains("(["),
+        "{error}"
+    );
+}
+
+#[test]
+fn length_counts_code_points_with_inclusive_bounds() {
+    let e = Expectation::new(Check::LengthBetween {
+        column: "name".into(),
+        min: Some(2),
+        max: Some(3),
+    });
+    // "éé" is 2 code points (4 bytes); "日本語x" is 4.
+    let r = e
+        .evaluate(&names(vec![
+            Some("éé"),
+            Some("abc"),
+            Some("a"),
+            Some("日本語x"),
+            None,
+        ]))
+        .unwrap();
+    assert_eq!((r.missing_count, r.unexpected_count), (1, 2));
+    assert_eq!(r.partial_unexpected_list, ["a", "日本語x"]);
+    let empty = e.evaluate(&names(vec![])).unwrap();
+    assert!(empty.success, "an empty batch passes a column check");
+}
+
+#[test]
+fn column_existence_and_type_are_table_level() {
+    let data = amounts(vec![Some(1.0)]);
+    let exists = |c: &str| {
+        Expectation::new(Check::ColumnExists { column: c.into() })
+            .evaluate(&data)
+            .unwrap()
+            .success
+    };
+    assert!(exists("amount"));
+    assert!(
+        !exists("price"),
+        "a missing column fails, it does not error"
+    );
+    let typed = |t: &str| {
+        Expectation::new(Check::ColumnType {
+            column: "amount".into(),
+            data_type: t.into(),
+        })
+        .evaluate(&data)
+        .unwrap()
+    };
+    assert!(typed("Float64").success);
+    let wrong = typed("Int64");
+    assert!(!wrong.success);
+    assert_eq!(wrong.observed_value, Some(serde_json::json!("Float64")));
+}
+
+#[test]
+fn statistics_skip_nulls_and_fail_on_nothing_or_nan() {
+    let stat = |stat: crate::Stat, min: f64, max: f64, values: Vec<Option<f64>>| {
+        Expectation::new(Check::StatBetween {
+            column: "amount".into(),
+            stat,
+            min: Some(min),
+            max: Some(max),
+        })
+        .evaluate(&amounts(values))
+        .unwrap()
+    };
+    let values = || vec![Some(1.0), None, Some(2.0), Some(6.0)];
+    let mean = stat(crate::Stat::Mean, 3.0, 3.0, values());
+    assert!(mean.success, "mean of 1, 2, 6 is exactly 3: {mean:?}");
+    assert_eq!(mean.observed_value, Some(serde_json::json!(3.0)));
+    assert!(stat(crate::Stat::Sum, 9.0, 9.0, values()).success);
+    assert!(stat(crate::Stat::Min, 1.0, 1.0, values()).success);
+    assert!(!stat(crate::Stat::Max, 0.0, 5.9, values()).success);
+    let none = stat(crate::Stat::Mean, 0.0, 10.0, vec![None, None]);
+    assert!(!none.success);
+    assert_eq!(none.observed_value, Some(serde_json::Value::Null));
+    assert!(!stat(crate::Stat::Sum, 0.0, 10.0, vec![Some(1.0), Some(f64::NAN)]).success);
+}
+
+#[test]
+fn new_checks_read_from_toml() {
+    let suite = Suite::from_toml(
+        r#"
+        name = "orders"
+        [[expectation]]
+        expect = "matches_regex"
+        column = "order_id"
+        pattern = "^o[0-9]{7}$"
+        action = "drop"
+        [[expectation]]
+        expect = "stat_between"
+        column = "amount"
+        stat = "mean"
+        min = 1.0
+        [[expectation]]
+        expect = "length_between"
+        column = "region"
+        max = 16
+        "#,
+    )
+    .unwrap();
+    assert_eq!(suite.expectations.len(), 3);
+    assert_eq!(suite.expectations[1].rule(), "amount_mean_between");
+}
