@@ -442,6 +442,35 @@ mod tests {
     }
 
     #[test]
+    fn names_that_would_escape_a_zone_or_a_quote_are_refused() {
+        let spec = |target: &str, column: &str| {
+            format!(
+                "target = {target:?}\nsource = \"silver.sales.orders\"\ngroup_by = [{column:?}]\n\
+                 partition_by = {column:?}\nmetrics = [{{ name = \"n\", fn = \"count\" }}]"
+            )
+        };
+        for target in [
+            "gold.analytics.../x",
+            "gold.%2e%2e.x",
+            "gold./etc.passwd",
+            "gold.a.b\\c",
+            "gold.a.b'--",
+        ] {
+            assert!(
+                AggregationSpec::from_toml(&spec(target, "order_date")).is_err(),
+                "{target}"
+            );
+        }
+        for column in ["order_date\" OR 1=1", "a'b", "../x", "x;drop"] {
+            assert!(
+                AggregationSpec::from_toml(&spec("gold.a.b", column)).is_err(),
+                "{column}"
+            );
+        }
+        AggregationSpec::from_toml(&spec("gold.a.b", "order_date")).unwrap();
+    }
+
+    #[test]
     fn bad_specs_are_refused_naming_the_field() {
         let err = |text: &str| AggregationSpec::from_toml(text).unwrap_err().to_string();
         let base = r#"
