@@ -12,6 +12,7 @@
 //! stage = "orders"               # the reference workload's SCD2 stage
 //! source = "bronze.shop.orders"
 //! target = "silver.sales.orders"
+//! mode = "scd2"                  # or "scd1": the latest state of each key only
 //!
 //! [[gold]]
 //! daily_summary = { source = "silver.sales.orders", target = "gold.analytics.daily_summary" }
@@ -38,7 +39,7 @@ use lake_catalog::{FileCatalog, MemoryCatalog};
 use lake_core::{CatalogRef, LakeError, ObjectStorage, Pipeline, Result, StorageRef, TableId};
 use lake_gold::{AggregationSpec, GoldAggregation, daily_summary};
 use lake_quality::Suite;
-use lake_silver::OrdersSilver;
+use lake_silver::{Mode, OrdersSilver};
 use serde::{Deserialize, Serialize};
 
 /// Which catalog the pipeline registers its tables in.
@@ -83,6 +84,9 @@ pub struct SilverConfig {
     pub source: TableId,
     /// The silver table written.
     pub target: TableId,
+    /// SCD2 (every version, the default) or SCD1 (latest state only).
+    #[serde(default)]
+    pub mode: Mode,
 }
 
 /// Source and target of a ready-made gold spec.
@@ -165,6 +169,7 @@ impl PipelineConfig {
                 stage: SilverStage::Orders,
                 source: bronze,
                 target: silver.clone(),
+                mode: Mode::Scd2,
             }],
             gold: vec![GoldConfig {
                 daily_summary: Some(Tables {

@@ -9,13 +9,14 @@
 //!   changes table, the SCD2 merge, and the order dates each commit touched
 //!   for gold (see [`orders`]).
 //!
-//! Still to come (see the silver issue): the declarative silver spec (any
-//! key, compound keys, struct sequences, mappings, tracked-column lists),
-//! SCD1 mode and Debezium envelopes. See `SEMANTICS.md`, section Silver.
+//! [`Mode::Scd1`] keeps only the latest state of each key, from the same
+//! event log. Still to come (see the silver issue): the declarative silver
+//! spec (any key, compound keys, struct sequences, mappings, tracked-column
+//! lists) and Debezium envelopes. See `SEMANTICS.md`, section Silver.
 
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
-pub use orders::OrdersSilver;
+pub use orders::{Mode, OrdersSilver};
 
 pub mod orders;
 pub mod rules;

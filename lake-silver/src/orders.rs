@@ -150,6 +150,22 @@ pub static QUARANTINE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 pub struct OrdersSilver {
     source: TableId,
     target: TableId,
+    mode: Mode,
+}
+
+/// What the target table keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Every version (SCD Type 2): `valid_from`, `valid_to`, `is_current`.
+    #[default]
+    Scd2,
+    /// The latest state of each key only (SCD Type 1); a delete removes the
+    /// key's row. Same schema as SCD2, so readers need not care: `valid_from`
+    /// is when the state was set, `valid_to` is always null and
+    /// `is_current` always true. It is computed from the same event log with
+    /// the same rules, so it always equals the SCD2 table's current rows.
+    Scd1,
 }
 
 impl OrdersSilver {
@@ -161,7 +177,18 @@ impl OrdersSilver {
                 format!("{source} must be a bronze table and {target} a silver table"),
             ));
         }
-        Ok(Self { source, target })
+        Ok(Self {
+            source,
+            target,
+            mode: Mode::Scd2,
+        })
+    }
+
+    /// Keeps only the latest state of each key (see [`Mode::Scd1`]).
+    #[must_use]
+    pub fn with_mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
     }
 
     fn app_id(&self) -> String {
@@ -366,7 +393,13 @@ impl OrdersSilver {
                     })
                     .count() as u64;
             }
-            rows_out.extend(h.versions.into_iter().map(|v| (key.clone(), v)));
+            let keep = |v: &crate::scd2::Version| self.mode == Mode::Scd2 || v.is_current();
+            rows_out.extend(
+                h.versions
+                    .into_iter()
+                    .filter(keep)
+                    .map(|v| (key.clone(), v)),
+            );
         }
         report.rows_written = rows_out.len() as u64;
         let kept = read_rows_of_other_keys(&silver, &self.target, &buckets, &keys).await?;

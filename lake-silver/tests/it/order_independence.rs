@@ -4,7 +4,10 @@
 
 use proptest::prelude::*;
 
-use crate::support::{Lake, event};
+use lake_core::TableId;
+use lake_silver::{Mode, OrdersSilver};
+
+use crate::support::{Lake, bronze, event};
 
 fn arb_event() -> impl Strategy<Value = String> {
     (
@@ -57,11 +60,31 @@ proptest! {
             bounds.sort();
             bounds.dedup();
             let split = Lake::new();
+            // The same batches also feed an SCD1 table of the same events.
+            let latest = TableId::silver("sales", "orders_latest").unwrap();
+            let scd1 = OrdersSilver::new(bronze(), latest.clone())
+                .unwrap()
+                .with_mode(Mode::Scd1);
             for (n, pair) in bounds.windows(2).enumerate() {
                 split.ingest(&format!("b{n}"), &shuffled[pair[0]..pair[1]]).await;
                 split.refine().await;
+                scd1.run(&split.storage).await.unwrap().reconcile().unwrap();
             }
             assert_eq!(split.history().await, expected);
+            // SCD1 holds exactly SCD2's current rows.
+            let columns = "order_id, customer_id, category, region, amount, status, order_date, \
+                           metadata, valid_from, valid_to, is_current";
+            let current: Vec<String> = expected
+                .iter()
+                .filter(|row| row.ends_with("|true"))
+                .cloned()
+                .collect();
+            assert_eq!(
+                split
+                    .rows(&latest, &format!("SELECT {columns} FROM t ORDER BY order_id, valid_from"))
+                    .await,
+                current
+            );
             // Reprocessing changes nothing.
             let report = split.refine().await;
             assert_eq!(report.rows_read, 0);
