@@ -60,7 +60,7 @@ pub use ident::{Ident, NamespaceId, PartitionValue, TableId, Zone, quote_ident, 
 pub use layout::{LakeLayout, date_partition_path, ingestion_date_path, partition_path};
 pub use pipeline::{Pipeline, PipelineBuilder};
 pub use report::{RunReport, RunTotals, StageOutcome, StageRun};
-pub use runs::{RUNS, RUNS_SCHEMA, record_run};
+pub use runs::{QUALITY, QUALITY_SCHEMA, RUNS, RUNS_SCHEMA, record_run};
 pub use schema::{check_compatibility, widens_to};
 pub use stage::{
     AggregateReport, AggregateStage, AggregateStageRef, ExpectationSummary, IngestReport,

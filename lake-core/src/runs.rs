@@ -16,6 +16,11 @@
 //!
 //! A failed run is recorded too, with `status = 'failed'` and the error,
 //! and the stages that completed before the failure.
+//!
+//! The expectation results of every refine stage are also appended, one
+//! row per rule, to `_metadata/quality` ([`QUALITY_SCHEMA`]): the metrics
+//! history that anomaly checks compare a run against (as Deequ's metrics
+//! repository does).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
@@ -61,6 +66,90 @@ pub static RUNS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         text("expectations", true),
     ]))
 });
+
+/// The name of the quality metrics table under `_metadata/`.
+pub const QUALITY: &str = "quality";
+
+/// The schema of `_metadata/quality`: one row per expectation per run.
+pub static QUALITY_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("table", DataType::Utf8, false),
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("recorded_at", utc, false),
+        Field::new("rule", DataType::Utf8, false),
+        Field::new("action", DataType::Utf8, false),
+        Field::new("success", DataType::Boolean, false),
+        Field::new("element_count", DataType::Int64, false),
+        Field::new("missing_count", DataType::Int64, false),
+        Field::new("unexpected_count", DataType::Int64, false),
+        Field::new("observed_value", DataType::Utf8, true),
+    ]))
+});
+
+/// Appends the expectation results of `report`'s refine stages to `_metadata/quality`.
+async fn record_quality(storage: &StorageRef, report: &RunReport) -> Result<()> {
+    let mut rows = Vec::new();
+    for stage in &report.stages {
+        if let StageOutcome::Refine(r) = &stage.outcome {
+            rows.extend(r.expectations.iter().map(|e| (r.table.to_string(), e)));
+        }
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let n = rows.len();
+    let int = |f: fn(&crate::stage::ExpectationSummary) -> u64| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|(_, e)| f(e) as i64),
+        ))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|(t, _)| t.as_str()),
+        )),
+        Arc::new(StringArray::from(vec![report.run_id.as_str(); n])),
+        Arc::new(
+            TimestampMicrosecondArray::from(vec![report.finished_at.timestamp_micros(); n])
+                .with_timezone("UTC"),
+        ),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|(_, e)| e.rule.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|(_, e)| e.action.as_str()),
+        )),
+        Arc::new(arrow::array::BooleanArray::from_iter(
+            rows.iter().map(|(_, e)| Some(e.success)),
+        )),
+        int(|e| e.element_count),
+        int(|e| e.missing_count),
+        int(|e| e.unexpected_count),
+        Arc::new(StringArray::from_iter(
+            rows.iter()
+                .map(|(_, e)| e.observed_value.as_ref().map(|v| v.to_string())),
+        )),
+    ];
+    let batch = RecordBatch::try_new(Arc::clone(&QUALITY_SCHEMA), columns)
+        .map_err(|e| LakeError::arrow("quality record", e))?;
+    append(storage, QUALITY, &QUALITY_SCHEMA, batch).await
+}
+
+async fn append(
+    storage: &StorageRef,
+    name: &str,
+    schema: &SchemaRef,
+    batch: RecordBatch,
+) -> Result<()> {
+    let location = storage.layout().metadata(&Ident::new(name)?);
+    let table = storage.ensure_table(&location, schema, &[]).await?;
+    table
+        .write(vec![batch])
+        .with_save_mode(SaveMode::Append)
+        .await
+        .map_err(|e| LakeError::delta(location.as_str(), e))?;
+    Ok(())
+}
 
 /// One row of `_metadata/runs`.
 #[derive(Debug, Clone, Default)]
@@ -205,12 +294,6 @@ pub async fn record_run(
     ];
     let batch = RecordBatch::try_new(Arc::clone(&RUNS_SCHEMA), columns)
         .map_err(|e| LakeError::arrow("run record", e))?;
-    let location = storage.layout().metadata(&Ident::new(RUNS)?);
-    let table = storage.ensure_table(&location, &RUNS_SCHEMA, &[]).await?;
-    table
-        .write(vec![batch])
-        .with_save_mode(SaveMode::Append)
-        .await
-        .map_err(|e| LakeError::delta(location.as_str(), e))?;
-    Ok(())
+    append(storage, RUNS, &RUNS_SCHEMA, batch).await?;
+    record_quality(storage, report).await
 }

@@ -330,6 +330,9 @@ pub struct ExpectationSummary {
     pub element_count: u64,
     /// Rows that failed.
     pub unexpected_count: u64,
+    /// Rows left out because the checked value was null.
+    #[serde(default)]
+    pub missing_count: u64,
     /// The value observed by aggregate rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_value: Option<serde_json::Value>,
@@ -343,6 +346,7 @@ impl From<&RuleResult> for ExpectationSummary {
             success: result.success,
             element_count: result.element_count as u64,
             unexpected_count: result.unexpected_count as u64,
+            missing_count: result.missing_count as u64,
             observed_value: result.observed_value.clone(),
         }
     }

@@ -33,6 +33,17 @@ pub enum Action {
     Fail,
 }
 
+impl Action {
+    /// The action's name, as serde writes it (`warn`, `drop`, `fail`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Warn => "warn",
+            Action::Drop => "drop",
+            Action::Fail => "fail",
+        }
+    }
+}
+
 /// The outcome of one rule over one batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleResult {

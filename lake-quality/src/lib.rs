@@ -1,13 +1,18 @@
 //! Data-quality expectations, suites and actions.
 //!
-//! So far: column checks (not null, between, in set, unique, compound
-//! unique) and a row-count check, each with `mostly` and an
-//! [`lake_core::Action`], evaluated with Arrow kernels and reported in the
-//! Great Expectations shape; [`Suite`]s from Rust, TOML or JSON, each a
-//! [`lake_core::Validator`] the pipeline runs on silver's typed rows.
-//! Still to come (see the quality issue): the remaining expectations
-//! (regex, lengths, aggregates, freshness, referential, SQL), the metrics
-//! history under `_metadata/quality`, anomaly checks and profiling.
+//! - Column checks (not null, between, in set, unique and compound unique,
+//!   regex, string length) and table-level checks (row count, column
+//!   exists, column type, mean/min/max/sum between), each with `mostly` and
+//!   an [`lake_core::Action`], evaluated with Arrow kernels and reported in
+//!   the Great Expectations shape.
+//! - [`Suite`]s from Rust, TOML or JSON, each a [`lake_core::Validator`]
+//!   the pipeline runs on silver's typed rows.
+//! - [`AnomalyCheck`]s over the metrics history every pipeline run appends
+//!   to `_metadata/quality`.
+//!
+//! Still to come (see the quality issue): freshness, referential and SQL
+//! expectations, uniqueness against the target table, profiling, and the
+//! benchmark.
 //!
 //! ```
 //! use lake_quality::Suite;
@@ -30,9 +35,11 @@
 
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
+pub mod anomaly;
 pub mod expectation;
 mod suite;
 
+pub use anomaly::{AnomalyCheck, AnomalyMetric, AnomalyResult};
 pub use expectation::{Check, Expectation, Stat};
 pub use suite::Suite;
 

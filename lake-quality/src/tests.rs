@@ -372,3 +372,106 @@ fn new_checks_read_from_toml() {
     assert_eq!(suite.expectations.len(), 3);
     assert_eq!(suite.expectations[1].rule(), "amount_mean_between");
 }
+
+mod anomalies {
+    use std::sync::Arc;
+
+    use chrono::{Duration, TimeZone, Utc};
+    use lake_core::{
+        Action, ExpectationSummary, ObjectStorage, RefineReport, RunReport, StageOutcome, StageRun,
+        StorageRef, TableId, record_run,
+    };
+
+    use crate::{AnomalyCheck, AnomalyMetric};
+
+    fn orders() -> TableId {
+        TableId::silver("sales", "orders").unwrap()
+    }
+
+    /// Records one run whose `customer_id_not_null` rule saw `rows` rows,
+    /// `nulls` of them null.
+    async fn record(storage: &StorageRef, run: i64, rows: u64, nulls: u64) {
+        let mut refine = RefineReport::empty(orders());
+        refine.rows_read = rows;
+        refine.valid = rows;
+        refine.expectations.push(ExpectationSummary {
+            rule: "customer_id_not_null".into(),
+            action: Action::Warn,
+            success: nulls == 0,
+            element_count: rows,
+            unexpected_count: nulls,
+            missing_count: 0,
+            observed_value: None,
+        });
+        let at = Utc.with_ymd_and_hms(2025, 11, 1, 0, 0, 0).unwrap() + Duration::hours(run);
+        let report = RunReport {
+            run_id: format!("run-{run:03}"),
+            started_at: at,
+            finished_at: at,
+            stages: vec![StageRun {
+                stage: "silver orders".into(),
+                seconds: 1.0,
+                outcome: StageOutcome::Refine(refine),
+            }],
+        };
+        record_run(storage, &report, None, None).await.unwrap();
+    }
+
+    fn check(metric: AnomalyMetric) -> AnomalyCheck {
+        AnomalyCheck {
+            table: orders(),
+            metric,
+            window: 3,
+            max_relative_change: 0.5,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_row_count_or_null_rate_far_from_the_recent_mean_is_an_anomaly() {
+        let storage: StorageRef = Arc::new(ObjectStorage::from_url("memory:///").unwrap());
+        let rows = AnomalyMetric::RowCount {
+            rule: "customer_id_not_null".into(),
+        };
+        let nulls = AnomalyMetric::UnexpectedRate {
+            rule: "customer_id_not_null".into(),
+        };
+        // No history yet, then a single run: nothing to compare with.
+        assert_eq!(
+            check(rows.clone()).evaluate(&storage).await.unwrap().latest,
+            None
+        );
+        record(&storage, 0, 1000, 10).await;
+        let first = check(rows.clone()).evaluate(&storage).await.unwrap();
+        assert_eq!(
+            (first.latest, first.baseline, first.anomalous),
+            (Some(1000.0), None, false)
+        );
+
+        // 1000, 1040, 960 then 1010: within 50 % of the mean of the last three.
+        record(&storage, 1, 1040, 10).await;
+        record(&storage, 2, 960, 10).await;
+        record(&storage, 3, 1010, 10).await;
+        let normal = check(rows.clone()).evaluate(&storage).await.unwrap();
+        assert_eq!(normal.baseline, Some(1000.0));
+        assert_eq!(normal.runs_compared, 3);
+        assert!(!normal.anomalous);
+
+        // 400 rows, a null rate of 5 % against 1 %: both anomalous.
+        record(&storage, 4, 400, 20).await;
+        let dropped = check(rows).evaluate(&storage).await.unwrap();
+        // Baseline: the three runs before it (1040, 960, 1010).
+        assert!((dropped.baseline.unwrap() - 1003.333_333_333).abs() < 1e-6);
+        assert!(dropped.anomalous, "{dropped:?}");
+        let rate = check(nulls).evaluate(&storage).await.unwrap();
+        assert_eq!(rate.latest, Some(0.05));
+        assert!(rate.anomalous, "{rate:?}");
+        // Another table's history is not mixed in.
+        let other = AnomalyCheck {
+            table: TableId::silver("sales", "returns").unwrap(),
+            ..check(AnomalyMetric::RowCount {
+                rule: "customer_id_not_null".into(),
+            })
+        };
+        assert_eq!(other.evaluate(&storage).await.unwrap().latest, None);
+    }
+}
