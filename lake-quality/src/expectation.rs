@@ -107,6 +107,13 @@ pub enum Check {
         #[serde(default)]
         max: Option<f64>,
     },
+    /// A SQL boolean expression over the row's columns, evaluated by
+    /// DataFusion, like DLT's `CONSTRAINT … EXPECT (expr)`: a row fails
+    /// when it is false; null passes, as in a SQL `CHECK` constraint.
+    Sql {
+        /// The expression, e.g. `amount >= 0 OR status = 'refunded'`.
+        expr: String,
+    },
     /// The batch has between `min` and `max` rows.
     RowCountBetween {
         /// The lower bound, if any.
@@ -219,6 +226,7 @@ impl Expectation {
             Check::StatBetween { column, stat, .. } => {
                 format!("{column}_{}_between", format!("{stat:?}").to_lowercase())
             }
+            Check::Sql { expr } => format!("expect {expr}"),
             Check::RowCountBetween { .. } => "row_count_between".to_string(),
         }
     }
@@ -428,6 +436,19 @@ impl Expectation {
                     Some(observed.map_or(serde_json::Value::Null, |v| serde_json::json!(v))),
                 ))
             }
+            Check::Sql { expr } => {
+                let failed = sql_failures(batch, expr).map_err(|e| {
+                    LakeError::config(
+                        format!("expectation `{rule}`"),
+                        format!("cannot evaluate {expr:?}: {e}"),
+                    )
+                })?;
+                // The examples of a row-level expression are row positions.
+                let rows: ArrayRef = Arc::new(arrow::array::Int64Array::from_iter_values(
+                    0..batch.num_rows() as i64,
+                ));
+                Ok(self.column_result(rule, &rows, failed, 0))
+            }
             Check::RowCountBetween { min, max } => {
                 let rows = batch.num_rows() as u64;
                 let success = min.is_none_or(|m| rows >= m) && max.is_none_or(|m| rows <= m);
@@ -472,6 +493,34 @@ impl Expectation {
         result.partial_unexpected_list = examples;
         result
     }
+}
+
+/// The rows of `batch` for which `expr` is false (null passes). The
+/// expression is planned against the batch's schema and evaluated as a
+/// DataFusion physical expression over the whole batch, in row order.
+fn sql_failures(
+    batch: &RecordBatch,
+    expr: &str,
+) -> std::result::Result<BooleanArray, lake_core::datafusion::error::DataFusionError> {
+    use lake_core::datafusion::common::DFSchema;
+    use lake_core::datafusion::prelude::SessionContext;
+
+    let ctx = SessionContext::new();
+    let schema = DFSchema::try_from(batch.schema().as_ref().clone())?;
+    let logical = ctx.parse_sql_expr(expr, &schema)?;
+    let physical = ctx.create_physical_expr(logical, &schema)?;
+    let values = physical.evaluate(batch)?.into_array(batch.num_rows())?;
+    let passed = values
+        .as_boolean_opt()
+        .ok_or_else(|| {
+            lake_core::datafusion::error::DataFusionError::Plan(format!(
+                "the expression is {}, not a boolean",
+                values.data_type()
+            ))
+        })?
+        .clone();
+    // False fails; true and null pass.
+    Ok(passed.iter().map(|v| Some(v == Some(false))).collect())
 }
 
 /// A shared expectation.

@@ -2,7 +2,8 @@
 //!
 //! - Column checks (not null, between, in set, unique and compound unique,
 //!   regex, string length) and table-level checks (row count, column
-//!   exists, column type, mean/min/max/sum between), each with `mostly` and
+//!   exists, column type, mean/min/max/sum between) and SQL boolean
+//!   expressions evaluated by DataFusion, each with `mostly` and
 //!   an [`lake_core::Action`], evaluated with Arrow kernels and reported in
 //!   the Great Expectations shape.
 //! - [`Suite`]s from Rust, TOML or JSON, each a [`lake_core::Validator`]
@@ -10,7 +11,7 @@
 //! - [`AnomalyCheck`]s over the metrics history every pipeline run appends
 //!   to `_metadata/quality`.
 //!
-//! Still to come (see the quality issue): freshness, referential and SQL
+//! Still to come (see the quality issue): freshness and referential
 //! expectations, uniqueness against the target table, profiling, and the
 //! benchmark.
 //!

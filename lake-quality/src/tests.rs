@@ -475,3 +475,45 @@ mod anomalies {
         assert_eq!(other.evaluate(&storage).await.unwrap().latest, None);
     }
 }
+
+#[test]
+fn a_sql_expectation_fails_false_rows_and_lets_null_pass() {
+    let data = batch(vec![
+        (
+            "amount",
+            Arc::new(Float64Array::from(vec![
+                Some(5.0),
+                Some(-1.0),
+                None,
+                Some(-2.0),
+            ])) as ArrayRef,
+        ),
+        (
+            "status",
+            Arc::new(StringArray::from(vec!["paid", "paid", "paid", "refunded"])) as ArrayRef,
+        ),
+    ]);
+    let e = Expectation::new(Check::Sql {
+        expr: "amount >= 0 OR status = 'refunded'".into(),
+    })
+    .with_action(Action::Drop);
+    let r = e.evaluate(&data).unwrap();
+    assert_eq!(r.rule, "expect amount >= 0 OR status = 'refunded'");
+    // Row 1 is false; row 2 is null OR false = null, which passes.
+    assert_eq!((r.element_count, r.unexpected_count), (4, 1));
+    assert_eq!(r.partial_unexpected_list, [serde_json::json!("1")]);
+    let not_boolean = Expectation::new(Check::Sql {
+        expr: "amount + 1".into(),
+    })
+    .evaluate(&data)
+    .unwrap_err()
+    .to_string();
+    assert!(not_boolean.contains("not a boolean"), "{not_boolean}");
+    let unknown = Expectation::new(Check::Sql {
+        expr: "price > 0".into(),
+    })
+    .evaluate(&data)
+    .unwrap_err()
+    .to_string();
+    assert!(unknown.contains("price"), "{unknown}");
+}
