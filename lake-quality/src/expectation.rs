@@ -107,6 +107,15 @@ pub enum Check {
         #[serde(default)]
         max: Option<f64>,
     },
+    /// The latest value of `column` (a timestamp or date) is at most
+    /// `max_age` old (`90s`, `15m`, `6h`, `2d`) when the batch is checked;
+    /// a batch with no value fails.
+    Freshness {
+        /// The column.
+        column: String,
+        /// The largest accepted age.
+        max_age: String,
+    },
     /// A SQL boolean expression over the row's columns, evaluated by
     /// DataFusion, like DLT's `CONSTRAINT … EXPECT (expr)`: a row fails
     /// when it is false; null passes, as in a SQL `CHECK` constraint.
@@ -226,6 +235,7 @@ impl Expectation {
             Check::StatBetween { column, stat, .. } => {
                 format!("{column}_{}_between", format!("{stat:?}").to_lowercase())
             }
+            Check::Freshness { column, .. } => format!("{column}_freshness"),
             Check::Sql { expr } => format!("expect {expr}"),
             Check::RowCountBetween { .. } => "row_count_between".to_string(),
         }
@@ -436,6 +446,35 @@ impl Expectation {
                     Some(observed.map_or(serde_json::Value::Null, |v| serde_json::json!(v))),
                 ))
             }
+            Check::Freshness {
+                column: name,
+                max_age,
+            } => {
+                let limit = parse_age(max_age).ok_or_else(|| {
+                    LakeError::config(
+                        format!("expectation `{rule}`"),
+                        format!("max_age {max_age:?} is not a number followed by s, m, h or d"),
+                    )
+                })?;
+                let values = column(name)?;
+                let utc = DataType::Timestamp(
+                    arrow::datatypes::TimeUnit::Microsecond,
+                    Some("UTC".into()),
+                );
+                let micros = arrow::compute::cast(&values, &utc).map_err(arrow_error)?;
+                let latest = arrow::compute::max(
+                    micros.as_primitive::<arrow::datatypes::TimestampMicrosecondType>(),
+                );
+                let now = chrono::Utc::now().timestamp_micros();
+                let age_seconds = latest.map(|t| (now - t) as f64 / 1e6);
+                Ok(RuleResult::table_level(
+                    rule,
+                    self.action,
+                    age_seconds.is_some_and(|age| age <= limit),
+                    batch.num_rows(),
+                    Some(serde_json::json!({ "age_seconds": age_seconds })),
+                ))
+            }
             Check::Sql { expr } => {
                 let failed = sql_failures(batch, expr).map_err(|e| {
                     LakeError::config(
@@ -493,6 +532,21 @@ impl Expectation {
         result.partial_unexpected_list = examples;
         result
     }
+}
+
+/// Seconds in an age written `90s`, `15m`, `6h` or `2d`.
+fn parse_age(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let unit = text.chars().last()?;
+    let number: f64 = text[..text.len() - unit.len_utf8()].trim().parse().ok()?;
+    let seconds = match unit {
+        's' => 1.0,
+        'm' => 60.0,
+        'h' => 3600.0,
+        'd' => 86_400.0,
+        _ => return None,
+    };
+    (number.is_finite() && number >= 0.0).then_some(number * seconds)
 }
 
 /// The rows of `batch` for which `expr` is false (null passes). The

@@ -11,7 +11,9 @@
 //! - [`AnomalyCheck`]s over the metrics history every pipeline run appends
 //!   to `_metadata/quality`.
 //!
-//! Still to come (see the quality issue): freshness and referential
+//! Freshness: the latest timestamp within an age of now.
+//!
+//! Still to come (see the quality issue): referential
 //! expectations, uniqueness against the target table, profiling, and the
 //! benchmark.
 //!

@@ -517,3 +517,47 @@ fn a_sql_expectation_fails_false_rows_and_lets_null_pass() {
     .to_string();
     assert!(unknown.contains("price"), "{unknown}");
 }
+
+#[test]
+fn freshness_compares_the_latest_timestamp_with_now() {
+    use arrow::array::TimestampMicrosecondArray;
+    let now = chrono::Utc::now().timestamp_micros();
+    let data = |ages_seconds: Vec<Option<i64>>| {
+        batch(vec![(
+            "updated_at",
+            Arc::new(
+                TimestampMicrosecondArray::from(
+                    ages_seconds
+                        .into_iter()
+                        .map(|a| a.map(|a| now - a * 1_000_000))
+                        .collect::<Vec<_>>(),
+                )
+                .with_timezone("UTC"),
+            ) as ArrayRef,
+        )])
+    };
+    let fresh = |max_age: &str, ages: Vec<Option<i64>>| {
+        Expectation::new(Check::Freshness {
+            column: "updated_at".into(),
+            max_age: max_age.into(),
+        })
+        .evaluate(&data(ages))
+    };
+    // The latest value (10 minutes old) decides, not the oldest.
+    assert!(
+        fresh("15m", vec![Some(7200), Some(600), None])
+            .unwrap()
+            .success
+    );
+    assert!(!fresh("5m", vec![Some(7200), Some(600)]).unwrap().success);
+    assert!(fresh("1d", vec![Some(3600)]).unwrap().success);
+    assert!(
+        !fresh("1d", vec![None, None]).unwrap().success,
+        "no value is not fresh"
+    );
+    let error = fresh("soon", vec![Some(1)]).unwrap_err().to_string();
+    assert!(
+        error.contains("updated_at_freshness") && error.contains("soon"),
+        "{error}"
+    );
+}
