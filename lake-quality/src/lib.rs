@@ -1,21 +1,18 @@
 //! Data-quality expectations, suites and actions.
 //!
-//! - Column checks (not null, between, in set, unique and compound unique,
-//!   regex, string length) and table-level checks (row count, column
-//!   exists, column type, mean/min/max/sum between) and SQL boolean
-//!   expressions evaluated by DataFusion, each with `mostly` and
-//!   an [`lake_core::Action`], evaluated with Arrow kernels and reported in
-//!   the Great Expectations shape.
+//! - Column checks: not null, between, in set, unique and compound
+//!   unique, regex, string length, and SQL boolean expressions evaluated by
+//!   DataFusion (DLT's `EXPECT`). Table-level checks: row count, column
+//!   exists, column type, mean/min/max/sum between, freshness. Each takes
+//!   `mostly` and an [`lake_core::Action`], runs on whole Arrow columns,
+//!   and reports in the Great Expectations shape.
 //! - [`Suite`]s from Rust, TOML or JSON, each a [`lake_core::Validator`]
 //!   the pipeline runs on silver's typed rows.
 //! - [`AnomalyCheck`]s over the metrics history every pipeline run appends
 //!   to `_metadata/quality`.
 //!
-//! Freshness: the latest timestamp within an age of now.
-//!
-//! Still to come (see the quality issue): referential
-//! expectations, uniqueness against the target table, profiling, and the
-//! benchmark.
+//! Still to come (see the quality issue): referential expectations,
+//! uniqueness against the target table, profiling, and the benchmark.
 //!
 //! ```
 //! use lake_quality::Suite;
