@@ -12,4 +12,5 @@
 
 pub mod config;
 pub mod gold;
+pub mod quality;
 pub mod workload;

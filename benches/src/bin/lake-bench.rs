@@ -6,6 +6,7 @@
 //! lake-bench ingest --input FILE --lake DIR
 //! lake-bench run --input DIR --lake DIR [--config FILE]
 //! lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N]
+//! lake-bench quality [--rows N] [--repeat N]
 //! ```
 //!
 //! `bronze` measures newline-delimited JSON of the reference workload into
@@ -40,6 +41,7 @@ fn main() {
         Some("ingest") => ingest_command(&args[1..]),
         Some("run") => run_command(&args[1..]),
         Some("gold") => gold_command(&args[1..]),
+        Some("quality") => quality_command(&args[1..]),
         _ => Err(usage().into()),
     };
     if let Err(e) = result {
@@ -49,7 +51,7 @@ fn main() {
 }
 
 fn usage() -> String {
-    "usage: lake-bench generate [--scale small|medium|large] --out DIR [--seed N] | lake-bench bronze [--events N] [--repeat N] | lake-bench ingest --input FILE --lake DIR | lake-bench run --input DIR --lake DIR [--config FILE] | lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N]".to_string()
+    "usage: lake-bench generate [--scale small|medium|large] --out DIR [--seed N] | lake-bench bronze [--events N] [--repeat N] | lake-bench ingest --input FILE --lake DIR | lake-bench run --input DIR --lake DIR [--config FILE] | lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N] | lake-bench quality [--rows N] [--repeat N]".to_string()
 }
 
 /// Peak resident memory of this process in bytes (Linux), if known.
@@ -150,6 +152,28 @@ fn gold_command(args: &[String]) -> AnyResult<()> {
         .enable_all()
         .build()?;
     let mut result = runtime.block_on(lake_bench::gold::run(&bench, dir.path()))?;
+    result["peak_rss_bytes"] = serde_json::json!(peak_rss_bytes());
+    println!("{result}");
+    Ok(())
+}
+
+/// Times a 10-expectation suite against Parquet decoding (see `lake_bench::quality`).
+fn quality_command(args: &[String]) -> AnyResult<()> {
+    let mut rows = 10_000_000;
+    let mut repeat = 3;
+    for (key, value) in options(args, &["rows", "repeat"])? {
+        match key.as_str() {
+            "rows" => rows = number(&key, &value)?.max(1),
+            "repeat" => repeat = number(&key, &value)?.max(1),
+            _ => unreachable!(),
+        }
+    }
+    let dir = tempfile::tempdir()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let path = dir.path().join("orders.parquet");
+    let mut result = runtime.block_on(lake_bench::quality::run(rows, repeat, &path))?;
     result["peak_rss_bytes"] = serde_json::json!(peak_rss_bytes());
     println!("{result}");
     Ok(())
