@@ -338,7 +338,7 @@ impl Expectation {
                 )
                 .map_err(arrow_error)?;
                 let keys = converter.convert_columns(&arrays).map_err(arrow_error)?;
-                let mut counts: HashMap<arrow::row::Row<'_>, usize> = HashMap::new();
+                let mut counts: HashMap<arrow::row::Row<'_>, usize> = HashMap::with_capacity(rows);
                 for (i, key) in keys.iter().enumerate() {
                     if !any_null[i] {
                         *counts.entry(key).or_default() += 1;
