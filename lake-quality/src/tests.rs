@@ -561,3 +561,25 @@ fn freshness_compares_the_latest_timestamp_with_now() {
         "{error}"
     );
 }
+
+#[test]
+fn in_set_gives_the_same_answer_for_long_and_short_lists() {
+    let values: Vec<String> = (0..40).map(|i| format!("v{i}")).collect();
+    let data = names(vec![Some("v3"), Some("v39"), Some("v40"), None, Some("")]);
+    for allowed in [values[..5].to_vec(), values.clone()] {
+        let r = Expectation::new(Check::InSet {
+            column: "name".into(),
+            values: allowed.clone(),
+        })
+        .evaluate(&data)
+        .unwrap();
+        let expected = if allowed.len() == 5 { 3 } else { 2 };
+        assert_eq!(
+            r.unexpected_count,
+            expected,
+            "{} allowed values",
+            allowed.len()
+        );
+        assert_eq!(r.missing_count, 1);
+    }
+}
