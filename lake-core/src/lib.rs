@@ -68,7 +68,7 @@ pub use stage::{
     RefineStageRef, StageContext, VersionRange,
 };
 pub use storage::{
-    ObjectStorage, ObjectStoreRef, Storage, StorageExt, StorageRef, commit_actions,
+    ObjectStorage, ObjectStoreRef, Storage, StorageExt, StorageRef, commit_actions, delta_provider,
     transaction_version,
 };
 pub use touched::{TOUCHED_KEY, Touched};

@@ -275,3 +275,20 @@ pub async fn commit_actions(
         })
         .collect()
 }
+
+/// A DataFusion provider for `table`, with the table's object store
+/// registered in `ctx`: what every SQL reader of a Delta table needs before
+/// `register_table`. `name` names the table in errors.
+pub async fn delta_provider(
+    ctx: &datafusion::prelude::SessionContext,
+    table: &DeltaTable,
+    name: &str,
+) -> Result<std::sync::Arc<dyn datafusion::datasource::TableProvider>> {
+    table
+        .update_datafusion_session(&ctx.state())
+        .map_err(|e| LakeError::delta(name, e))?;
+    table
+        .table_provider()
+        .await
+        .map_err(|e| LakeError::datafusion(name, e))
+}

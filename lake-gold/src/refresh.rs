@@ -358,13 +358,7 @@ async fn register_source(
     table: &DeltaTable,
     name: &str,
 ) -> Result<SchemaRef> {
-    table
-        .update_datafusion_session(&ctx.state())
-        .map_err(|e| LakeError::delta(name, e))?;
-    let provider = table
-        .table_provider()
-        .await
-        .map_err(|e| LakeError::datafusion(name, e))?;
+    let provider = lake_core::delta_provider(ctx, table, name).await?;
     let schema = provider.schema();
     ctx.register_table("source", provider)
         .map_err(|e| LakeError::datafusion(name, e))?;

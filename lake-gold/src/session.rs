@@ -191,12 +191,5 @@ async fn provider(
     table: &DeltaTable,
     id: &TableId,
 ) -> Result<Arc<dyn TableProvider>> {
-    let name = id.to_string();
-    table
-        .update_datafusion_session(&ctx.state())
-        .map_err(|e| LakeError::delta(&name, e))?;
-    table
-        .table_provider()
-        .await
-        .map_err(|e| LakeError::datafusion(&name, e))
+    lake_core::delta_provider(ctx, table, &id.to_string()).await
 }

@@ -132,10 +132,7 @@ impl AnomalyCheck {
         }
         let fail = |e| LakeError::datafusion(location.as_str(), e);
         let ctx = SessionContext::new();
-        table
-            .update_datafusion_session(&ctx.state())
-            .map_err(|e| LakeError::delta(location.as_str(), e))?;
-        let provider = table.table_provider().await.map_err(fail)?;
+        let provider = lake_core::delta_provider(&ctx, &table, location.as_str()).await?;
         ctx.register_table("quality", provider).map_err(fail)?;
         let sql = format!(
             "SELECT element_count, missing_count, unexpected_count FROM quality \

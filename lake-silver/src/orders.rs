@@ -572,10 +572,7 @@ async fn scan_buckets(
         .parquet
         .schema_force_view_types = false;
     let ctx = SessionContext::new_with_config(config);
-    table
-        .update_datafusion_session(&ctx.state())
-        .map_err(|e| LakeError::delta(id.to_string(), e))?;
-    let provider = table.table_provider().await.map_err(fail)?;
+    let provider = lake_core::delta_provider(&ctx, table, &id.to_string()).await?;
     ctx.register_table("t", provider).map_err(fail)?;
     // A partition filter on small integers: Delta prunes the other buckets.
     let list: Vec<String> = buckets.iter().map(i32::to_string).collect();

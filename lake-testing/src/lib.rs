@@ -240,13 +240,7 @@ pub async fn table_rows(
     }
     let context = location.as_str();
     let ctx = SessionContext::new();
-    table
-        .update_datafusion_session(&ctx.state())
-        .map_err(|e| lake_core::LakeError::delta(context, e))?;
-    let provider = table
-        .table_provider()
-        .await
-        .map_err(|e| lake_core::LakeError::datafusion(context, e))?;
+    let provider = lake_core::delta_provider(&ctx, &table, context).await?;
     ctx.register_table("t", provider)
         .map_err(|e| lake_core::LakeError::datafusion(context, e))?;
     let batches = ctx
