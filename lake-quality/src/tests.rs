@@ -583,3 +583,24 @@ fn in_set_gives_the_same_answer_for_long_and_short_lists() {
         assert_eq!(r.missing_count, 1);
     }
 }
+
+#[test]
+fn unique_on_one_string_column_counts_exact_code_points() {
+    let data = names(vec![
+        Some("é"),
+        Some("e\u{301}"),
+        Some("x"),
+        None,
+        Some("x"),
+        None,
+        Some(""),
+    ]);
+    let r = Expectation::new(Check::Unique {
+        columns: vec!["name".into()],
+    })
+    .evaluate(&data)
+    .unwrap();
+    // The two spellings of é differ; the nulls are left out; both x fail.
+    assert_eq!((r.missing_count, r.unexpected_count), (2, 2));
+    assert_eq!(r.partial_unexpected_list, ["x", "x"]);
+}
