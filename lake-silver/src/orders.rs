@@ -290,17 +290,10 @@ impl OrdersSilver {
         if !quarantined.is_empty() {
             let location = layout.quarantine(&self.target);
             let batch = quarantine_batch(&quarantined, bronze_version)?;
-            if let Some(v) = append_once(
-                storage,
-                &location,
-                &QUARANTINE_SCHEMA,
-                &[],
-                batch,
-                &txn,
-                &self.target,
-            )
-            .await?
-            {
+            let quarantine = storage
+                .ensure_table(&location, &QUARANTINE_SCHEMA, &[])
+                .await?;
+            if let Some(v) = append_once(quarantine, &[], batch, &txn, &self.target).await? {
                 report
                     .table_versions
                     .insert(format!("quarantine of {}", self.target), v);
@@ -341,17 +334,8 @@ impl OrdersSilver {
         }
         if !fresh.is_empty() {
             let batch = changes_batch(&fresh)?;
-            if let Some(v) = append_once(
-                storage,
-                &changes_location,
-                &CHANGES_SCHEMA,
-                &[KEY_BUCKET],
-                batch,
-                &txn,
-                &changes_id,
-            )
-            .await?
-            {
+            // The table opened to read the log: no second log replay.
+            if let Some(v) = append_once(changes, &[KEY_BUCKET], batch, &txn, &changes_id).await? {
                 report.table_versions.insert(changes_id.to_string(), v);
             }
         }
@@ -657,31 +641,37 @@ async fn read_rows_of_other_keys(
 /// and the row's position, two integers: comparing keys as strings made
 /// this sort cost more than the merge it serves.
 fn sorted_for_readers(new: RecordBatch, kept: Vec<RecordBatch>) -> Result<RecordBatch> {
-    let fail = |e| LakeError::arrow("silver rows", e);
     let mut all = kept;
     all.push(new);
-    let batch = arrow::compute::concat_batches(&SILVER_SCHEMA, &all).map_err(fail)?;
-    let dates = batch
-        .column_by_name("order_date")
-        .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Date32Type>());
-    let valid_from = batch
-        .column_by_name("valid_from")
-        .and_then(|c| c.as_primitive_opt::<arrow::datatypes::TimestampMicrosecondType>());
-    let (Some(dates), Some(valid_from)) = (dates, valid_from) else {
-        return Err(LakeError::Schema {
-            table: "silver rows".to_string(),
-            message: "order_date or valid_from has an unexpected type".to_string(),
-        });
-    };
-    let mut order: Vec<(Option<i32>, i64, u32)> = (0..batch.num_rows())
-        .map(|i| {
+    // Sort keys gathered per batch, then one interleave: the rows are
+    // copied once, not concatenated first and taken again.
+    let mut order: Vec<(Option<i32>, i64, u32, u32)> = Vec::new();
+    for (b, batch) in all.iter().enumerate() {
+        let dates = batch
+            .column_by_name("order_date")
+            .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Date32Type>());
+        let valid_from = batch
+            .column_by_name("valid_from")
+            .and_then(|c| c.as_primitive_opt::<arrow::datatypes::TimestampMicrosecondType>());
+        let (Some(dates), Some(valid_from)) = (dates, valid_from) else {
+            return Err(LakeError::Schema {
+                table: "silver rows".to_string(),
+                message: "order_date or valid_from has an unexpected type".to_string(),
+            });
+        };
+        order.extend((0..batch.num_rows()).map(|i| {
             let date = dates.is_valid(i).then(|| dates.value(i));
-            (date, valid_from.value(i), i as u32)
-        })
-        .collect();
+            (date, valid_from.value(i), b as u32, i as u32)
+        }));
+    }
     order.sort_unstable();
-    let indices = arrow::array::UInt32Array::from_iter_values(order.into_iter().map(|o| o.2));
-    arrow::compute::take_record_batch(&batch, &indices).map_err(fail)
+    let indices: Vec<(usize, usize)> = order
+        .into_iter()
+        .map(|(_, _, b, i)| (b as usize, i as usize))
+        .collect();
+    let batches: Vec<&RecordBatch> = all.iter().collect();
+    arrow::compute::interleave_record_batch(&batches, &indices)
+        .map_err(|e| LakeError::arrow("silver rows", e))
 }
 
 /// The logged events in `buckets` of the keys in `keys`.
@@ -931,19 +921,15 @@ fn quarantine_batch(rows: &[(String, &BronzeRow)], bronze_version: u64) -> Resul
         .map_err(|e| LakeError::arrow("quarantine batch", e))
 }
 
-/// Appends `batch` with `txn` unless a commit with that transaction version exists.
+/// Appends `batch` to `table` with `txn` unless a commit with that
+/// transaction version exists.
 async fn append_once(
-    storage: &StorageRef,
-    location: &url::Url,
-    schema: &Schema,
+    table: DeltaTable,
     partition_columns: &[&str],
     batch: RecordBatch,
     txn: &Transaction,
     id: &TableId,
 ) -> Result<Option<u64>> {
-    let table = storage
-        .ensure_table(location, schema, partition_columns)
-        .await?;
     if transaction_version(&table, &txn.app_id, &id.to_string())
         .await?
         .is_some_and(|v| v >= txn.version)
