@@ -78,6 +78,9 @@ pub struct RefreshReport {
     pub source_version: Option<u64>,
     /// Source data files the scan read (after partition pruning and file skipping).
     pub files_scanned: u64,
+    /// The gold table's schema, when the refresh committed (for catalog registration).
+    #[serde(skip)]
+    pub schema: Option<SchemaRef>,
 }
 
 /// A gold table kept up to date from its source by an [`AggregationSpec`].
@@ -154,6 +157,7 @@ impl GoldAggregation {
             scope: RefreshScope::UpToDate,
             source_version: None,
             files_scanned: 0,
+            schema: None,
         };
         let source = storage
             .open_table(&layout.table_location(&spec.source))
@@ -198,6 +202,7 @@ impl GoldAggregation {
             // was all quarantined): only the bookmark moves.
             let txn = Transaction::new(self.app_id(), source_version as i64);
             let schema = table_schema(&gold, &target_name)?;
+            outcome.schema = Some(Arc::clone(&schema));
             let table = gold
                 .write(vec![RecordBatch::new_empty(schema)])
                 .with_save_mode(SaveMode::Append)
@@ -236,6 +241,7 @@ impl GoldAggregation {
         };
         let frame = aggregate(&ctx, spec, partition_filter.clone(), source_version).await?;
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        outcome.schema = Some(Arc::clone(&schema));
         let plan = frame
             .create_physical_plan()
             .await
@@ -329,13 +335,11 @@ impl AggregateStage for GoldAggregation {
 
     async fn aggregate(&self, context: &StageContext) -> Result<AggregateReport> {
         let outcome = self.refresh(&context.storage).await?;
-        if let Some(catalog) = &context.catalog
+        if let (Some(catalog), Some(schema)) = (&context.catalog, &outcome.schema)
             && outcome.report.table_version.is_some()
         {
-            let location = context.storage.layout().table_location(&self.spec.target);
-            let table = context.storage.open_table(&location).await?;
-            let schema = table_schema(&table, &self.spec.target.to_string())?;
-            self.register(&context.storage, catalog, schema).await?;
+            self.register(&context.storage, catalog, Arc::clone(schema))
+                .await?;
         }
         Ok(outcome.report)
     }
