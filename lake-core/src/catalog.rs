@@ -120,6 +120,24 @@ impl TableDefinition {
     }
 }
 
+impl TableDefinition {
+    /// Checks that every partition key is a column of the schema; catalogs
+    /// call it before registering a table.
+    pub fn check_partition_keys(&self) -> Result<()> {
+        match self
+            .partition_keys
+            .iter()
+            .find(|k| self.schema.field_with_name(k.as_str()).is_err())
+        {
+            Some(key) => Err(LakeError::Schema {
+                table: self.id.to_string(),
+                message: format!("partition key `{key}` is not a column of the schema"),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 /// One recorded version of a table's schema.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SchemaVersion {

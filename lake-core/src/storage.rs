@@ -139,6 +139,18 @@ pub trait StorageExt: Storage {
                 .with_columns(structure.fields().cloned())
                 .with_partition_columns(partition_columns.iter().copied())
                 .with_save_mode(deltalake::protocol::SaveMode::Ignore)
+                .with_configuration_property(
+                    deltalake::TableProperty::CheckpointInterval,
+                    Some(CHECKPOINT_INTERVAL.to_string()),
+                )
+                // A creator that loses the race for version 0 must not go on
+                // to commit its metadata as version 1: deltalake's retry loop
+                // would, and every writer that read version 0 would then fail
+                // with "metadata changed". Without retries it fails, and
+                // opens the winner's table below.
+                .with_commit_properties(
+                    deltalake::kernel::transaction::CommitProperties::default().with_max_retries(0),
+                )
                 .await;
             match created {
                 Ok(table) => Ok(table),
@@ -156,6 +168,15 @@ pub trait StorageExt: Storage {
 }
 
 impl<T: Storage + ?Sized> StorageExt for T {}
+
+/// Commits between checkpoints of the tables the lake creates.
+///
+/// Opening a table reads the last checkpoint and every commit after it; on
+/// S3 each commit is a GET, and the lake opens tables once or more per
+/// batch. Delta's default of 100 made opening bronze on S3 cost up to 100
+/// requests; 10 keeps it near 10 at the price of one small Parquet write
+/// every ten commits.
+pub const CHECKPOINT_INTERVAL: u32 = 10;
 
 /// [`Storage`] over an object_store backend built from a URL.
 #[derive(Debug, Clone)]
