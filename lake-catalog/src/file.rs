@@ -258,6 +258,7 @@ impl Catalog for FileCatalog {
     }
 
     async fn create_table(&self, definition: TableDefinition) -> Result<TableDefinition> {
+        definition.check_partition_keys()?;
         let table = definition.id.clone();
         match self
             .create_namespace(&table.namespace_id(), Properties::new())

@@ -5,8 +5,10 @@
 //!   `{root}/_catalog/` in the lake's own store, safe under concurrent
 //!   writers through create-if-absent puts.
 //!
-//! Still to come (see the catalog issue): `GlueCatalog` behind the `glue`
-//! feature, and a DataFusion `CatalogProvider` over any catalog.
+//! - `GlueCatalog` (feature `glue`): the AWS Glue Data Catalog, one
+//!   database per namespace, tested against a local `moto_server`.
+//!
+//! The DataFusion bridge over any catalog is `lake_gold::LakeSession`.
 //!
 //! Every implementation records schema versions through
 //! [`lake_core::check_compatibility`], so all accept and refuse the same changes.
@@ -27,7 +29,11 @@
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 mod file;
+#[cfg(feature = "glue")]
+mod glue;
 mod memory;
 
 pub use file::FileCatalog;
+#[cfg(feature = "glue")]
+pub use glue::{DEFAULT_DATABASE_TEMPLATE, GlueCatalog, GlueCatalogBuilder, hive_type};
 pub use memory::MemoryCatalog;

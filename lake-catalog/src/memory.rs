@@ -117,6 +117,7 @@ impl Catalog for MemoryCatalog {
     }
 
     async fn create_table(&self, definition: TableDefinition) -> Result<TableDefinition> {
+        definition.check_partition_keys()?;
         let mut state = self.state.write().await;
         if state.tables.contains_key(&definition.id) {
             return Err(LakeError::AlreadyExists {

@@ -42,6 +42,27 @@ fn file_in_memory() -> Subject {
     }
 }
 
+/// The Glue catalog on the `moto_server` that `scripts/test` starts. Each
+/// test gets databases of its own through a unique name template.
+#[cfg(feature = "glue")]
+async fn glue() -> Subject {
+    let catalog = lake_catalog::GlueCatalog::builder()
+        .endpoint_url(lake_testing::moto_endpoint())
+        .region("us-east-1")
+        .credentials("testing", "testing")
+        .database_template(format!(
+            "{}_{{zone}}_{{namespace}}",
+            lake_testing::unique_name("t")
+        ))
+        .build()
+        .await
+        .unwrap();
+    Subject {
+        catalog: Arc::new(catalog),
+        _dir: None,
+    }
+}
+
 fn schema(fields: &[(&str, DataType, bool)]) -> SchemaRef {
     Arc::new(Schema::new(
         fields
@@ -63,12 +84,22 @@ fn definition(id: &TableId, keys: &[&str]) -> TableDefinition {
             id.zone, id.namespace, id.name
         ))
         .unwrap(),
-        schema(&[
-            ("order_id", DataType::Utf8, false),
-            ("amount", DataType::Float64, true),
-        ]),
+        schema_with_keys(
+            &[
+                ("order_id", DataType::Utf8, false),
+                ("amount", DataType::Float64, true),
+            ],
+            keys,
+        ),
         keys.iter().map(|k| Ident::new(*k).unwrap()).collect(),
     )
+}
+
+/// The fields, then one string column per partition key.
+fn schema_with_keys(fields: &[(&str, DataType, bool)], keys: &[&str]) -> SchemaRef {
+    let mut fields = fields.to_vec();
+    fields.extend(keys.iter().map(|k| (*k, DataType::Utf8, false)));
+    schema(&fields)
 }
 
 fn partition(table: &TableDefinition, values: &[&str]) -> Partition {
@@ -130,6 +161,13 @@ async fn namespaces(catalog: CatalogRef) {
 }
 
 async fn tables(catalog: CatalogRef) {
+    let mut keyless = definition(&orders(), &["day"]);
+    keyless.schema = schema(&[("order_id", DataType::Utf8, false)]);
+    let err = catalog.create_table(keyless).await.unwrap_err();
+    assert!(
+        matches!(err, LakeError::Schema { .. }) && err.to_string().contains("`day`"),
+        "a partition key must be a column: {err}"
+    );
     let created = catalog
         .create_table(definition(&orders(), &["day"]))
         .await
@@ -434,6 +472,11 @@ macro_rules! conformance {
         mod file_catalog_in_memory {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() { super::$name(super::file_in_memory().catalog).await; })*
+        }
+        #[cfg(feature = "glue")]
+        mod glue_catalog_on_moto {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::glue().await.catalog).await; })*
         }
     };
 }
