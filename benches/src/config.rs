@@ -2,7 +2,15 @@
 //!
 //! ```toml
 //! lake = "./lake"                # the root; `lake-bench run --lake` overrides it
-//! catalog = "file"               # "file" (default), "memory" or "none"
+//! catalog = "file"               # "file" (default), "memory", "glue" or "none"
+//!
+//! [storage]                      # object_store options of the root, for S3:
+//! aws_region = "eu-west-1"       # aws_endpoint, aws_allow_http, credentials, ...
+//!                                # (AWS_* environment variables are read too)
+//!
+//! [glue]                         # with catalog = "glue" (feature `aws`)
+//! region = "eu-west-1"
+//! database_template = "lake_{zone}_{namespace}"
 //!
 //! [[bronze]]
 //! table = "bronze.shop.orders"
@@ -32,6 +40,7 @@
 //!
 //! Every error names the field: serde's for the shape, ours for the rest.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use lake_bronze::{BronzeOptions, BronzeWriter};
@@ -51,8 +60,36 @@ pub enum CatalogKind {
     File,
     /// An in-memory catalog (lost at exit).
     Memory,
+    /// The AWS Glue Data Catalog, configured by the `[glue]` table (needs
+    /// lake-bench's `aws` feature).
+    Glue,
     /// No catalog.
     None,
+}
+
+/// Where the Glue catalog is; unset fields come from the AWS environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlueConfig {
+    /// An endpoint other than AWS's (a local `moto_server`).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// The region (else `AWS_REGION`).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// How namespaces name their databases (default `{zone}_{namespace}`).
+    #[serde(default)]
+    pub database_template: Option<String>,
+    /// The catalog id, when not the caller's account.
+    #[serde(default)]
+    pub catalog_id: Option<String>,
+    /// Static credentials, for local emulators; in production leave both
+    /// out and let the AWS credential chain (environment, profile, role) work.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// The secret of `access_key_id`.
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
 }
 
 /// A bronze table and its options.
@@ -131,6 +168,13 @@ pub struct PipelineConfig {
     /// The catalog.
     #[serde(default)]
     pub catalog: CatalogKind,
+    /// object_store options of the lake root (for S3: `aws_region`,
+    /// `aws_endpoint`, `aws_allow_http`, credentials).
+    #[serde(default)]
+    pub storage: BTreeMap<String, String>,
+    /// The Glue catalog, when `catalog = "glue"`.
+    #[serde(default)]
+    pub glue: Option<GlueConfig>,
     /// Bronze tables, one ingest stage each.
     #[serde(default)]
     pub bronze: Vec<BronzeConfig>,
@@ -161,6 +205,8 @@ impl PipelineConfig {
         Ok(Self {
             lake: None,
             catalog: CatalogKind::File,
+            storage: BTreeMap::new(),
+            glue: None,
             bronze: vec![BronzeConfig {
                 table: bronze.clone(),
                 options: BronzeOptions::default(),
@@ -188,18 +234,39 @@ impl PipelineConfig {
         toml::from_str(text).map_err(|e| LakeError::config("pipeline config", e.to_string()))
     }
 
-    /// Builds the pipeline on the lake at `lake` (or the configured root).
-    pub fn build(&self, lake: Option<&str>) -> Result<Pipeline> {
+    /// The storage of the lake at `lake` (or the configured root), with the
+    /// `[storage]` options.
+    pub fn storage(&self, lake: Option<&str>) -> Result<StorageRef> {
         let root = lake
             .or(self.lake.as_deref())
             .ok_or_else(|| LakeError::config("lake", "no lake root: set `lake` or pass --lake"))?;
-        let storage: StorageRef = Arc::new(ObjectStorage::from_url(root)?);
-        let mut builder = Pipeline::builder().with_storage(Arc::clone(&storage));
-        let catalog: Option<CatalogRef> = match self.catalog {
-            CatalogKind::File => Some(Arc::new(FileCatalog::new(&storage)?)),
+        Ok(Arc::new(ObjectStorage::from_url_opts(
+            root,
+            self.storage.iter().map(|(k, v)| (k.clone(), v.clone())),
+        )?))
+    }
+
+    /// The configured catalog over `storage`, or `None` for `catalog = "none"`.
+    pub async fn catalog(&self, storage: &StorageRef) -> Result<Option<CatalogRef>> {
+        if self.glue.is_some() && self.catalog != CatalogKind::Glue {
+            return Err(LakeError::config(
+                "glue",
+                "a [glue] table needs catalog = \"glue\"",
+            ));
+        }
+        Ok(match self.catalog {
+            CatalogKind::File => Some(Arc::new(FileCatalog::new(storage)?)),
             CatalogKind::Memory => Some(Arc::new(MemoryCatalog::new())),
+            CatalogKind::Glue => Some(glue_catalog(self.glue.clone().unwrap_or_default()).await?),
             CatalogKind::None => None,
-        };
+        })
+    }
+
+    /// Builds the pipeline on the lake at `lake` (or the configured root).
+    pub async fn build(&self, lake: Option<&str>) -> Result<Pipeline> {
+        let storage = self.storage(lake)?;
+        let catalog = self.catalog(&storage).await?;
+        let mut builder = Pipeline::builder().with_storage(Arc::clone(&storage));
         if let Some(catalog) = catalog {
             builder = builder.with_catalog(catalog);
         }
@@ -253,6 +320,46 @@ impl PipelineConfig {
     }
 }
 
+#[cfg(feature = "aws")]
+async fn glue_catalog(config: GlueConfig) -> Result<CatalogRef> {
+    let mut builder = lake_catalog::GlueCatalog::builder();
+    if let Some(url) = config.endpoint_url {
+        builder = builder.endpoint_url(url);
+    }
+    if let Some(region) = config.region {
+        builder = builder.region(region);
+    }
+    if let Some(template) = config.database_template {
+        builder = builder.database_template(template);
+    }
+    if let Some(id) = config.catalog_id {
+        builder = builder.catalog_id(id);
+    }
+    match (config.access_key_id, config.secret_access_key) {
+        (Some(key), Some(secret)) => builder = builder.credentials(key, secret),
+        (None, None) => {}
+        _ => {
+            return Err(LakeError::config(
+                "glue.access_key_id",
+                "set both access_key_id and secret_access_key, or neither",
+            ));
+        }
+    }
+    Ok(Arc::new(builder.build().await.map_err(|e| match e {
+        LakeError::Config { field, message } => LakeError::config(format!("glue.{field}"), message),
+        other => other,
+    })?))
+}
+
+#[cfg(not(feature = "aws"))]
+async fn glue_catalog(_config: GlueConfig) -> Result<CatalogRef> {
+    Err(LakeError::config(
+        "catalog",
+        "catalog = \"glue\" needs lake-bench built with the `aws` feature \
+         (cargo build -p lake-bench --features aws)",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,27 +393,41 @@ mod tests {
     "#;
 
     fn error(text: &str) -> String {
-        match PipelineConfig::from_toml(text).and_then(|c| c.build(Some("memory:///"))) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let built = PipelineConfig::from_toml(text).and_then(|c| {
+            runtime.block_on(async { c.build(Some("memory:///")).await.map(|_| ()) })
+        });
+        match built {
             Ok(_) => panic!("accepted: {text}"),
             Err(e) => e.to_string(),
         }
     }
 
-    #[test]
-    fn a_full_config_builds_and_means_what_the_reference_builder_means() {
+    #[tokio::test]
+    async fn a_full_config_builds_and_means_what_the_reference_builder_means() {
         let config = PipelineConfig::from_toml(FULL).unwrap();
         assert_eq!(config.gold.len(), 2);
-        config.build(Some("memory:///")).unwrap();
+        config.build(Some("memory:///")).await.unwrap();
         let reference = PipelineConfig::reference().unwrap();
         let text = toml::to_string(&reference).unwrap();
         assert_eq!(PipelineConfig::from_toml(&text).unwrap(), reference);
-        reference.build(Some("memory:///")).unwrap();
+        reference.build(Some("memory:///")).await.unwrap();
     }
 
     #[test]
     fn a_bad_config_names_the_field() {
         let e = error("catalogue = \"file\"");
         assert!(e.contains("catalogue"), "{e}");
+        let e = error("[glue]\nregion = \"eu-west-1\"");
+        assert!(
+            e.contains("glue"),
+            "a [glue] table without catalog = glue: {e}"
+        );
+        let e = error("[storage]\naws_region = \"eu-west-1\"\n[glue]\nregon = \"x\"");
+        assert!(e.contains("regon"), "{e}");
         let e = error(
             "[[silver]]\nstage = \"customers\"\nsource = \"bronze.a.b\"\ntarget = \"silver.a.b\"",
         );
@@ -329,7 +450,7 @@ mod tests {
         assert!(e.contains("expectations[0].suite"), "{e}");
         let e = PipelineConfig::from_toml("")
             .unwrap()
-            .build(None)
+            .storage(None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("lake"), "{e}");

@@ -264,3 +264,104 @@ pub async fn table_rows(
     }
     Ok(out)
 }
+
+/// The environment variable holding the endpoint of the `moto_server` that
+/// S3 and Glue tests use; `scripts/test` starts one and sets it.
+pub const MOTO_ENDPOINT_VAR: &str = "LAKE_MOTO_ENDPOINT";
+
+/// The endpoint of the running `moto_server`, after checking that something
+/// listens there.
+///
+/// # Panics
+/// When the variable is unset or nothing answers, with a message saying how
+/// to start one: a test that needs AWS never passes without it.
+pub fn moto_endpoint() -> String {
+    const HOW: &str = "run the tests with `bash scripts/test`, which starts moto_server, \
+         or start one yourself (`pip install 'moto[server]' && moto_server -H 127.0.0.1 -p 5055`) \
+         and set LAKE_MOTO_ENDPOINT=http://127.0.0.1:5055";
+    let endpoint = std::env::var(MOTO_ENDPOINT_VAR).unwrap_or_else(|_| {
+        panic!("this test needs a moto_server and {MOTO_ENDPOINT_VAR} is not set: {HOW}")
+    });
+    let url = url::Url::parse(&endpoint)
+        .unwrap_or_else(|e| panic!("{MOTO_ENDPOINT_VAR}={endpoint:?} is not a URL ({e}): {HOW}"));
+    let address = url
+        .socket_addrs(|| Some(80))
+        .ok()
+        .and_then(|a| a.into_iter().next())
+        .unwrap_or_else(|| {
+            panic!("{MOTO_ENDPOINT_VAR}={endpoint:?} names no reachable host: {HOW}")
+        });
+    if let Err(e) =
+        std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_secs(2))
+    {
+        panic!("no moto_server answers at {endpoint} ({e}): {HOW}");
+    }
+    endpoint.trim_end_matches('/').to_string()
+}
+
+/// A name no other test of this process or of a concurrent one uses: a
+/// lower-case letter, then hex digits (valid as an S3 bucket, Glue database
+/// or identifier fragment).
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or_default();
+    format!(
+        "{prefix}{:x}{:x}{:x}",
+        std::process::id(),
+        nanos & 0xffff_ffff,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Creates a new, uniquely named bucket on the `moto_server` at `endpoint`
+/// and returns its name.
+///
+/// object_store cannot create buckets and a whole AWS SDK is not worth it
+/// for one request, so this speaks one plain HTTP/1.1 `PUT /{bucket}` (moto
+/// does not check signatures).
+///
+/// # Panics
+/// When moto does not answer 200.
+pub fn moto_bucket(endpoint: &str) -> String {
+    use std::io::{Read, Write};
+    let bucket = unique_name("lake-test-");
+    let url = url::Url::parse(endpoint).expect("a moto endpoint URL");
+    let host = format!(
+        "{}:{}",
+        url.host_str().expect("a host"),
+        url.port_or_known_default().expect("a port")
+    );
+    let mut stream = std::net::TcpStream::connect(&host)
+        .unwrap_or_else(|e| panic!("no moto_server at {endpoint}: {e}"));
+    write!(
+        stream,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send CreateBucket");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read CreateBucket");
+    assert!(
+        response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"),
+        "moto refused bucket {bucket}: {response}"
+    );
+    bucket
+}
+
+/// The object_store options that reach the `moto_server` at `endpoint`.
+pub fn moto_s3_options(endpoint: &str) -> Vec<(String, String)> {
+    [
+        ("aws_endpoint", endpoint),
+        ("aws_allow_http", "true"),
+        ("aws_region", "us-east-1"),
+        ("aws_access_key_id", "testing"),
+        ("aws_secret_access_key", "testing"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}

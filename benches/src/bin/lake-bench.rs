@@ -89,7 +89,7 @@ fn run_command(args: &[String]) -> AnyResult<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let pipeline = config.build(lake.as_deref())?;
+    let pipeline = runtime.block_on(config.build(lake.as_deref()))?;
     let started = Instant::now();
     let mut totals = lake_core::RunTotals::default();
     for file in &files {

@@ -10,7 +10,7 @@ use lake_core::{
 use url::Url;
 
 pub struct Lake {
-    pub _dir: tempfile::TempDir,
+    pub _dir: Option<tempfile::TempDir>,
     pub storage: StorageRef,
 }
 
@@ -18,7 +18,26 @@ impl Lake {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let storage = Arc::new(ObjectStorage::from_url(dir.path().to_str().unwrap()).unwrap());
-        Self { _dir: dir, storage }
+        Self {
+            _dir: Some(dir),
+            storage,
+        }
+    }
+
+    /// A lake in a new bucket of the `moto_server` that `scripts/test` starts.
+    #[cfg(feature = "aws")]
+    pub fn on_s3() -> Self {
+        let endpoint = lake_testing::moto_endpoint();
+        let bucket = lake_testing::moto_bucket(&endpoint);
+        let storage = ObjectStorage::from_url_opts(
+            &format!("s3://{bucket}/lake"),
+            lake_testing::moto_s3_options(&endpoint),
+        )
+        .unwrap();
+        Self {
+            _dir: None,
+            storage: Arc::new(storage),
+        }
     }
 
     pub fn context(&self) -> StageContext {

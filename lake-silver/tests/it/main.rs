@@ -4,4 +4,5 @@ mod expectations;
 mod order_independence;
 mod orders;
 mod pipeline;
+mod race;
 mod support;

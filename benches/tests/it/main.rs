@@ -1,0 +1,3 @@
+//! Integration tests of lake-bench: the whole pipeline as configured.
+
+mod backends;
