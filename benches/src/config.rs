@@ -45,7 +45,9 @@ use std::sync::Arc;
 
 use lake_bronze::{BronzeOptions, BronzeWriter};
 use lake_catalog::{FileCatalog, MemoryCatalog};
-use lake_core::{CatalogRef, LakeError, ObjectStorage, Pipeline, Result, StorageRef, TableId};
+use lake_core::{
+    CatalogRef, LakeError, ObjectStorage, Pipeline, PipelineBuilder, Result, StorageRef, TableId,
+};
 use lake_gold::{AggregationSpec, GoldAggregation, daily_summary};
 use lake_quality::Suite;
 use lake_silver::{Mode, OrdersSilver};
@@ -264,7 +266,13 @@ impl PipelineConfig {
 
     /// Builds the pipeline on the lake at `lake` (or the configured root).
     pub async fn build(&self, lake: Option<&str>) -> Result<Pipeline> {
-        let storage = self.storage(lake)?;
+        self.builder_on(self.storage(lake)?).await?.build()
+    }
+
+    /// The pipeline's builder over `storage` you made yourself (a store with
+    /// custom client options, or one that injects faults), for settings the
+    /// file does not hold, such as the retry policy.
+    pub async fn builder_on(&self, storage: StorageRef) -> Result<PipelineBuilder> {
         let catalog = self.catalog(&storage).await?;
         let mut builder = Pipeline::builder().with_storage(Arc::clone(&storage));
         if let Some(catalog) = catalog {
@@ -316,7 +324,7 @@ impl PipelineConfig {
         if !self.run_records {
             builder = builder.without_run_records();
         }
-        builder.build()
+        Ok(builder)
     }
 }
 

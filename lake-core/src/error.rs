@@ -232,11 +232,20 @@ impl LakeError {
 
     /// Whether retrying the same operation can succeed: commit conflicts that
     /// a re-read resolves, and transient storage failures.
+    ///
+    /// Errors from deltalake, DataFusion, Arrow and other components are
+    /// retryable when their cause chain holds a transient object-store or
+    /// I/O error (a dropped connection, an exhausted HTTP retry budget).
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::CommitConflict { retryable, .. } => *retryable,
             Self::Storage { source, .. } => is_transient_store_error(source),
             Self::Stage { source, .. } => source.is_retryable(),
+            Self::Delta { source, .. } => chain_is_transient(source.as_ref()),
+            Self::DataFusion { source, .. } => chain_is_transient(source.as_ref()),
+            Self::Arrow { source, .. } => chain_is_transient(source),
+            Self::Io { source, .. } => is_transient_io_error(source),
+            Self::Other { source, .. } => chain_is_transient(source.as_ref()),
             _ => false,
         }
     }
@@ -257,7 +266,63 @@ fn is_retryable_transaction_error(
     )
 }
 
-fn is_transient_store_error(error: &object_store::Error) -> bool {
+/// Whether the cause chain of `error` holds a transient failure.
+fn chain_is_transient(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(store) = error.downcast_ref::<object_store::Error>() {
+            return is_transient_store_error(store);
+        }
+        if let Some(lake) = error.downcast_ref::<LakeError>() {
+            return lake.is_retryable();
+        }
+        match error.downcast_ref::<deltalake::DeltaTableError>() {
+            Some(deltalake::DeltaTableError::Transaction { source }) => {
+                return is_retryable_transaction_error(source);
+            }
+            // The kernel keeps the object store's error without exposing
+            // it as a source.
+            Some(deltalake::DeltaTableError::KernelError(delta_kernel::Error::ObjectStore(
+                store,
+            ))) => return is_transient_store_error(store),
+            _ => {}
+        }
+        if let Some(delta_kernel::Error::ObjectStore(store)) =
+            error.downcast_ref::<delta_kernel::Error>()
+        {
+            return is_transient_store_error(store);
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            if is_transient_io_error(io) {
+                return true;
+            }
+            // An I/O error wrapping another (parquet's writer wraps the
+            // object store's this way) hides it from `source()`.
+            if let Some(inner) = io.get_ref() {
+                next = Some(inner as &(dyn std::error::Error + 'static));
+                continue;
+            }
+        }
+        next = error.source();
+    }
+    false
+}
+
+fn is_transient_io_error(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        error.kind(),
+        K::ConnectionReset
+            | K::ConnectionAborted
+            | K::ConnectionRefused
+            | K::BrokenPipe
+            | K::TimedOut
+            | K::Interrupted
+            | K::UnexpectedEof
+    )
+}
+
+pub(crate) fn is_transient_store_error(error: &object_store::Error) -> bool {
     use object_store::Error as E;
     match error {
         E::NotFound { .. }

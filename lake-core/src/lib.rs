@@ -37,6 +37,7 @@ pub mod ident;
 pub mod layout;
 pub mod pipeline;
 pub mod report;
+pub mod retry_store;
 pub mod runs;
 pub mod schema;
 pub mod stage;
@@ -58,8 +59,9 @@ pub use catalog::{
 pub use error::{BoxError, LakeError, Result};
 pub use ident::{Ident, NamespaceId, PartitionValue, TableId, Zone, quote_ident, quote_literal};
 pub use layout::{LakeLayout, date_partition_path, ingestion_date_path, partition_path};
-pub use pipeline::{Pipeline, PipelineBuilder};
+pub use pipeline::{Pipeline, PipelineBuilder, RetryPolicy};
 pub use report::{RunReport, RunTotals, StageOutcome, StageRun};
+pub use retry_store::RetryingStore;
 pub use runs::{QUALITY, QUALITY_SCHEMA, RUNS, RUNS_SCHEMA, record_run};
 pub use schema::{check_compatibility, widens_to};
 pub use stage::{

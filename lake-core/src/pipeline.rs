@@ -5,13 +5,19 @@
 //! with its `reconcile` method before the next stage starts, so a run that
 //! would lose or double-count a record stops with
 //! [`LakeError::Reconciliation`] instead of reporting success.
+//!
+//! A stage that fails with a retryable error ([`LakeError::is_retryable`]:
+//! a commit conflict, a transient storage failure) is run again after a
+//! backoff, as the [`RetryPolicy`] says. Every stage is idempotent (its
+//! bookmark advances in the commit that writes its data), so running one
+//! again finishes what the failed attempt left, and never doubles it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::catalog::CatalogRef;
 use crate::error::{LakeError, Result};
@@ -31,6 +37,51 @@ pub struct Pipeline {
     refine: Vec<RefineStageRef>,
     aggregate: Vec<AggregateStageRef>,
     record_runs: bool,
+    retry: RetryPolicy,
+}
+
+/// How a [`Pipeline`] retries a stage that failed with a retryable error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1 means no retry).
+    pub max_attempts: u32,
+    /// The wait before the second attempt; it doubles after each attempt.
+    pub initial_backoff: Duration,
+    /// The longest wait between attempts.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 5 attempts, waiting 100 ms, 200 ms, 400 ms and 800 ms (with jitter).
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries: a failure is returned at once.
+    pub fn none() -> Self {
+        Self {
+            max_attempts: 1,
+            ..Self::default()
+        }
+    }
+
+    /// The wait after failed attempt `attempt` (1-based): doubling from
+    /// `initial_backoff`, capped at `max_backoff`, then between half and all
+    /// of that, so writers that collided do not collide again in step.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let doubled = self
+            .initial_backoff
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let capped = doubled.min(self.max_backoff);
+        let jitter = (uuid::Uuid::new_v4().as_u128() % 1000) as u32;
+        capped / 2 + capped / 2 * jitter / 1000
+    }
 }
 
 impl Pipeline {
@@ -80,11 +131,20 @@ impl Pipeline {
         let context = self.context(stage.target(), run_id);
         let span = info_span!("ingest", stage = stage.name(), table = %stage.target(), batch = %batch.batch_id);
         let started = Instant::now();
-        let report = stage
-            .ingest(&context, batch)
-            .instrument(span)
+        let report = if batch.is_replayable() {
+            self.retrying(stage.name(), async || {
+                let attempt = batch.try_clone().expect("a replayable batch clones");
+                stage
+                    .ingest(&context, attempt)
+                    .instrument(span.clone())
+                    .await
+            })
             .await
-            .map_err(|e| stage_error(stage.name(), e))?;
+        } else {
+            // A stream is read once: its ingestion cannot be retried here.
+            stage.ingest(&context, batch).instrument(span).await
+        }
+        .map_err(|e| stage_error(stage.name(), e))?;
         info!(
             stage = stage.name(),
             rows = report.rows_written,
@@ -109,9 +169,12 @@ impl Pipeline {
     ) -> Result<RunReport> {
         let report = run.finish(stages);
         if self.record_runs {
-            let recorded =
-                crate::runs::record_run(&self.storage, &report, batch_id, result.as_ref().err())
-                    .await;
+            let error = result.as_ref().err();
+            let recorded = self
+                .retrying("run record", async || {
+                    crate::runs::record_run(&self.storage, &report, batch_id, error).await
+                })
+                .await;
             if let (Ok(()), Err(e)) = (&result, recorded) {
                 return Err(e);
             }
@@ -124,9 +187,10 @@ impl Pipeline {
             let context = self.context(stage.target(), run_id);
             let span = info_span!("refine", stage = stage.name(), table = %stage.target());
             let started = Instant::now();
-            let report = stage
-                .refine(&context)
-                .instrument(span)
+            let report = self
+                .retrying(stage.name(), async || {
+                    stage.refine(&context).instrument(span.clone()).await
+                })
                 .await
                 .map_err(|e| stage_error(stage.name(), e))?;
             info!(
@@ -141,9 +205,10 @@ impl Pipeline {
             let context = self.context(stage.target(), run_id);
             let span = info_span!("aggregate", stage = stage.name(), table = %stage.target());
             let started = Instant::now();
-            let report = stage
-                .aggregate(&context)
-                .instrument(span)
+            let report = self
+                .retrying(stage.name(), async || {
+                    stage.aggregate(&context).instrument(span.clone()).await
+                })
                 .await
                 .map_err(|e| stage_error(stage.name(), e))?;
             info!(
@@ -159,6 +224,27 @@ impl Pipeline {
             )?;
         }
         Ok(())
+    }
+
+    /// Runs `attempt` until it succeeds, fails with an error that is not
+    /// retryable, or the policy's attempts are used up.
+    async fn retrying<T>(
+        &self,
+        stage: &str,
+        mut attempt: impl AsyncFnMut() -> Result<T>,
+    ) -> Result<T> {
+        let mut number = 1;
+        loop {
+            match attempt().await {
+                Err(e) if e.is_retryable() && number < self.retry.max_attempts => {
+                    let wait = self.retry.backoff(number);
+                    warn!(stage, attempt = number, error = %e, ?wait, "retryable failure, trying again");
+                    tokio::time::sleep(wait).await;
+                    number += 1;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     fn ingest_stage_for(&self, batch: &RawBatch) -> Result<&IngestStageRef> {
@@ -262,12 +348,20 @@ pub struct PipelineBuilder {
     refine: Vec<RefineStageRef>,
     aggregate: Vec<AggregateStageRef>,
     without_run_records: bool,
+    retry: Option<RetryPolicy>,
 }
 
 impl PipelineBuilder {
     /// Turns off the run records in `_metadata/runs` (on by default).
     pub fn without_run_records(mut self) -> Self {
         self.without_run_records = true;
+        self
+    }
+
+    /// How stages that fail with a retryable error are retried
+    /// ([`RetryPolicy::default`] unless set; [`RetryPolicy::none`] turns it off).
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
         self
     }
 
@@ -437,6 +531,7 @@ impl PipelineBuilder {
             refine: self.refine,
             aggregate: self.aggregate,
             record_runs: !self.without_run_records,
+            retry: self.retry.unwrap_or_default(),
         })
     }
 }

@@ -132,20 +132,35 @@ async fn record_quality(storage: &StorageRef, report: &RunReport) -> Result<()> 
     ];
     let batch = RecordBatch::try_new(Arc::clone(&QUALITY_SCHEMA), columns)
         .map_err(|e| LakeError::arrow("quality record", e))?;
-    append(storage, QUALITY, &QUALITY_SCHEMA, batch).await
+    append(storage, QUALITY, &QUALITY_SCHEMA, batch, &report.run_id).await
 }
 
+/// Appends the rows of run `run_id` unless they are there already: the
+/// commit carries the application transaction `lake-run:{run_id}`, so a
+/// retried record never doubles a run.
 async fn append(
     storage: &StorageRef,
     name: &str,
     schema: &SchemaRef,
     batch: RecordBatch,
+    run_id: &str,
 ) -> Result<()> {
     let location = storage.layout().metadata(&Ident::new(name)?);
     let table = storage.ensure_table(&location, schema, &[]).await?;
+    let app_id = format!("lake-run:{run_id}");
+    if crate::storage::transaction_version(&table, &app_id, location.as_str())
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
     table
         .write(vec![batch])
         .with_save_mode(SaveMode::Append)
+        .with_commit_properties(
+            deltalake::kernel::transaction::CommitProperties::default()
+                .with_application_transaction(deltalake::kernel::Transaction::new(app_id, 0)),
+        )
         .await
         .map_err(|e| LakeError::delta(location.as_str(), e))?;
     Ok(())
@@ -294,6 +309,6 @@ pub async fn record_run(
     ];
     let batch = RecordBatch::try_new(Arc::clone(&RUNS_SCHEMA), columns)
         .map_err(|e| LakeError::arrow("run record", e))?;
-    append(storage, RUNS, &RUNS_SCHEMA, batch).await?;
+    append(storage, RUNS, &RUNS_SCHEMA, batch, &report.run_id).await?;
     record_quality(storage, report).await
 }

@@ -97,6 +97,29 @@ pub struct RawBatch {
 }
 
 impl RawBatch {
+    /// Whether the batch can be read again (a file, bytes or Arrow batches,
+    /// not a stream), which is what lets a pipeline retry its ingestion.
+    pub fn is_replayable(&self) -> bool {
+        !matches!(self.payload, Payload::Stream(_))
+    }
+
+    /// A copy for another attempt, or `None` for a stream.
+    pub fn try_clone(&self) -> Option<Self> {
+        let payload = match &self.payload {
+            Payload::File(path) => Payload::File(path.clone()),
+            Payload::Bytes(bytes) => Payload::Bytes(bytes.clone()),
+            Payload::Batches(batches) => Payload::Batches(batches.clone()),
+            Payload::Stream(_) => return None,
+        };
+        Some(Self {
+            batch_id: self.batch_id.clone(),
+            source_file: self.source_file.clone(),
+            format: self.format,
+            payload,
+            target: self.target.clone(),
+        })
+    }
+
     /// A batch from a local file; the batch id and source file are the file name.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();

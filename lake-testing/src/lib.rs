@@ -43,6 +43,10 @@ pub enum FaultPlan {
         /// Seed of the generator.
         seed: u64,
     },
+    /// Every upload is cut once `n` bytes of it went out: a put larger than
+    /// that fails, and a multipart upload fails at the part that crosses
+    /// it. As on S3, a cut upload leaves no object behind.
+    CutWritesAfterBytes(u64),
 }
 
 /// An object store that fails requests according to a [`FaultPlan`].
@@ -51,7 +55,8 @@ pub struct FaultyStore {
     plan: Mutex<FaultPlan>,
     writes: AtomicU64,
     rng: AtomicU64,
-    injected: AtomicU64,
+    injected: Arc<AtomicU64>,
+    delay_micros: AtomicU64,
 }
 
 impl FaultyStore {
@@ -62,7 +67,8 @@ impl FaultyStore {
             plan: Mutex::new(FaultPlan::Healthy),
             writes: AtomicU64::new(0),
             rng: AtomicU64::new(0),
-            injected: AtomicU64::new(0),
+            injected: Arc::new(AtomicU64::new(0)),
+            delay_micros: AtomicU64::new(0),
         })
     }
 
@@ -73,6 +79,35 @@ impl FaultyStore {
         }
         self.writes.store(0, Ordering::SeqCst);
         *self.plan.lock().expect("plan lock") = plan;
+    }
+
+    /// Delays every request by `delay` before it is sent (a slow network;
+    /// zero turns it off). Listings start late by the same amount.
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.delay_micros
+            .store(delay.as_micros() as u64, Ordering::SeqCst);
+    }
+
+    async fn pause(&self) {
+        let micros = self.delay_micros.load(Ordering::SeqCst);
+        if micros > 0 {
+            tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
+        }
+    }
+
+    fn cut_after(&self) -> Option<u64> {
+        match *self.plan.lock().expect("plan lock") {
+            FaultPlan::CutWritesAfterBytes(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    fn cut(&self, location: &Path, sent: u64) -> object_store::Error {
+        self.injected.fetch_add(1, Ordering::SeqCst);
+        object_store::Error::Generic {
+            store: "FaultyStore",
+            source: format!("injected fault: upload of {location} cut after {sent} bytes").into(),
+        }
     }
 
     /// How many faults were injected so far.
@@ -99,6 +134,7 @@ impl FaultyStore {
             }
             FaultPlan::FailCommits => write && path.as_ref().contains("_delta_log"),
             FaultPlan::FailFraction { fraction, .. } => self.next_random() < fraction,
+            FaultPlan::CutWritesAfterBytes(_) => false,
         };
         if fail {
             self.injected.fetch_add(1, Ordering::SeqCst);
@@ -135,7 +171,13 @@ impl ObjectStore for FaultyStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
+        self.pause().await;
         self.check("put", location, true)?;
+        if let Some(limit) = self.cut_after()
+            && payload.content_length() as u64 > limit
+        {
+            return Err(self.cut(location, limit));
+        }
         self.inner.put_opts(location, payload, opts).await
     }
 
@@ -144,8 +186,19 @@ impl ObjectStore for FaultyStore {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.pause().await;
         self.check("put_multipart", location, true)?;
-        self.inner.put_multipart_opts(location, opts).await
+        let upload = self.inner.put_multipart_opts(location, opts).await?;
+        Ok(match self.cut_after() {
+            Some(limit) => Box::new(CutUpload {
+                inner: upload,
+                location: location.clone(),
+                limit,
+                sent: 0,
+                injected: Arc::clone(&self.injected),
+            }),
+            None => upload,
+        })
     }
 
     async fn get_opts(
@@ -153,6 +206,7 @@ impl ObjectStore for FaultyStore {
         location: &Path,
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
+        self.pause().await;
         self.check("get", location, false)?;
         self.inner.get_opts(location, options).await
     }
@@ -162,6 +216,7 @@ impl ObjectStore for FaultyStore {
         location: &Path,
         ranges: &[Range<u64>],
     ) -> object_store::Result<Vec<bytes::Bytes>> {
+        self.pause().await;
         self.check("get_ranges", location, false)?;
         self.inner.get_ranges(location, ranges).await
     }
@@ -197,6 +252,7 @@ impl ObjectStore for FaultyStore {
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.pause().await;
         self.check("list", &prefix.cloned().unwrap_or_default(), false)?;
         self.inner.list_with_delimiter(prefix).await
     }
@@ -207,6 +263,7 @@ impl ObjectStore for FaultyStore {
         to: &Path,
         options: CopyOptions,
     ) -> object_store::Result<()> {
+        self.pause().await;
         self.check("copy", to, true)?;
         self.inner.copy_opts(from, to, options).await
     }
@@ -217,6 +274,7 @@ impl ObjectStore for FaultyStore {
         to: &Path,
         options: RenameOptions,
     ) -> object_store::Result<()> {
+        self.pause().await;
         self.check("rename", to, true)?;
         self.inner.rename_opts(from, to, options).await
     }
@@ -263,6 +321,51 @@ pub async fn table_rows(
         }
     }
     Ok(out)
+}
+
+/// A multipart upload that fails at the part crossing `limit` bytes; the
+/// object never becomes visible because `complete` is never reached.
+#[derive(Debug)]
+struct CutUpload {
+    inner: Box<dyn MultipartUpload>,
+    location: Path,
+    limit: u64,
+    sent: u64,
+    injected: Arc<AtomicU64>,
+}
+
+#[async_trait]
+impl MultipartUpload for CutUpload {
+    fn put_part(&mut self, data: PutPayload) -> object_store::UploadPart {
+        self.sent += data.content_length() as u64;
+        if self.sent > self.limit {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+            let error = object_store::Error::Generic {
+                store: "FaultyStore",
+                source: format!(
+                    "injected fault: upload of {} cut after {} bytes",
+                    self.location, self.limit
+                )
+                .into(),
+            };
+            return Box::pin(async move { Err(error) });
+        }
+        self.inner.put_part(data)
+    }
+
+    async fn complete(&mut self) -> object_store::Result<PutResult> {
+        if self.sent > self.limit {
+            return Err(object_store::Error::Generic {
+                store: "FaultyStore",
+                source: format!("injected fault: upload of {} was cut", self.location).into(),
+            });
+        }
+        self.inner.complete().await
+    }
+
+    async fn abort(&mut self) -> object_store::Result<()> {
+        self.inner.abort().await
+    }
 }
 
 /// The environment variable holding the endpoint of the `moto_server` that

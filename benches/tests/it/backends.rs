@@ -2,8 +2,8 @@
 //! local files with the embedded file catalog, and S3 with the Glue catalog,
 //! both served by the `moto_server` that `scripts/test` starts.
 
+use crate::support::workload;
 use lake_bench::config::PipelineConfig;
-use lake_bench::workload::{WorkloadSpec, generate};
 use lake_core::{CatalogExt, InputFormat, PartitionFilter, RawBatch, RunTotals, TableId};
 
 /// What a run left in the lake, in a form two backends can be compared by.
@@ -12,12 +12,6 @@ struct Outcome {
     totals: RunTotals,
     silver: Vec<String>,
     gold: Vec<String>,
-}
-
-fn workload() -> Vec<String> {
-    let mut spec = WorkloadSpec::sized(1_500, 300, 4);
-    spec.corrupt = 0.01;
-    generate(&spec)
 }
 
 fn add(totals: &mut RunTotals, t: &RunTotals) {
@@ -138,20 +132,6 @@ async fn medallion_flow(config: PipelineConfig, lake: &str) -> Outcome {
     }
 }
 
-/// Whether two `|`-joined rows are equal, numbers within a relative 1e-9.
-#[cfg(feature = "aws")]
-fn same_row(a: &str, b: &str) -> bool {
-    let (a, b): (Vec<&str>, Vec<&str>) = (a.split('|').collect(), b.split('|').collect());
-    a.len() == b.len()
-        && a.iter().zip(&b).all(|(x, y)| {
-            x == y
-                || match (x.parse::<f64>(), y.parse::<f64>()) {
-                    (Ok(x), Ok(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()),
-                    _ => false,
-                }
-        })
-}
-
 fn local_config() -> PipelineConfig {
     PipelineConfig::reference().unwrap()
 }
@@ -199,11 +179,9 @@ async fn s3_with_glue_matches_local_files() {
         "silver is the same on both backends"
     );
     assert_eq!(on_s3.gold.len(), on_disk.gold.len());
-    // Sums depend on the order rows are read in, which follows the order
-    // the store lists files: numbers agree to a relative 1e-9.
     for (s3, disk) in on_s3.gold.iter().zip(&on_disk.gold) {
         assert!(
-            same_row(s3, disk),
+            crate::support::same_row(s3, disk),
             "gold differs:\n s3:   {s3}\n disk: {disk}"
         );
     }

@@ -1,3 +1,5 @@
 //! Integration tests of lake-bench: the whole pipeline as configured.
 
 mod backends;
+mod faults;
+mod support;

@@ -119,3 +119,32 @@ async fn a_crash_between_the_dead_letter_and_bronze_commits_is_finished_by_a_rer
         "2"
     );
 }
+
+/// An upload cut after a few bytes (a dropped connection mid-PUT) fails the
+/// batch, leaves readers on the previous version with nothing partial
+/// visible, and a slow but healthy retry completes.
+#[tokio::test]
+async fn an_upload_cut_midway_leaves_no_partial_data() {
+    let (lake, store, context) = faulty_lake();
+    let writer = BronzeWriter::new(orders()).unwrap();
+    writer.ingest(&context, batch("b1")).await.unwrap();
+    let big: String = (0..2_000)
+        .map(|i| format!("{{\"order_id\":\"o{i}-{}\"}}\n", "x".repeat(50)))
+        .collect();
+    let raw = |id: &str| RawBatch::from_bytes(id, InputFormat::JsonLines, big.clone()).unwrap();
+
+    store.set_plan(FaultPlan::CutWritesAfterBytes(4_096));
+    let err = writer.ingest(&context, raw("big")).await.unwrap_err();
+    assert!(err.is_retryable(), "a cut upload is transient: {err:?}");
+    assert!(store.injected() > 0);
+    let table = lake.location(&orders());
+    assert_eq!(lake.scalar(&table, "SELECT count(*) FROM t").await, "2");
+    assert_eq!(versions(&lake).await.0, Some(1));
+
+    store.set_plan(FaultPlan::Healthy);
+    store.set_delay(std::time::Duration::from_millis(2));
+    let report = writer.ingest(&context, raw("big")).await.unwrap();
+    report.reconcile().unwrap();
+    assert_eq!(report.rows_written, 2_000);
+    assert_eq!(lake.scalar(&table, "SELECT count(*) FROM t").await, "2002");
+}

@@ -469,3 +469,134 @@ fn the_builder_says_what_is_missing_or_inconsistent() {
         .build()
         .unwrap();
 }
+
+/// Fails with a transient storage error `failures` times, then succeeds.
+#[derive(Debug)]
+struct FlakyGold {
+    failures: std::sync::atomic::AtomicU32,
+    calls: std::sync::atomic::AtomicU32,
+    transient: bool,
+}
+
+#[async_trait]
+impl AggregateStage for FlakyGold {
+    fn name(&self) -> &str {
+        "flaky gold"
+    }
+
+    fn target(&self) -> &TableId {
+        static GOLD: std::sync::LazyLock<TableId> = std::sync::LazyLock::new(gold);
+        &GOLD
+    }
+
+    fn sources(&self) -> Vec<TableId> {
+        vec![silver()]
+    }
+
+    async fn aggregate(&self, _context: &StageContext) -> Result<AggregateReport> {
+        use std::sync::atomic::Ordering;
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let left = self.failures.load(Ordering::SeqCst);
+        if left > 0 {
+            self.failures.store(left - 1, Ordering::SeqCst);
+            let source = lake_core::object_store::Error::Generic {
+                store: "test",
+                source: "connection reset".into(),
+            };
+            return Err(if self.transient {
+                LakeError::storage("memory:///gold", source)
+            } else {
+                LakeError::not_found("gold source")
+            });
+        }
+        Ok(AggregateReport::empty(gold()))
+    }
+}
+
+fn flaky(failures: u32, transient: bool) -> Arc<FlakyGold> {
+    Arc::new(FlakyGold {
+        failures: failures.into(),
+        calls: 0.into(),
+        transient,
+    })
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_with_bounded_attempts() {
+    use lake_core::RetryPolicy;
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+    let policy = RetryPolicy {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(4),
+    };
+    let run = |stage: Arc<FlakyGold>, policy: RetryPolicy| async move {
+        let pipeline = Pipeline::builder()
+            .with_storage(storage())
+            .with_aggregate(stage)
+            .with_retry(policy)
+            .without_run_records()
+            .build()
+            .unwrap();
+        pipeline.run_pending().await
+    };
+
+    let recovers = flaky(2, true);
+    run(Arc::clone(&recovers), policy).await.unwrap();
+    assert_eq!(recovers.calls.load(Ordering::SeqCst), 3, "two retries");
+
+    let exhausted = flaky(3, true);
+    let err = run(Arc::clone(&exhausted), policy).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(
+        exhausted.calls.load(Ordering::SeqCst),
+        3,
+        "attempts are bounded"
+    );
+
+    let permanent = flaky(1, false);
+    assert!(run(Arc::clone(&permanent), policy).await.is_err());
+    assert_eq!(
+        permanent.calls.load(Ordering::SeqCst),
+        1,
+        "a permanent error is not retried"
+    );
+
+    let off = flaky(1, true);
+    assert!(run(Arc::clone(&off), RetryPolicy::none()).await.is_err());
+    assert_eq!(off.calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn backoff_doubles_up_to_the_cap_with_jitter() {
+    use std::time::Duration;
+    let policy = lake_core::RetryPolicy {
+        max_attempts: 10,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_millis(350),
+    };
+    for (attempt, full) in [(1, 100), (2, 200), (3, 350), (9, 350)] {
+        let wait = policy.backoff(attempt);
+        let full = Duration::from_millis(full);
+        assert!(wait >= full / 2 && wait <= full, "{attempt}: {wait:?}");
+    }
+}
+
+#[test]
+fn errors_deep_in_a_cause_chain_are_classified() {
+    let transient = lake_core::object_store::Error::Generic {
+        store: "s3",
+        source: "connection reset".into(),
+    };
+    let io = std::io::Error::other(transient);
+    let parquet = lake_core::parquet::errors::ParquetError::External(Box::new(io));
+    let delta = lake_core::deltalake::DeltaTableError::Parquet { source: parquet };
+    assert!(LakeError::delta("t", delta).is_retryable());
+    let missing = lake_core::object_store::Error::NotFound {
+        path: "x".into(),
+        source: "gone".into(),
+    };
+    let delta = lake_core::deltalake::DeltaTableError::ObjectStore { source: missing };
+    assert!(!LakeError::delta("t", delta).is_retryable());
+}
