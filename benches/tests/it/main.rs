@@ -2,4 +2,5 @@
 
 mod backends;
 mod faults;
+mod security;
 mod support;
