@@ -139,6 +139,39 @@ impl RawBatch {
         })
     }
 
+    /// A batch streamed from an object of an object store (an upload on
+    /// S3, say), read in bounded memory as it is ingested. The batch id is
+    /// the object's name; the source file is its URL.
+    pub async fn from_object(
+        store: &crate::storage::ObjectStoreRef,
+        location: &url::Url,
+    ) -> Result<Self> {
+        use futures::{StreamExt, TryStreamExt};
+        let path = object_store::path::Path::from_url_path(location.path())
+            .map_err(|e| LakeError::config("input", format!("{location}: {e}")))?;
+        let name = path
+            .filename()
+            .ok_or_else(|| LakeError::config("input", format!("{location} names no object")))?
+            .to_string();
+        let source = location.to_string();
+        use object_store::ObjectStoreExt;
+        let read = store
+            .get(&path)
+            .await
+            .map_err(|e| LakeError::storage(source.clone(), e))?;
+        let stream = read
+            .into_stream()
+            .map_err(move |e| LakeError::storage(source.clone(), e))
+            .boxed();
+        Ok(Self {
+            batch_id: check_batch_id(&name)?,
+            source_file: location.to_string(),
+            format: InputFormat::from_file_name(&name),
+            payload: Payload::Stream(stream),
+            target: None,
+        })
+    }
+
     /// A batch from bytes in memory.
     pub fn from_bytes(batch_id: &str, format: InputFormat, data: impl Into<Bytes>) -> Result<Self> {
         Ok(Self {

@@ -194,6 +194,10 @@ impl ObjectStorage {
 
     /// Storage for a lake root with object_store options (for S3:
     /// `aws_endpoint`, `aws_region`, `aws_allow_http`, credentials, ...).
+    ///
+    /// For an `s3://` root the `AWS_*` environment variables are read too
+    /// (`AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT`, ...), under the
+    /// options given here.
     pub fn from_url_opts<I, K, V>(root: &str, options: I) -> Result<Self>
     where
         I: IntoIterator<Item = (K, V)>,
@@ -201,11 +205,19 @@ impl ObjectStorage {
         V: Into<String>,
     {
         let layout = LakeLayout::parse(root)?;
-        let options: HashMap<String, String> = options
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
         let url = layout.root().clone();
+        // On S3 the usual AWS_* environment variables (credentials, region,
+        // endpoint) apply, as for every AWS tool; explicit options win.
+        let mut merged: HashMap<String, String> = if url.scheme() == "s3" {
+            std::env::vars()
+                .filter(|(k, _)| k.starts_with("AWS_"))
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        merged.extend(options.into_iter().map(|(k, v)| (k.into(), v.into())));
+        let options = merged;
         if url.scheme() == "s3" && !cfg!(feature = "aws") {
             return Err(LakeError::config(
                 "root",

@@ -7,24 +7,38 @@
 //! partitions and skips files on their statistics; the session also
 //! evaluates filters inside the Parquet scan.
 //!
-//! DataFusion's catalog traits are synchronous and the lake's [`Catalog`]
-//! is async, so [`LakeSession::from_catalog`] loads a snapshot of the
-//! catalog up front (the bridge iceberg-rust's DataFusion integration
-//! uses). Tables created later are not seen until the session is rebuilt
-//! or [`LakeSession::register`] adds them.
+//! Two ways to bind the session to the catalog:
+//! - [`LakeSession::over_catalog`] installs [`LakeCatalogProvider`]s, a
+//!   DataFusion `CatalogProvider` over any [`Catalog`]: every query looks
+//!   its tables up in the catalog when it is planned (DataFusion's table
+//!   lookup is async), so tables registered after the session was made, or
+//!   moved to a new version, are read as they are now. Only the listings
+//!   (`SHOW TABLES`, `information_schema`), which DataFusion asks for
+//!   synchronously, are a snapshot taken when the session was made.
+//! - [`LakeSession::from_catalog`] opens every table once, up front, and
+//!   keeps reading those versions (the bridge iceberg-rust's DataFusion
+//!   integration uses): repeatable reads, at the price of staleness.
 //!
 //! [`Catalog`]: lake_core::Catalog
 
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use datafusion::catalog::{MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider};
+use datafusion::catalog::{
+    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
+};
 use datafusion::datasource::TableProvider;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::physical_plan::collect;
 use datafusion::prelude::{DataFrame, SessionContext};
 use deltalake::DeltaTable;
-use lake_core::{CatalogRef, LakeError, Result, StorageExt, StorageRef, TableId, Zone};
+use lake_core::{
+    CatalogRef, Ident, LakeError, NamespaceId, Result, StorageExt, StorageRef, TableId, Zone,
+};
 
 use crate::refresh::ScanMetrics;
 
@@ -82,6 +96,25 @@ impl LakeSession {
             }
         }
         Ok(session)
+    }
+
+    /// A session whose zones are [`LakeCatalogProvider`]s over `catalog`:
+    /// tables are looked up in the catalog, at their latest version, when
+    /// each query is planned.
+    pub async fn over_catalog(storage: StorageRef, catalog: &CatalogRef) -> Result<Self> {
+        let ctx = crate::refresh::session();
+        let runtime = ctx.runtime_env();
+        for zone in [Zone::Bronze, Zone::Silver, Zone::Gold] {
+            let provider = LakeCatalogProvider::load(
+                zone,
+                Arc::clone(catalog),
+                Arc::clone(&storage),
+                Arc::clone(&runtime),
+            )
+            .await?;
+            ctx.register_catalog(zone.as_str(), Arc::new(provider));
+        }
+        Ok(Self { ctx, storage })
     }
 
     /// Adds the table `id` at its layout location, at its latest version.
@@ -192,4 +225,128 @@ async fn provider(
     id: &TableId,
 ) -> Result<Arc<dyn TableProvider>> {
     lake_core::delta_provider(ctx, table, &id.to_string()).await
+}
+
+/// A DataFusion catalog over one zone of any lake [`Catalog`](lake_core::Catalog):
+/// its schemas are the zone's namespaces, its tables the namespaces' tables.
+///
+/// Table lookups go to the catalog each time a query is planned, and open
+/// the Delta table at the location the catalog records, at its latest
+/// version. Schema and table names listed synchronously (for
+/// `information_schema`) come from a snapshot taken by [`load`](Self::load).
+#[derive(Debug)]
+pub struct LakeCatalogProvider {
+    zone: Zone,
+    catalog: CatalogRef,
+    storage: StorageRef,
+    runtime: Arc<RuntimeEnv>,
+    /// Namespace → table names, when loaded.
+    listing: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl LakeCatalogProvider {
+    /// A provider for `zone`, with a snapshot of its namespaces and tables
+    /// for listings. Delta tables' object stores are registered in `runtime`.
+    pub async fn load(
+        zone: Zone,
+        catalog: CatalogRef,
+        storage: StorageRef,
+        runtime: Arc<RuntimeEnv>,
+    ) -> Result<Self> {
+        let mut listing = std::collections::BTreeMap::new();
+        for namespace in catalog.list_namespaces(Some(zone)).await? {
+            let tables = catalog.list_tables(&namespace).await?;
+            listing.insert(
+                namespace.name.to_string(),
+                tables.iter().map(|t| t.name.to_string()).collect(),
+            );
+        }
+        Ok(Self {
+            zone,
+            catalog,
+            storage,
+            runtime,
+            listing,
+        })
+    }
+}
+
+impl CatalogProvider for LakeCatalogProvider {
+    fn schema_names(&self) -> Vec<String> {
+        self.listing.keys().cloned().collect()
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        // Any valid namespace: whether it holds the table is the catalog's
+        // answer at lookup time.
+        let namespace = NamespaceId::new(self.zone, name).ok()?;
+        Some(Arc::new(LakeSchemaProvider {
+            names: self.listing.get(name).cloned().unwrap_or_default(),
+            namespace,
+            catalog: Arc::clone(&self.catalog),
+            storage: Arc::clone(&self.storage),
+            runtime: Arc::clone(&self.runtime),
+        }))
+    }
+}
+
+/// One namespace of a [`LakeCatalogProvider`].
+#[derive(Debug)]
+struct LakeSchemaProvider {
+    namespace: NamespaceId,
+    names: Vec<String>,
+    catalog: CatalogRef,
+    storage: StorageRef,
+    runtime: Arc<RuntimeEnv>,
+}
+
+#[async_trait]
+impl SchemaProvider for LakeSchemaProvider {
+    fn table_names(&self) -> Vec<String> {
+        self.names.clone()
+    }
+
+    async fn table(
+        &self,
+        name: &str,
+    ) -> std::result::Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        // A name that is not an identifier names no table (and reaches no path).
+        let Ok(name) = Ident::new(name) else {
+            return Ok(None);
+        };
+        let id = TableId {
+            zone: self.namespace.zone,
+            namespace: self.namespace.name.clone(),
+            name,
+        };
+        let external = |e: LakeError| DataFusionError::External(Box::new(e));
+        let definition = match self.catalog.get_table(&id).await {
+            Ok(definition) => definition,
+            Err(LakeError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(external(e)),
+        };
+        let table = self
+            .storage
+            .delta_builder(&definition.location)
+            .map_err(external)?
+            .load()
+            .await
+            .map_err(|e| external(LakeError::delta(id.to_string(), e)))?;
+        // Registers the table's object store in the session's runtime.
+        let state = SessionStateBuilder::new()
+            .with_runtime_env(Arc::clone(&self.runtime))
+            .build();
+        table
+            .update_datafusion_session(&state)
+            .map_err(|e| external(LakeError::delta(id.to_string(), e)))?;
+        let provider = table
+            .table_provider()
+            .await
+            .map_err(|e| external(LakeError::datafusion(id.to_string(), e)))?;
+        Ok(Some(provider))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
 }

@@ -29,7 +29,7 @@ use lake_core::arrow::datatypes::SchemaRef;
 use lake_core::parquet::arrow::ArrowWriter;
 use lake_core::parquet::basic::Compression;
 use lake_core::parquet::file::properties::WriterProperties;
-use lake_core::{IngestStage, ObjectStorage, RawBatch, StageContext};
+use lake_core::{IngestStage, LakeError, ObjectStorage, RawBatch, StageContext, Storage};
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -181,8 +181,10 @@ fn quality_command(args: &[String]) -> AnyResult<()> {
 
 /// Ingests one file into `bronze/shop/orders` and prints the report with
 /// the peak memory, to check that memory does not grow with the input.
+/// Ingests one file, local or `s3://` (streamed, in bounded memory), into
+/// `bronze.shop.orders`; S3 settings come from the `AWS_*` environment.
 fn ingest_command(args: &[String]) -> AnyResult<()> {
-    let (input, lake) = input_and_lake(args, "ingest needs --input FILE")?;
+    let (input, lake) = input_and_lake(args, "ingest needs --input FILE|s3://BUCKET/KEY")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -195,7 +197,17 @@ fn ingest_command(args: &[String]) -> AnyResult<()> {
             run_id: "ingest".to_string(),
         };
         let writer = BronzeWriter::new(lake_core::TableId::bronze("shop", "orders")?)?;
-        writer.ingest(&context, RawBatch::from_file(&input)?).await
+        let batch = match input.to_str().filter(|i| i.starts_with("s3://")) {
+            Some(url) => {
+                let url =
+                    url::Url::parse(url).map_err(|e| LakeError::config("input", e.to_string()))?;
+                let bucket = format!("s3://{}/", url.host_str().unwrap_or_default());
+                let store = ObjectStorage::from_url(&bucket)?;
+                RawBatch::from_object(&store.object_store(), &url).await?
+            }
+            None => RawBatch::from_file(&input)?,
+        };
+        writer.ingest(&context, batch).await
     })?;
     report.reconcile()?;
     println!(

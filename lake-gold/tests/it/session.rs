@@ -168,3 +168,60 @@ async fn sql_over_the_catalog_prunes_partitions_and_travels_in_time() {
         .unwrap();
     assert!(text(&old).contains("| 10.0 |"), "{}", text(&old));
 }
+
+/// The catalog provider reads the catalog when a query is planned: a table
+/// registered after the session was made is found, and a new version is
+/// read without rebuilding the session.
+#[tokio::test]
+async fn a_session_over_the_catalog_sees_tables_and_versions_as_they_are_now() {
+    let lake = Lake::new();
+    let catalog: CatalogRef = Arc::new(MemoryCatalog::new());
+    let context = StageContext {
+        catalog: Some(Arc::clone(&catalog)),
+        ..lake.context()
+    };
+    let session = LakeSession::over_catalog(Arc::clone(&lake.storage), &catalog)
+        .await
+        .unwrap();
+    let total = "SELECT sum(total_value) AS v FROM gold.analytics.daily_summary";
+    let err = session.sql(total).await.unwrap_err().to_string();
+    assert!(err.contains("daily_summary"), "no table yet: {err}");
+
+    let order = |amount: &str, minute| {
+        event(
+            "o1",
+            Some("c1"),
+            "books",
+            Some(amount),
+            "2025-11-01",
+            "c",
+            &at(minute),
+        )
+    };
+    lake.land("b1", &[order("10", 1)]).await;
+    lake.gold.aggregate(&context).await.unwrap();
+    let read = |sql: &'static str| {
+        let session = &session;
+        async move { text(&session.sql(sql).await.unwrap().collect().await.unwrap()) }
+    };
+    assert!(
+        read(total).await.contains("| 10.0 |"),
+        "{}",
+        read(total).await
+    );
+
+    lake.land("b2", &[order("25", 2)]).await;
+    lake.gold.aggregate(&context).await.unwrap();
+    assert!(
+        read(total).await.contains("| 25.0 |"),
+        "{}",
+        read(total).await
+    );
+    // A hostile name is no table, and reaches no path.
+    assert!(
+        session
+            .sql("SELECT * FROM gold.analytics.\"../silver\"")
+            .await
+            .is_err()
+    );
+}
