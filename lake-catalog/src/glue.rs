@@ -1,12 +1,16 @@
 //! [`GlueCatalog`]: the AWS Glue Data Catalog, through aws-sdk-glue.
 //!
 //! # Mapping
-//! - A namespace (zone, name) is one Glue database, named from a template
-//!   (`{zone}_{namespace}` by default: `silver_sales`), so Athena reads
-//!   `silver_sales.orders`. The zone and namespace are also kept in the
-//!   database parameters `lake.zone` and `lake.namespace`, which is how a
-//!   listing turns databases back into namespaces; databases without them
-//!   are not the lake's and are skipped.
+//! - Databases are named from a template. With `{zone}` and `{namespace}`
+//!   (the default, `{zone}_{namespace}`), each namespace is a database
+//!   (`silver_sales`, so Athena reads `silver_sales.orders`), and its zone
+//!   and name are kept in the database parameters `lake.zone` and
+//!   `lake.namespace`. With `{zone}` alone (`lake_{zone}`), each zone is
+//!   one database, its tables are named `{namespace}__{table}`
+//!   (`lake_silver.sales__orders`), and its namespaces are recorded as
+//!   `lake.namespace.{name}` parameters of the zone's database. Either way a
+//!   listing turns databases back into namespaces from those parameters, and
+//!   databases without them are not the lake's and are skipped.
 //! - A table is a Glue table of type `EXTERNAL_TABLE`: its data columns and
 //!   partition keys with Hive types ([`hive_type`]), its location, the Parquet
 //!   SerDe and input/output formats, and its properties as table parameters
@@ -140,9 +144,10 @@ impl GlueCatalogBuilder {
         self
     }
 
-    /// How namespaces name their databases: a template holding both
-    /// `{zone}` and `{namespace}` (default `{zone}_{namespace}`; for instance
-    /// `lake_{zone}_{namespace}` to share an account with other databases).
+    /// How databases are named: `{zone}` and `{namespace}` for a database
+    /// per namespace (default `{zone}_{namespace}`; `lake_{zone}_{namespace}`
+    /// to share an account with other databases), or `{zone}` alone for one
+    /// database per zone (`lake_{zone}`, tables named `{namespace}__{table}`).
     pub fn database_template(mut self, template: impl Into<String>) -> Self {
         self.database_template = template.into();
         self
@@ -185,18 +190,22 @@ impl GlueCatalogBuilder {
 }
 
 fn check_template(template: &str) -> Result<()> {
-    if template.contains("{zone}") && template.contains("{namespace}") {
+    if template.contains("{zone}") {
         Ok(())
     } else {
         Err(LakeError::config(
             "database_template",
             format!(
-                "{template:?} must contain both `{{zone}}` and `{{namespace}}`, \
-                 so that every namespace has a database of its own"
+                "{template:?} must contain `{{zone}}` (and `{{namespace}}` for a \
+                 database per namespace), so that zones never share a database"
             ),
         ))
     }
 }
+
+/// Where a namespace of a one-database-per-zone catalog is recorded: a
+/// parameter of the zone's database.
+const P_NAMESPACE_RECORD: &str = "lake.namespace.";
 
 /// A [`Catalog`] in the AWS Glue Data Catalog. See the module docs for the mapping.
 #[derive(Debug, Clone)]
@@ -250,6 +259,12 @@ impl GlueCatalog {
         }
     }
 
+    /// Whether the template names one database per zone (it has no
+    /// `{namespace}`): tables are then named `{namespace}__{table}`.
+    fn per_zone(&self) -> bool {
+        !self.database_template.contains("{namespace}")
+    }
+
     /// The Glue database that holds `namespace`.
     pub fn database_name(&self, namespace: &NamespaceId) -> Result<String> {
         let name = self
@@ -259,19 +274,39 @@ impl GlueCatalog {
         glue_name("namespace", &name)
     }
 
-    fn table_name(table: &TableId) -> Result<String> {
-        glue_name("table name", table.name.as_str())
+    /// The Glue name of `table` in its database.
+    pub fn table_name(&self, table: &TableId) -> Result<String> {
+        if !self.per_zone() {
+            return glue_name("table name", table.name.as_str());
+        }
+        // `__` separates namespace and table, so neither may hold it.
+        for part in [table.namespace.as_str(), table.name.as_str()] {
+            if part.contains("__") {
+                return Err(LakeError::config(
+                    "table name",
+                    format!(
+                        "{part:?}: with one Glue database per zone, names must not contain `__`"
+                    ),
+                ));
+            }
+        }
+        glue_name(
+            "table name",
+            &format!("{}__{}", table.namespace, table.name),
+        )
     }
 
-    async fn create_database(&self, namespace: &NamespaceId, properties: Properties) -> Result<()> {
-        let mut parameters: HashMap<String, String> = properties.into_iter().collect();
-        parameters.insert(P_ZONE.into(), namespace.zone.as_str().into());
-        parameters.insert(P_NAMESPACE.into(), namespace.name.as_str().into());
+    /// Creates a Glue database; `Ok(false)` when it exists already.
+    async fn create_glue_database(
+        &self,
+        name: String,
+        parameters: HashMap<String, String>,
+    ) -> Result<bool> {
         let input = DatabaseInput::builder()
-            .name(self.database_name(namespace)?)
+            .name(name.clone())
             .set_parameters(Some(parameters))
             .build()
-            .map_err(|e| glue_error("CreateDatabase", namespace, e))?;
+            .map_err(|e| glue_error("CreateDatabase", &name, e))?;
         match self
             .client
             .create_database()
@@ -280,17 +315,104 @@ impl GlueCatalog {
             .send()
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(true),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_already_exists_exception()) =>
             {
-                Err(LakeError::AlreadyExists {
-                    what: format!("namespace {namespace}"),
-                })
+                Ok(false)
             }
-            Err(e) => Err(glue_error("CreateDatabase", namespace, e)),
+            Err(e) => Err(glue_error("CreateDatabase", &name, e)),
         }
+    }
+
+    async fn create_database(&self, namespace: &NamespaceId, properties: Properties) -> Result<()> {
+        if self.per_zone() {
+            return self.add_namespace_record(namespace, properties).await;
+        }
+        let mut parameters: HashMap<String, String> = properties.into_iter().collect();
+        parameters.insert(P_ZONE.into(), namespace.zone.as_str().into());
+        parameters.insert(P_NAMESPACE.into(), namespace.name.as_str().into());
+        if self
+            .create_glue_database(self.database_name(namespace)?, parameters)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(LakeError::AlreadyExists {
+                what: format!("namespace {namespace}"),
+            })
+        }
+    }
+
+    /// The parameters of the zone database of `namespace` (per-zone mode),
+    /// creating the database when it is missing.
+    async fn zone_database(
+        &self,
+        namespace: &NamespaceId,
+    ) -> Result<(String, HashMap<String, String>)> {
+        let name = self.database_name(namespace)?;
+        let mut zone = HashMap::new();
+        zone.insert(P_ZONE.to_string(), namespace.zone.as_str().to_string());
+        self.create_glue_database(name.clone(), zone).await?;
+        let database = self
+            .client
+            .get_database()
+            .set_catalog_id(self.catalog_id.clone())
+            .name(&name)
+            .send()
+            .await
+            .map_err(|e| glue_error("GetDatabase", &name, e))?
+            .database
+            .ok_or_else(|| LakeError::not_found(format!("Glue database {name}")))?;
+        Ok((name, database.parameters.unwrap_or_default()))
+    }
+
+    async fn put_database_parameters(
+        &self,
+        name: &str,
+        parameters: HashMap<String, String>,
+    ) -> Result<()> {
+        let input = DatabaseInput::builder()
+            .name(name)
+            .set_parameters(Some(parameters))
+            .build()
+            .map_err(|e| glue_error("UpdateDatabase", name, e))?;
+        self.client
+            .update_database()
+            .set_catalog_id(self.catalog_id.clone())
+            .name(name)
+            .database_input(input)
+            .send()
+            .await
+            .map_err(|e| glue_error("UpdateDatabase", name, e))?;
+        Ok(())
+    }
+
+    /// Records `namespace` in its zone's database (per-zone mode).
+    async fn add_namespace_record(
+        &self,
+        namespace: &NamespaceId,
+        properties: Properties,
+    ) -> Result<()> {
+        let _serialised = self.update_lock.lock().await;
+        let (name, mut parameters) = self.zone_database(namespace).await?;
+        let key = format!("{P_NAMESPACE_RECORD}{}", namespace.name);
+        if parameters.contains_key(&key) {
+            return Err(LakeError::AlreadyExists {
+                what: format!("namespace {namespace}"),
+            });
+        }
+        let value =
+            serde_json::to_string(&properties).map_err(|e| LakeError::other("glue catalog", e))?;
+        parameters.insert(key, value);
+        self.put_database_parameters(&name, parameters).await
+    }
+
+    /// Whether `namespace` is recorded (per-zone mode).
+    async fn namespace_recorded(&self, namespace: &NamespaceId) -> Result<bool> {
+        let (_, parameters) = self.zone_database(namespace).await?;
+        Ok(parameters.contains_key(&format!("{P_NAMESPACE_RECORD}{}", namespace.name)))
     }
 
     /// The Glue table and its `VersionId`, or `NotFound`.
@@ -301,7 +423,7 @@ impl GlueCatalog {
             .get_table()
             .set_catalog_id(self.catalog_id.clone())
             .database_name(database)
-            .name(Self::table_name(table)?)
+            .name(self.table_name(table)?)
             .send()
             .await
         {
@@ -379,7 +501,7 @@ impl GlueCatalog {
         parameters.insert(P_SCHEMA_CREATED_AT.into(), created_at.to_rfc3339());
         parameters.insert(P_COMPATIBILITY.into(), enum_text(&definition.compatibility));
         TableInput::builder()
-            .name(Self::table_name(table)?)
+            .name(self.table_name(table)?)
             .table_type("EXTERNAL_TABLE")
             .set_parameters(Some(parameters))
             .set_partition_keys(Some(ordered))
@@ -713,6 +835,25 @@ impl Catalog for GlueCatalog {
                 let Some(parameters) = database.parameters() else {
                     continue;
                 };
+                if self.per_zone() {
+                    let Some(z) = parameters.get(P_ZONE) else {
+                        continue;
+                    };
+                    let z: Zone = z.parse()?;
+                    if zone.is_some_and(|wanted| wanted != z) {
+                        continue;
+                    }
+                    for key in parameters.keys() {
+                        let Some(name) = key.strip_prefix(P_NAMESPACE_RECORD) else {
+                            continue;
+                        };
+                        let namespace = NamespaceId::new(z, name)?;
+                        if self.database_name(&namespace)? == database.name() {
+                            out.push(namespace);
+                        }
+                    }
+                    continue;
+                }
                 let (Some(z), Some(name)) = (parameters.get(P_ZONE), parameters.get(P_NAMESPACE))
                 else {
                     continue;
@@ -738,6 +879,15 @@ impl Catalog for GlueCatalog {
                 "namespace",
                 format!("namespace {namespace} still has tables"),
             ));
+        }
+        if self.per_zone() {
+            let _serialised = self.update_lock.lock().await;
+            let (name, mut parameters) = self.zone_database(namespace).await?;
+            let key = format!("{P_NAMESPACE_RECORD}{}", namespace.name);
+            if parameters.remove(&key).is_none() {
+                return Err(LakeError::not_found(format!("namespace {namespace}")));
+            }
+            return self.put_database_parameters(&name, parameters).await;
         }
         match self
             .client
@@ -765,6 +915,16 @@ impl Catalog for GlueCatalog {
         let table = definition.id.clone();
         let input = self.table_input(&definition, Utc::now())?;
         let database = self.database_name(&table.namespace_id())?;
+        if self.per_zone() && !self.namespace_recorded(&table.namespace_id()).await? {
+            // Creating a table creates its namespace.
+            match self
+                .add_namespace_record(&table.namespace_id(), Properties::new())
+                .await
+            {
+                Ok(()) | Err(LakeError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
         for attempt in 0..2 {
             match self
                 .client
@@ -813,6 +973,9 @@ impl Catalog for GlueCatalog {
     }
 
     async fn list_tables(&self, namespace: &NamespaceId) -> Result<Vec<TableId>> {
+        if self.per_zone() && !self.namespace_recorded(namespace).await? {
+            return Err(LakeError::not_found(format!("namespace {namespace}")));
+        }
         let mut pages = self
             .client
             .get_tables()
@@ -833,8 +996,18 @@ impl Catalog for GlueCatalog {
                 Err(e) => return Err(glue_error("GetTables", namespace, e)),
             };
             for table in page.table_list() {
-                let name = table
-                    .parameters()
+                let parameters = table.parameters();
+                // With a database per zone, the zone's other namespaces
+                // share the database.
+                if self.per_zone()
+                    && parameters
+                        .and_then(|p| p.get(P_NAMESPACE))
+                        .map(String::as_str)
+                        != Some(namespace.name.as_str())
+                {
+                    continue;
+                }
+                let name = parameters
                     .and_then(|p| p.get(P_NAME))
                     .map(String::as_str)
                     .unwrap_or(table.name());
@@ -867,7 +1040,7 @@ impl Catalog for GlueCatalog {
             .delete_table()
             .set_catalog_id(self.catalog_id.clone())
             .database_name(self.database_name(&table.namespace_id())?)
-            .name(Self::table_name(table)?)
+            .name(self.table_name(table)?)
             .send()
             .await
         {
@@ -920,7 +1093,7 @@ impl Catalog for GlueCatalog {
                 .batch_create_partition()
                 .set_catalog_id(self.catalog_id.clone())
                 .database_name(&database)
-                .table_name(Self::table_name(table)?)
+                .table_name(self.table_name(table)?)
                 .set_partition_input_list(Some(inputs))
                 .send()
                 .await
@@ -972,7 +1145,7 @@ impl Catalog for GlueCatalog {
             .get_partitions()
             .set_catalog_id(self.catalog_id.clone())
             .database_name(self.database_name(&table.namespace_id())?)
-            .table_name(Self::table_name(table)?)
+            .table_name(self.table_name(table)?)
             .set_expression(glue_expression(&definition, filter))
             .into_paginator()
             .send();
@@ -1009,7 +1182,7 @@ impl Catalog for GlueCatalog {
                 .batch_delete_partition()
                 .set_catalog_id(self.catalog_id.clone())
                 .database_name(&database)
-                .table_name(Self::table_name(table)?)
+                .table_name(self.table_name(table)?)
                 .set_partitions_to_delete(Some(lists))
                 .send()
                 .await
@@ -1054,7 +1227,7 @@ impl Catalog for GlueCatalog {
             .get_table_versions()
             .set_catalog_id(self.catalog_id.clone())
             .database_name(self.database_name(&table.namespace_id())?)
-            .table_name(Self::table_name(table)?)
+            .table_name(self.table_name(table)?)
             .into_paginator()
             .send();
         let mut versions: Vec<SchemaVersion> = Vec::new();
@@ -1142,8 +1315,9 @@ mod tests {
     }
 
     #[test]
-    fn templates_need_both_placeholders() {
+    fn templates_need_the_zone() {
         assert!(check_template("{zone}_{namespace}").is_ok());
-        assert!(check_template("lake_{zone}").is_err());
+        assert!(check_template("lake_{zone}").is_ok());
+        assert!(check_template("lake_{namespace}").is_err());
     }
 }

@@ -42,18 +42,31 @@ fn file_in_memory() -> Subject {
     }
 }
 
-/// The Glue catalog on the `moto_server` that `scripts/test` starts. Each
-/// test gets databases of its own through a unique name template.
+/// The Glue catalog on the `moto_server` that `scripts/test` starts, with
+/// a database per namespace. Each test gets databases of its own through a
+/// unique name template.
 #[cfg(feature = "glue")]
 async fn glue() -> Subject {
+    glue_with(format!(
+        "{}_{{zone}}_{{namespace}}",
+        lake_testing::unique_name("t")
+    ))
+    .await
+}
+
+/// The same with one database per zone.
+#[cfg(feature = "glue")]
+async fn glue_per_zone() -> Subject {
+    glue_with(format!("{}_{{zone}}", lake_testing::unique_name("z"))).await
+}
+
+#[cfg(feature = "glue")]
+async fn glue_with(template: String) -> Subject {
     let catalog = lake_catalog::GlueCatalog::builder()
         .endpoint_url(lake_testing::moto_endpoint())
         .region("us-east-1")
         .credentials("testing", "testing")
-        .database_template(format!(
-            "{}_{{zone}}_{{namespace}}",
-            lake_testing::unique_name("t")
-        ))
+        .database_template(template)
         .build()
         .await
         .unwrap();
@@ -294,6 +307,61 @@ async fn schema_versions(catalog: CatalogRef) {
     );
 }
 
+/// FORWARD and FULL, as the Glue Schema Registry defines them.
+async fn compatibility_modes(catalog: CatalogRef) {
+    catalog
+        .create_table(definition(&orders(), &[]))
+        .await
+        .unwrap();
+    let forward = TableUpdate::default().with_compatibility(SchemaCompatibility::Forward);
+    let table = catalog.update_table(&orders(), forward).await.unwrap();
+    assert_eq!(table.compatibility, SchemaCompatibility::Forward);
+    assert_eq!(
+        catalog.get_table(&orders()).await.unwrap().compatibility,
+        SchemaCompatibility::Forward,
+        "the mode is kept"
+    );
+    // Old readers still read new data without a nullable column...
+    let without_amount = schema(&[("order_id", DataType::Utf8, false)]);
+    let v2 = catalog
+        .update_table(&orders(), TableUpdate::schema(without_amount))
+        .await
+        .unwrap();
+    assert_eq!(v2.schema_version, 2);
+    // ... but not without a required one.
+    let err = catalog
+        .update_table(
+            &orders(),
+            TableUpdate::schema(schema(&[("note", DataType::Utf8, true)])),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("`order_id`"), "{err}");
+
+    let full = TableUpdate::schema(schema(&[
+        ("order_id", DataType::Utf8, false),
+        ("coupon", DataType::Utf8, true),
+    ]))
+    .with_compatibility(SchemaCompatibility::Full);
+    let v3 = catalog.update_table(&orders(), full).await.unwrap();
+    assert_eq!(
+        (v3.schema_version, v3.compatibility),
+        (3, SchemaCompatibility::Full)
+    );
+    let err = catalog
+        .update_table(
+            &orders(),
+            TableUpdate::schema(schema(&[("order_id", DataType::Utf8, false)])),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, LakeError::Schema { .. }) && err.to_string().contains("`coupon`"),
+        "FULL refuses a drop: {err}"
+    );
+    assert_eq!(catalog.schema_versions(&orders()).await.unwrap().len(), 3);
+}
+
 async fn partitions(catalog: CatalogRef) {
     let table = catalog
         .create_table(definition(&orders(), &["region", "day"]))
@@ -478,6 +546,11 @@ macro_rules! conformance {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() { super::$name(super::glue().await.catalog).await; })*
         }
+        #[cfg(feature = "glue")]
+        mod glue_catalog_per_zone_on_moto {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::glue_per_zone().await.catalog).await; })*
+        }
     };
 }
 
@@ -485,6 +558,7 @@ conformance!(
     namespaces,
     tables,
     schema_versions,
+    compatibility_modes,
     partitions,
     many_partitions,
     concurrent_writers
