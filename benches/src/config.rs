@@ -79,7 +79,8 @@ pub struct GlueConfig {
     /// The region (else `AWS_REGION`).
     #[serde(default)]
     pub region: Option<String>,
-    /// How namespaces name their databases (default `{zone}_{namespace}`).
+    /// How databases are named (default `{zone}`: one per zone; see
+    /// `GlueCatalogBuilder::database_template`).
     #[serde(default)]
     pub database_template: Option<String>,
     /// The catalog id, when not the caller's account.

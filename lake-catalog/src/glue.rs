@@ -1,14 +1,14 @@
 //! [`GlueCatalog`]: the AWS Glue Data Catalog, through aws-sdk-glue.
 //!
 //! # Mapping
-//! - Databases are named from a template. With `{zone}` and `{namespace}`
-//!   (the default, `{zone}_{namespace}`), each namespace is a database
-//!   (`silver_sales`, so Athena reads `silver_sales.orders`), and its zone
-//!   and name are kept in the database parameters `lake.zone` and
-//!   `lake.namespace`. With `{zone}` alone (`lake_{zone}`), each zone is
-//!   one database, its tables are named `{namespace}__{table}`
-//!   (`lake_silver.sales__orders`), and its namespaces are recorded as
-//!   `lake.namespace.{name}` parameters of the zone's database. Either way a
+//! - Databases are named from a template. With `{zone}` alone (the
+//!   default, `{zone}`), each zone is one database, its tables are named
+//!   `{namespace}__{table}` (Athena reads `silver.sales__orders`), and its
+//!   namespaces are recorded as `lake.namespace.{name}` parameters of the
+//!   zone's database. With `{zone}` and `{namespace}` (`{zone}_{namespace}`),
+//!   each namespace is a database (`silver_sales.orders`), and its zone and
+//!   name are kept in the database parameters `lake.zone` and
+//!   `lake.namespace`. Either way a
 //!   listing turns databases back into namespaces from those parameters, and
 //!   databases without them are not the lake's and are skipped.
 //! - A table is a Glue table of type `EXTERNAL_TABLE`: its data columns and
@@ -88,8 +88,8 @@ const PARQUET_INPUT: &str = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetI
 const PARQUET_OUTPUT: &str = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat";
 const PARQUET_SERDE: &str = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe";
 
-/// The default database name template.
-pub const DEFAULT_DATABASE_TEMPLATE: &str = "{zone}_{namespace}";
+/// The default database name template: one database per zone.
+pub const DEFAULT_DATABASE_TEMPLATE: &str = "{zone}";
 
 /// Builds a [`GlueCatalog`]: credentials and region come from the usual AWS
 /// chain (environment, profile, instance role) unless set here.
@@ -144,10 +144,10 @@ impl GlueCatalogBuilder {
         self
     }
 
-    /// How databases are named: `{zone}` and `{namespace}` for a database
-    /// per namespace (default `{zone}_{namespace}`; `lake_{zone}_{namespace}`
-    /// to share an account with other databases), or `{zone}` alone for one
-    /// database per zone (`lake_{zone}`, tables named `{namespace}__{table}`).
+    /// How databases are named: `{zone}` alone for one database per zone
+    /// (the default, `{zone}`; `lake_{zone}` to share an account with other
+    /// databases; tables are named `{namespace}__{table}`), or `{zone}` and
+    /// `{namespace}` for a database per namespace (`{zone}_{namespace}`).
     pub fn database_template(mut self, template: impl Into<String>) -> Self {
         self.database_template = template.into();
         self

@@ -153,10 +153,8 @@ fn s3_glue_config(endpoint: &str) -> PipelineConfig {
     config.glue = Some(lake_bench::config::GlueConfig {
         endpoint_url: Some(endpoint.to_string()),
         region: Some("us-east-1".into()),
-        database_template: Some(format!(
-            "{}_{{zone}}_{{namespace}}",
-            lake_testing::unique_name("t")
-        )),
+        // One database per zone, as by default, under a name of its own.
+        database_template: Some(format!("{}_{{zone}}", lake_testing::unique_name("t"))),
         access_key_id: Some("testing".into()),
         secret_access_key: Some("testing".into()),
         ..Default::default()
