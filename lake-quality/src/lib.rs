@@ -11,8 +11,12 @@
 //! - [`AnomalyCheck`]s over the metrics history every pipeline run appends
 //!   to `_metadata/quality`.
 //!
+//! - Profiles of a batch or table ([`profile_batches`], [`profile_table`]):
+//!   null fraction, approximate distinct count, min, max and the type text
+//!   holds, and the suite they suggest ([`Profile::suggest_suite`]).
+//!
 //! Still to come (see the quality issue): referential expectations,
-//! uniqueness against the target table, profiling, and the benchmark.
+//! uniqueness against the target table, and the benchmark target.
 //!
 //! ```
 //! use lake_quality::Suite;
@@ -37,10 +41,12 @@
 
 pub mod anomaly;
 pub mod expectation;
+pub mod profile;
 mod suite;
 
 pub use anomaly::{AnomalyCheck, AnomalyMetric, AnomalyResult};
 pub use expectation::{Check, Expectation, Stat};
+pub use profile::{ColumnProfile, Profile, profile_batches, profile_provider, profile_table};
 pub use suite::Suite;
 
 #[cfg(test)]
