@@ -15,8 +15,12 @@
 //!   null fraction, approximate distinct count, min, max and the type text
 //!   holds, and the suite they suggest ([`Profile::suggest_suite`]).
 //!
-//! Still to come (see the quality issue): referential expectations,
-//! uniqueness against the target table, and the benchmark target.
+//! - [`Referential`]: a column's values must be present in another
+//!   table's column (a foreign key), as a [`lake_core::Validator`] of its own
+//!   because it reads that table.
+//!
+//! Still to come (see the quality issue): uniqueness against the target
+//! table, and the benchmark target.
 //!
 //! ```
 //! use lake_quality::Suite;
@@ -42,11 +46,13 @@
 pub mod anomaly;
 pub mod expectation;
 pub mod profile;
+pub mod referential;
 mod suite;
 
 pub use anomaly::{AnomalyCheck, AnomalyMetric, AnomalyResult};
 pub use expectation::{Check, Expectation, Stat};
 pub use profile::{ColumnProfile, Profile, profile_batches, profile_provider, profile_table};
+pub use referential::Referential;
 pub use suite::Suite;
 
 #[cfg(test)]
