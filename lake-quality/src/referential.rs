@@ -1,5 +1,13 @@
-//! [`Referential`]: every value of a column is present in another table's
-//! column, a foreign key as Deequ's referential-integrity check states it.
+//! Expectations that read another Delta table:
+//! - [`Referential`]: every value of a column is present in another
+//!   table's column, a foreign key as Deequ's referential-integrity check
+//!   states it;
+//! - [`UniqueAgainstTable`]: no row's key is already among a table's keys
+//!   (for insert-only tables, or a table's current rows).
+//!
+//! Both read the other table's keys once per table version and keep them in
+//! memory, as length-prefixed text (so compound keys compare column by
+//! column): meant for dimension tables and key sets, not billions of keys.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -29,10 +37,9 @@ pub struct Referential {
     column: String,
     reference: TableId,
     reference_column: Ident,
-    storage: StorageRef,
     mostly: f64,
     action: Action,
-    cache: Mutex<Option<(u64, Arc<HashSet<String>>)>>,
+    keys: KeySet,
 }
 
 impl fmt::Debug for Referential {
@@ -59,15 +66,21 @@ impl Referential {
     ) -> Result<Self> {
         let column = column.into();
         let reference_column = Ident::new_as("reference column", reference_column)?;
+        let rule = format!("{column}_in_{reference}");
         Ok(Self {
-            rule: format!("{column}_in_{reference}"),
+            keys: KeySet::new(
+                storage,
+                reference.clone(),
+                vec![reference_column.clone()],
+                None,
+                &rule,
+            ),
+            rule,
             column,
             reference,
             reference_column,
-            storage,
             mostly: 1.0,
             action: Action::Warn,
-            cache: Mutex::new(None),
         })
     }
 
@@ -80,62 +93,8 @@ impl Referential {
 
     /// Sets `mostly`, the fraction of non-null values that must be found.
     pub fn with_mostly(mut self, mostly: f64) -> Result<Self> {
-        if !(0.0..=1.0).contains(&mostly) {
-            return Err(LakeError::config(
-                "mostly",
-                format!("{mostly} is not between 0 and 1 (rule {})", self.rule),
-            ));
-        }
-        self.mostly = mostly;
+        self.mostly = check_mostly(mostly, &self.rule)?;
         Ok(self)
-    }
-
-    /// The reference's distinct values, read again when its version moved.
-    async fn reference_values(&self) -> Result<Arc<HashSet<String>>> {
-        let location = self.storage.layout().table_location(&self.reference);
-        let table = self.storage.open_table(&location).await?;
-        let name = self.reference.to_string();
-        let version = table.version().ok_or_else(|| {
-            LakeError::not_found(format!(
-                "reference table {name} of rule {} (it has no data)",
-                self.rule
-            ))
-        })?;
-        let mut cache = self.cache.lock().await;
-        if let Some((cached, values)) = cache.as_ref()
-            && *cached == version
-        {
-            return Ok(Arc::clone(values));
-        }
-        let ctx = SessionContext::new();
-        let provider = lake_core::delta_provider(&ctx, &table, &name).await?;
-        ctx.register_table("reference", provider)
-            .map_err(|e| LakeError::datafusion(&name, e))?;
-        let c = quote_ident(self.reference_column.as_str());
-        let batches = ctx
-            .sql(&format!(
-                "SELECT DISTINCT CAST({c} AS VARCHAR) FROM reference WHERE {c} IS NOT NULL"
-            ))
-            .await
-            .map_err(|e| LakeError::datafusion(&name, e))?
-            .collect()
-            .await
-            .map_err(|e| LakeError::datafusion(&name, e))?;
-        let mut values = HashSet::new();
-        for batch in &batches {
-            let column = arrow::compute::cast(batch.column(0), &DataType::Utf8)
-                .map_err(|e| LakeError::arrow(&name, e))?;
-            values.extend(
-                column
-                    .as_string::<i32>()
-                    .iter()
-                    .flatten()
-                    .map(str::to_string),
-            );
-        }
-        let values = Arc::new(values);
-        *cache = Some((version, Arc::clone(&values)));
-        Ok(values)
     }
 }
 
@@ -146,45 +105,300 @@ impl Validator for Referential {
     }
 
     async fn validate(&self, batch: &RecordBatch) -> Result<Validation> {
-        let values = batch
-            .column_by_name(&self.column)
-            .ok_or_else(|| LakeError::Schema {
-                table: "validated batch".to_string(),
-                message: format!(
-                    "expectation `{}` needs column `{}`, which the data lacks",
-                    self.rule, self.column
-                ),
-            })?;
-        let text = arrow::compute::cast(values, &DataType::Utf8)
-            .map_err(|e| LakeError::arrow(format!("expectation `{}`", self.rule), e))?;
-        let text = text.as_string::<i32>();
-        let known = self.reference_values().await?;
-        let failed: BooleanArray = text
-            .iter()
-            .map(|v| Some(v.is_some_and(|v| !known.contains(v))))
-            .collect();
-        let missing = text.null_count();
-        let examples = text
-            .iter()
-            .zip(failed.values().iter())
-            .filter(|(_, failed)| *failed)
-            .filter_map(|(v, _)| v.map(|v| serde_json::Value::String(v.to_string())))
-            .take(PARTIAL_UNEXPECTED)
-            .collect();
-        let mut result = RuleResult::from_mask(self.rule.clone(), self.action, failed);
-        result.missing_count = missing;
-        let counted = result.element_count - missing;
-        result.success = counted == 0
-            || (counted - result.unexpected_count) as f64 / counted as f64 >= self.mostly;
-        result.partial_unexpected_list = examples;
-        result.observed_value = Some(serde_json::json!({
-            "unexpected_percent": if counted == 0 { 0.0 } else { 100.0 * result.unexpected_count as f64 / counted as f64 },
-            "reference_values": known.len(),
-        }));
+        let known = self.keys.get().await?;
+        let (failed, missing, examples) = key_failures(
+            batch,
+            std::slice::from_ref(&self.column),
+            &self.rule,
+            |key| !known.contains(key),
+        )?;
         Ok(Validation {
-            rules: vec![result],
+            rules: vec![finish(
+                &self.rule,
+                self.action,
+                self.mostly,
+                failed,
+                missing,
+                examples,
+                known.len(),
+            )],
         })
     }
+}
+
+/// No row of the checked batch has a key already present among the keys
+/// of `table` (its rows passing `filter`, when given): new rows must be new.
+/// Rows with a null key column are left out.
+pub struct UniqueAgainstTable {
+    rule: String,
+    columns: Vec<String>,
+    mostly: f64,
+    action: Action,
+    keys: KeySet,
+}
+
+impl fmt::Debug for UniqueAgainstTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UniqueAgainstTable")
+            .field("rule", &self.rule)
+            .field("columns", &self.columns)
+            .field("mostly", &self.mostly)
+            .field("action", &self.action)
+            .finish()
+    }
+}
+
+impl UniqueAgainstTable {
+    /// `columns` (one, or a compound key) must not repeat a key of `table`,
+    /// whose key columns have the same names; `filter` is a SQL predicate
+    /// on the table (`is_current`, say). Named `{columns}_new_in_{table}`,
+    /// it warns and has `mostly = 1`.
+    pub fn new(
+        storage: StorageRef,
+        columns: &[&str],
+        table: TableId,
+        filter: Option<&str>,
+    ) -> Result<Self> {
+        if columns.is_empty() {
+            return Err(LakeError::config(
+                "columns",
+                "a key needs at least one column",
+            ));
+        }
+        let idents = columns
+            .iter()
+            .map(|c| Ident::new_as("key column", *c))
+            .collect::<Result<Vec<_>>>()?;
+        let rule = format!("{}_new_in_{table}", columns.join("_"));
+        Ok(Self {
+            keys: KeySet::new(storage, table, idents, filter.map(str::to_string), &rule),
+            rule,
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            mostly: 1.0,
+            action: Action::Warn,
+        })
+    }
+
+    /// Sets the action.
+    #[must_use]
+    pub fn with_action(mut self, action: Action) -> Self {
+        self.action = action;
+        self
+    }
+
+    /// Sets `mostly`, the fraction of keyed rows that must be new.
+    pub fn with_mostly(mut self, mostly: f64) -> Result<Self> {
+        self.mostly = check_mostly(mostly, &self.rule)?;
+        Ok(self)
+    }
+}
+
+#[async_trait]
+impl Validator for UniqueAgainstTable {
+    fn name(&self) -> &str {
+        &self.rule
+    }
+
+    async fn validate(&self, batch: &RecordBatch) -> Result<Validation> {
+        let existing = self.keys.get().await?;
+        let (failed, missing, examples) = key_failures(batch, &self.columns, &self.rule, |key| {
+            existing.contains(key)
+        })?;
+        Ok(Validation {
+            rules: vec![finish(
+                &self.rule,
+                self.action,
+                self.mostly,
+                failed,
+                missing,
+                examples,
+                existing.len(),
+            )],
+        })
+    }
+}
+
+fn check_mostly(mostly: f64, rule: &str) -> Result<f64> {
+    if (0.0..=1.0).contains(&mostly) {
+        Ok(mostly)
+    } else {
+        Err(LakeError::config(
+            "mostly",
+            format!("{mostly} is not between 0 and 1 (rule {rule})"),
+        ))
+    }
+}
+
+/// Appends `value` to `key` as `{len}:{value}`, so that keys of several
+/// columns never run into each other.
+fn push_part(key: &mut String, value: &str) {
+    use std::fmt::Write as _;
+    let _ = write!(key, "{}:{value}", value.len());
+}
+
+/// The keys of a table, read once per table version.
+struct KeySet {
+    storage: StorageRef,
+    table: TableId,
+    columns: Vec<Ident>,
+    filter: Option<String>,
+    rule: String,
+    cache: Mutex<Option<(u64, Arc<HashSet<String>>)>>,
+}
+
+impl KeySet {
+    fn new(
+        storage: StorageRef,
+        table: TableId,
+        columns: Vec<Ident>,
+        filter: Option<String>,
+        rule: &str,
+    ) -> Self {
+        Self {
+            storage,
+            table,
+            columns,
+            filter,
+            rule: rule.to_string(),
+            cache: Mutex::new(None),
+        }
+    }
+
+    async fn get(&self) -> Result<Arc<HashSet<String>>> {
+        let location = self.storage.layout().table_location(&self.table);
+        let table = self.storage.open_table(&location).await?;
+        let name = self.table.to_string();
+        let version = table.version().ok_or_else(|| {
+            LakeError::not_found(format!(
+                "table {name} read by rule {} (it has no data)",
+                self.rule
+            ))
+        })?;
+        let mut cache = self.cache.lock().await;
+        if let Some((cached, keys)) = cache.as_ref()
+            && *cached == version
+        {
+            return Ok(Arc::clone(keys));
+        }
+        let ctx = SessionContext::new();
+        let provider = lake_core::delta_provider(&ctx, &table, &name).await?;
+        ctx.register_table("keys", provider)
+            .map_err(|e| LakeError::datafusion(&name, e))?;
+        let select: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("CAST({} AS VARCHAR)", quote_ident(c.as_str())))
+            .collect();
+        let mut conditions: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("{} IS NOT NULL", quote_ident(c.as_str())))
+            .collect();
+        if let Some(filter) = &self.filter {
+            conditions.push(format!("({filter})"));
+        }
+        let batches = ctx
+            .sql(&format!(
+                "SELECT DISTINCT {} FROM keys WHERE {}",
+                select.join(", "),
+                conditions.join(" AND ")
+            ))
+            .await
+            .map_err(|e| LakeError::datafusion(&name, e))?
+            .collect()
+            .await
+            .map_err(|e| LakeError::datafusion(&name, e))?;
+        let mut keys = HashSet::new();
+        for batch in &batches {
+            let columns = batch
+                .columns()
+                .iter()
+                .map(|c| arrow::compute::cast(c, &DataType::Utf8))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| LakeError::arrow(&name, e))?;
+            for row in 0..batch.num_rows() {
+                let mut key = String::new();
+                for column in &columns {
+                    push_part(&mut key, column.as_string::<i32>().value(row));
+                }
+                keys.insert(key);
+            }
+        }
+        let keys = Arc::new(keys);
+        *cache = Some((version, Arc::clone(&keys)));
+        Ok(keys)
+    }
+}
+
+/// The rows of `batch` whose key (`columns`, as text) `fails`: the failure
+/// mask, the rows left out for a null key column, and up to 20 examples.
+fn key_failures(
+    batch: &RecordBatch,
+    columns: &[String],
+    rule: &str,
+    fails: impl Fn(&str) -> bool,
+) -> Result<(BooleanArray, usize, Vec<serde_json::Value>)> {
+    let arrays = columns
+        .iter()
+        .map(|name| {
+            let values = batch
+                .column_by_name(name)
+                .ok_or_else(|| LakeError::Schema {
+                    table: "validated batch".to_string(),
+                    message: format!(
+                        "expectation `{rule}` needs column `{name}`, which the data lacks"
+                    ),
+                })?;
+            arrow::compute::cast(values, &DataType::Utf8)
+                .map_err(|e| LakeError::arrow(format!("expectation `{rule}`"), e))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let texts: Vec<_> = arrays.iter().map(|a| a.as_string::<i32>()).collect();
+    let mut key = String::new();
+    let mut missing = 0;
+    let mut examples = Vec::new();
+    let failed: BooleanArray = (0..batch.num_rows())
+        .map(|row| {
+            if texts.iter().any(|t| t.is_null(row)) {
+                missing += 1;
+                return Some(false);
+            }
+            key.clear();
+            for text in &texts {
+                push_part(&mut key, text.value(row));
+            }
+            let failed = fails(&key);
+            if failed && examples.len() < PARTIAL_UNEXPECTED {
+                let parts: Vec<&str> = texts.iter().map(|t| t.value(row)).collect();
+                examples.push(serde_json::Value::String(parts.join(", ")));
+            }
+            Some(failed)
+        })
+        .collect();
+    Ok((failed, missing, examples))
+}
+
+/// The rule's result in the Great Expectations shape.
+fn finish(
+    rule: &str,
+    action: Action,
+    mostly: f64,
+    failed: BooleanArray,
+    missing: usize,
+    examples: Vec<serde_json::Value>,
+    known: usize,
+) -> RuleResult {
+    let mut result = RuleResult::from_mask(rule.to_string(), action, failed);
+    result.missing_count = missing;
+    let counted = result.element_count - missing;
+    result.success =
+        counted == 0 || (counted - result.unexpected_count) as f64 / counted as f64 >= mostly;
+    result.partial_unexpected_list = examples;
+    result.observed_value = Some(serde_json::json!({
+        "unexpected_percent": if counted == 0 { 0.0 } else { 100.0 * result.unexpected_count as f64 / counted as f64 },
+        "table_keys": known,
+    }));
+    result
 }
 
 #[cfg(test)]
@@ -286,6 +500,75 @@ mod tests {
         assert!(
             Referential::new(Arc::clone(&storage), "x", customers.clone(), "../y").is_err(),
             "the reference column is an identifier"
+        );
+    }
+
+    #[tokio::test]
+    async fn keys_already_in_the_table_fail_column_by_column() {
+        use arrow::array::BooleanArray;
+        let storage: StorageRef =
+            Arc::new(lake_core::ObjectStorage::from_url("memory:///lake").unwrap());
+        let target = TableId::silver("sales", "lines").unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("order_id", DataType::Utf8, true),
+            Field::new("line", DataType::Utf8, true),
+            Field::new("is_current", DataType::Boolean, false),
+        ]));
+        let rows = |o: Vec<Option<&str>>, l: Vec<Option<&str>>, current: Vec<bool>| {
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![
+                    Arc::new(StringArray::from(o)),
+                    Arc::new(StringArray::from(l)),
+                    Arc::new(BooleanArray::from(current)),
+                ],
+            )
+            .unwrap()
+        };
+        let location = storage.layout().table_location(&target);
+        let table = storage
+            .ensure_table(&location, schema.as_ref(), &[])
+            .await
+            .unwrap();
+        // (a, 1) is current; (a1, "") only historical; "a1"+"" vs "a"+"1"
+        // would collide if keys were concatenated.
+        table
+            .write(vec![rows(
+                vec![Some("a"), Some("a1")],
+                vec![Some("1"), Some("")],
+                vec![true, false],
+            )])
+            .await
+            .unwrap();
+        let check = UniqueAgainstTable::new(
+            Arc::clone(&storage),
+            &["order_id", "line"],
+            target.clone(),
+            Some("is_current"),
+        )
+        .unwrap()
+        .with_action(Action::Drop);
+        let batch = rows(
+            vec![Some("a"), Some("a1"), Some("a"), None, Some("b")],
+            vec![Some("1"), Some(""), Some("2"), Some("1"), Some("1")],
+            vec![true; 5],
+        );
+        let result = check.validate(&batch).await.unwrap().rules.remove(0);
+        assert_eq!(result.rule, "order_id_line_new_in_silver.sales.lines");
+        assert_eq!((result.missing_count, result.unexpected_count), (1, 1));
+        assert_eq!(result.partial_unexpected_list, ["a, 1"]);
+        assert!(!result.success);
+        let all =
+            UniqueAgainstTable::new(Arc::clone(&storage), &["order_id", "line"], target, None)
+                .unwrap();
+        let result = all.validate(&batch).await.unwrap().rules.remove(0);
+        assert_eq!(
+            result.unexpected_count, 2,
+            "the historical key counts without the filter"
+        );
+        assert!(
+            UniqueAgainstTable::new(storage, &[], TableId::silver("a", "b").unwrap(), None)
+                .is_err()
         );
     }
 }
