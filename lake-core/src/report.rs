@@ -73,6 +73,21 @@ pub struct RunTotals {
     pub partitions_refreshed: u64,
 }
 
+impl std::ops::AddAssign for RunTotals {
+    /// Adds another run's counts: the totals of several runs.
+    fn add_assign(&mut self, other: Self) {
+        self.input_records += other.input_records;
+        self.bronze_rows += other.bronze_rows;
+        self.dead_lettered += other.dead_lettered;
+        self.blank_lines += other.blank_lines;
+        self.refine_rows_read += other.refine_rows_read;
+        self.valid += other.valid;
+        self.quarantined += other.quarantined;
+        self.sequence_conflicts += other.sequence_conflicts;
+        self.partitions_refreshed += other.partitions_refreshed;
+    }
+}
+
 /// The report of one pipeline run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {

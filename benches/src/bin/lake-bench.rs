@@ -95,15 +95,7 @@ fn run_command(args: &[String]) -> AnyResult<()> {
     for file in &files {
         let report = runtime.block_on(pipeline.run_batch(RawBatch::from_file(file)?))?;
         let t = report.totals();
-        totals.input_records += t.input_records;
-        totals.bronze_rows += t.bronze_rows;
-        totals.dead_lettered += t.dead_lettered;
-        totals.blank_lines += t.blank_lines;
-        totals.refine_rows_read += t.refine_rows_read;
-        totals.valid += t.valid;
-        totals.quarantined += t.quarantined;
-        totals.sequence_conflicts += t.sequence_conflicts;
-        totals.partitions_refreshed += t.partitions_refreshed;
+        totals += t;
         let stages: Vec<_> = report
             .stages
             .iter()

@@ -14,18 +14,6 @@ struct Outcome {
     gold: Vec<String>,
 }
 
-fn add(totals: &mut RunTotals, t: &RunTotals) {
-    totals.input_records += t.input_records;
-    totals.bronze_rows += t.bronze_rows;
-    totals.dead_lettered += t.dead_lettered;
-    totals.blank_lines += t.blank_lines;
-    totals.refine_rows_read += t.refine_rows_read;
-    totals.valid += t.valid;
-    totals.quarantined += t.quarantined;
-    totals.sequence_conflicts += t.sequence_conflicts;
-    totals.partitions_refreshed += t.partitions_refreshed;
-}
-
 /// Runs the reference workload through the pipeline `config` describes on
 /// the lake at `lake`, checks what every backend must satisfy, and returns
 /// the tables.
@@ -37,7 +25,7 @@ async fn medallion_flow(config: PipelineConfig, lake: &str) -> Outcome {
         let id = format!("batch-{:05}", i + 1);
         let raw = RawBatch::from_bytes(&id, InputFormat::JsonLines, text.clone()).unwrap();
         let report = pipeline.run_batch(raw).await.unwrap();
-        add(&mut totals, &report.totals());
+        totals += report.totals();
     }
     let lines: u64 = batches.iter().map(|b| b.lines().count() as u64).sum();
     assert_eq!(totals.input_records, lines, "every line was read");
