@@ -455,6 +455,18 @@ pub fn moto_bucket(endpoint: &str) -> String {
     bucket
 }
 
+/// Storage for a lake at `s3://{new bucket}/lake` on the `moto_server`
+/// that `scripts/test` starts (needs lake-core's `aws` feature).
+pub fn moto_storage() -> lake_core::ObjectStorage {
+    let endpoint = moto_endpoint();
+    let bucket = moto_bucket(&endpoint);
+    lake_core::ObjectStorage::from_url_opts(
+        &format!("s3://{bucket}/lake"),
+        moto_s3_options(&endpoint),
+    )
+    .unwrap_or_else(|e| panic!("storage on moto bucket {bucket}: {e}"))
+}
+
 /// The object_store options that reach the `moto_server` at `endpoint`.
 pub fn moto_s3_options(endpoint: &str) -> Vec<(String, String)> {
     [

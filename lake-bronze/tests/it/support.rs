@@ -27,16 +27,9 @@ impl Lake {
     /// A lake in a new bucket of the `moto_server` that `scripts/test` starts.
     #[cfg(feature = "aws")]
     pub fn on_s3() -> Self {
-        let endpoint = lake_testing::moto_endpoint();
-        let bucket = lake_testing::moto_bucket(&endpoint);
-        let storage = ObjectStorage::from_url_opts(
-            &format!("s3://{bucket}/lake"),
-            lake_testing::moto_s3_options(&endpoint),
-        )
-        .unwrap();
         Self {
             _dir: None,
-            storage: Arc::new(storage),
+            storage: Arc::new(lake_testing::moto_storage()),
         }
     }
 
