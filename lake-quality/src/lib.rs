@@ -15,10 +15,10 @@
 //!   null fraction, approximate distinct count, min, max and the type text
 //!   holds, and the suite they suggest ([`Profile::suggest_suite`]).
 //!
-//! - [`Referential`]: a column's values must be present in another
-//!   table's column (a foreign key); [`UniqueAgainstTable`]: a batch's keys
-//!   must not already be in a table (its current rows, say). Both are
-//!   [`lake_core::Validator`]s of their own because they read that table.
+//! - [`TableKeyCheck`]: a column's values must be present in another
+//!   table's column (a foreign key), or a batch's keys must not already be
+//!   in a table (its current rows, say); a [`lake_core::Validator`] of its
+//!   own because it reads that table.
 //!
 //! Still to come (see the quality issue): the benchmark target.
 //!
@@ -52,7 +52,7 @@ mod suite;
 pub use anomaly::{AnomalyCheck, AnomalyMetric, AnomalyResult};
 pub use expectation::{Check, Expectation, Stat};
 pub use profile::{ColumnProfile, Profile, profile_batches, profile_provider, profile_table};
-pub use referential::{Referential, UniqueAgainstTable};
+pub use referential::TableKeyCheck;
 pub use suite::Suite;
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
-//! Expectations that read another Delta table:
-//! - [`Referential`]: every value of a column is present in another
-//!   table's column, a foreign key as Deequ's referential-integrity check
-//!   states it;
-//! - [`UniqueAgainstTable`]: no row's key is already among a table's keys
-//!   (for insert-only tables, or a table's current rows).
+//! [`TableKeyCheck`]: expectations that read another Delta table:
+//! - [`TableKeyCheck::referential`]: every value of a column is present in
+//!   another table's column, a foreign key as Deequ's referential-integrity
+//!   check states it;
+//! - [`TableKeyCheck::unique_against`]: no row's key is already among a
+//!   table's keys (for insert-only tables, or a table's current rows).
 //!
 //! Both read the other table's keys once per table version and keep them in
 //! memory, as length-prefixed text (so compound keys compare column by
@@ -25,40 +25,37 @@ use tokio::sync::Mutex;
 
 use crate::expectation::PARTIAL_UNEXPECTED;
 
-/// Checks that every non-null value of `column` (compared as text) is a
-/// value of `reference_column` in the Delta table `reference`, at its
-/// latest version. Nulls are left out, as for every column check.
-///
-/// The reference's distinct values are read once per table version and
-/// kept in memory: meant for dimension tables (customers, products), not
-/// for a reference of billions of keys.
-pub struct Referential {
+/// A check of a batch's keys against the keys of another Delta table, at
+/// its latest version; rows with a null key column are left out, as for
+/// every column check. Built by [`referential`](Self::referential) (the key
+/// must be there) or [`unique_against`](Self::unique_against) (it must not).
+pub struct TableKeyCheck {
     rule: String,
-    column: String,
-    reference: TableId,
-    reference_column: Ident,
+    columns: Vec<String>,
+    /// Whether a key must be among the table's (else it must not be).
+    must_exist: bool,
     mostly: f64,
     action: Action,
     keys: KeySet,
 }
 
-impl fmt::Debug for Referential {
+impl fmt::Debug for TableKeyCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Referential")
+        f.debug_struct("TableKeyCheck")
             .field("rule", &self.rule)
-            .field("reference", &self.reference)
-            .field("reference_column", &self.reference_column)
+            .field("columns", &self.columns)
+            .field("must_exist", &self.must_exist)
             .field("mostly", &self.mostly)
             .field("action", &self.action)
             .finish()
     }
 }
 
-impl Referential {
-    /// `column` of the checked rows must appear in `reference_column` of
-    /// `reference`; the rule is named `{column}_in_{reference}`, warns, and
-    /// has `mostly = 1`.
-    pub fn new(
+impl TableKeyCheck {
+    /// Every non-null value of `column` (compared as text) must be a value
+    /// of `reference_column` in `reference`: a foreign key. Named
+    /// `{column}_in_{reference}`, it warns and has `mostly = 1`.
+    pub fn referential(
         storage: StorageRef,
         column: impl Into<String>,
         reference: TableId,
@@ -68,92 +65,20 @@ impl Referential {
         let reference_column = Ident::new_as("reference column", reference_column)?;
         let rule = format!("{column}_in_{reference}");
         Ok(Self {
-            keys: KeySet::new(
-                storage,
-                reference.clone(),
-                vec![reference_column.clone()],
-                None,
-                &rule,
-            ),
+            keys: KeySet::new(storage, reference, vec![reference_column], None, &rule),
             rule,
-            column,
-            reference,
-            reference_column,
+            columns: vec![column],
+            must_exist: true,
             mostly: 1.0,
             action: Action::Warn,
         })
     }
 
-    /// Sets the action.
-    #[must_use]
-    pub fn with_action(mut self, action: Action) -> Self {
-        self.action = action;
-        self
-    }
-
-    /// Sets `mostly`, the fraction of non-null values that must be found.
-    pub fn with_mostly(mut self, mostly: f64) -> Result<Self> {
-        self.mostly = check_mostly(mostly, &self.rule)?;
-        Ok(self)
-    }
-}
-
-#[async_trait]
-impl Validator for Referential {
-    fn name(&self) -> &str {
-        &self.rule
-    }
-
-    async fn validate(&self, batch: &RecordBatch) -> Result<Validation> {
-        let known = self.keys.get().await?;
-        let (failed, missing, examples) = key_failures(
-            batch,
-            std::slice::from_ref(&self.column),
-            &self.rule,
-            |key| !known.contains(key),
-        )?;
-        Ok(Validation {
-            rules: vec![finish(
-                &self.rule,
-                self.action,
-                self.mostly,
-                failed,
-                missing,
-                examples,
-                known.len(),
-            )],
-        })
-    }
-}
-
-/// No row of the checked batch has a key already present among the keys
-/// of `table` (its rows passing `filter`, when given): new rows must be new.
-/// Rows with a null key column are left out.
-pub struct UniqueAgainstTable {
-    rule: String,
-    columns: Vec<String>,
-    mostly: f64,
-    action: Action,
-    keys: KeySet,
-}
-
-impl fmt::Debug for UniqueAgainstTable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UniqueAgainstTable")
-            .field("rule", &self.rule)
-            .field("columns", &self.columns)
-            .field("mostly", &self.mostly)
-            .field("action", &self.action)
-            .finish()
-    }
-}
-
-impl UniqueAgainstTable {
     /// `columns` (one, or a compound key) must not repeat a key of `table`,
     /// whose key columns have the same names; `filter` is a SQL predicate
     /// on the table (`is_current`, say). Named `{columns}_new_in_{table}`,
     /// it warns and has `mostly = 1`.
-    pub fn new(
+    pub fn unique_against(
         storage: StorageRef,
         columns: &[&str],
         table: TableId,
@@ -174,6 +99,7 @@ impl UniqueAgainstTable {
             keys: KeySet::new(storage, table, idents, filter.map(str::to_string), &rule),
             rule,
             columns: columns.iter().map(|c| c.to_string()).collect(),
+            must_exist: false,
             mostly: 1.0,
             action: Action::Warn,
         })
@@ -186,46 +112,43 @@ impl UniqueAgainstTable {
         self
     }
 
-    /// Sets `mostly`, the fraction of keyed rows that must be new.
+    /// Sets `mostly`, the fraction of keyed rows that must pass.
     pub fn with_mostly(mut self, mostly: f64) -> Result<Self> {
-        self.mostly = check_mostly(mostly, &self.rule)?;
+        if !(0.0..=1.0).contains(&mostly) {
+            return Err(LakeError::config(
+                "mostly",
+                format!("{mostly} is not between 0 and 1 (rule {})", self.rule),
+            ));
+        }
+        self.mostly = mostly;
         Ok(self)
     }
 }
 
 #[async_trait]
-impl Validator for UniqueAgainstTable {
+impl Validator for TableKeyCheck {
     fn name(&self) -> &str {
         &self.rule
     }
 
     async fn validate(&self, batch: &RecordBatch) -> Result<Validation> {
-        let existing = self.keys.get().await?;
+        let known = self.keys.get().await?;
         let (failed, missing, examples) = key_failures(batch, &self.columns, &self.rule, |key| {
-            existing.contains(key)
+            known.contains(key) != self.must_exist
         })?;
+        let mut result = RuleResult::from_mask(self.rule.clone(), self.action, failed);
+        result.missing_count = missing;
+        let counted = result.element_count - missing;
+        result.success = counted == 0
+            || (counted - result.unexpected_count) as f64 / counted as f64 >= self.mostly;
+        result.partial_unexpected_list = examples;
+        result.observed_value = Some(serde_json::json!({
+            "unexpected_percent": if counted == 0 { 0.0 } else { 100.0 * result.unexpected_count as f64 / counted as f64 },
+            "table_keys": known.len(),
+        }));
         Ok(Validation {
-            rules: vec![finish(
-                &self.rule,
-                self.action,
-                self.mostly,
-                failed,
-                missing,
-                examples,
-                existing.len(),
-            )],
+            rules: vec![result],
         })
-    }
-}
-
-fn check_mostly(mostly: f64, rule: &str) -> Result<f64> {
-    if (0.0..=1.0).contains(&mostly) {
-        Ok(mostly)
-    } else {
-        Err(LakeError::config(
-            "mostly",
-            format!("{mostly} is not between 0 and 1 (rule {rule})"),
-        ))
     }
 }
 
@@ -378,29 +301,6 @@ fn key_failures(
     Ok((failed, missing, examples))
 }
 
-/// The rule's result in the Great Expectations shape.
-fn finish(
-    rule: &str,
-    action: Action,
-    mostly: f64,
-    failed: BooleanArray,
-    missing: usize,
-    examples: Vec<serde_json::Value>,
-    known: usize,
-) -> RuleResult {
-    let mut result = RuleResult::from_mask(rule.to_string(), action, failed);
-    result.missing_count = missing;
-    let counted = result.element_count - missing;
-    result.success =
-        counted == 0 || (counted - result.unexpected_count) as f64 / counted as f64 >= mostly;
-    result.partial_unexpected_list = examples;
-    result.observed_value = Some(serde_json::json!({
-        "unexpected_percent": if counted == 0 { 0.0 } else { 100.0 * result.unexpected_count as f64 / counted as f64 },
-        "table_keys": known,
-    }));
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use arrow::array::StringArray;
@@ -435,7 +335,7 @@ mod tests {
             Arc::new(lake_core::ObjectStorage::from_url("memory:///lake").unwrap());
         let customers = TableId::silver("sales", "customers").unwrap();
         let check = |mostly: f64| {
-            Referential::new(
+            TableKeyCheck::referential(
                 Arc::clone(&storage),
                 "customer_id",
                 customers.clone(),
@@ -495,10 +395,12 @@ mod tests {
         .unwrap();
         let err = strict.validate(&wrong).await.unwrap_err();
         assert!(err.to_string().contains("`customer_id`"), "{err}");
-        let fresh = || Referential::new(Arc::clone(&storage), "x", customers.clone(), "id");
+        let fresh =
+            || TableKeyCheck::referential(Arc::clone(&storage), "x", customers.clone(), "id");
         assert!(fresh().unwrap().with_mostly(1.5).is_err());
         assert!(
-            Referential::new(Arc::clone(&storage), "x", customers.clone(), "../y").is_err(),
+            TableKeyCheck::referential(Arc::clone(&storage), "x", customers.clone(), "../y")
+                .is_err(),
             "the reference column is an identifier"
         );
     }
@@ -540,7 +442,7 @@ mod tests {
             )])
             .await
             .unwrap();
-        let check = UniqueAgainstTable::new(
+        let check = TableKeyCheck::unique_against(
             Arc::clone(&storage),
             &["order_id", "line"],
             target.clone(),
@@ -558,16 +460,20 @@ mod tests {
         assert_eq!((result.missing_count, result.unexpected_count), (1, 1));
         assert_eq!(result.partial_unexpected_list, ["a, 1"]);
         assert!(!result.success);
-        let all =
-            UniqueAgainstTable::new(Arc::clone(&storage), &["order_id", "line"], target, None)
-                .unwrap();
+        let all = TableKeyCheck::unique_against(
+            Arc::clone(&storage),
+            &["order_id", "line"],
+            target,
+            None,
+        )
+        .unwrap();
         let result = all.validate(&batch).await.unwrap().rules.remove(0);
         assert_eq!(
             result.unexpected_count, 2,
             "the historical key counts without the filter"
         );
         assert!(
-            UniqueAgainstTable::new(storage, &[], TableId::silver("a", "b").unwrap(), None)
+            TableKeyCheck::unique_against(storage, &[], TableId::silver("a", "b").unwrap(), None)
                 .is_err()
         );
     }
