@@ -82,6 +82,33 @@ impl RetryPolicy {
         let jitter = (uuid::Uuid::new_v4().as_u128() % 1000) as u32;
         capped / 2 + capped / 2 * jitter / 1000
     }
+
+    /// Runs `attempt` until it succeeds, fails with an error `retryable`
+    /// refuses, or the attempts are used up, waiting [`backoff`](Self::backoff)
+    /// between attempts; `on_retry` hears of each failure that is retried
+    /// (attempt number, error, wait), for logging.
+    pub async fn run<T, E, F>(
+        &self,
+        retryable: impl Fn(&E) -> bool,
+        on_retry: impl Fn(u32, &E, Duration),
+        mut attempt: impl FnMut() -> F,
+    ) -> std::result::Result<T, E>
+    where
+        F: Future<Output = std::result::Result<T, E>>,
+    {
+        let mut number = 1;
+        loop {
+            match attempt().await {
+                Err(e) if retryable(&e) && number < self.max_attempts => {
+                    let wait = self.backoff(number);
+                    on_retry(number, &e, wait);
+                    tokio::time::sleep(wait).await;
+                    number += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
 }
 
 impl Pipeline {
@@ -132,12 +159,10 @@ impl Pipeline {
         let span = info_span!("ingest", stage = stage.name(), table = %stage.target(), batch = %batch.batch_id);
         let started = Instant::now();
         let report = if batch.is_replayable() {
-            self.retrying(stage.name(), async || {
+            let (batch, context) = (&batch, &context);
+            self.retrying(stage.name(), || {
                 let attempt = batch.try_clone().expect("a replayable batch clones");
-                stage
-                    .ingest(&context, attempt)
-                    .instrument(span.clone())
-                    .await
+                stage.ingest(context, attempt).instrument(span.clone())
             })
             .await
         } else {
@@ -171,8 +196,8 @@ impl Pipeline {
         if self.record_runs {
             let error = result.as_ref().err();
             let recorded = self
-                .retrying("run record", async || {
-                    crate::runs::record_run(&self.storage, &report, batch_id, error).await
+                .retrying("run record", || {
+                    crate::runs::record_run(&self.storage, &report, batch_id, error)
                 })
                 .await;
             if let (Ok(()), Err(e)) = (&result, recorded) {
@@ -188,8 +213,8 @@ impl Pipeline {
             let span = info_span!("refine", stage = stage.name(), table = %stage.target());
             let started = Instant::now();
             let report = self
-                .retrying(stage.name(), async || {
-                    stage.refine(&context).instrument(span.clone()).await
+                .retrying(stage.name(), || {
+                    stage.refine(&context).instrument(span.clone())
                 })
                 .await
                 .map_err(|e| stage_error(stage.name(), e))?;
@@ -206,8 +231,8 @@ impl Pipeline {
             let span = info_span!("aggregate", stage = stage.name(), table = %stage.target());
             let started = Instant::now();
             let report = self
-                .retrying(stage.name(), async || {
-                    stage.aggregate(&context).instrument(span.clone()).await
+                .retrying(stage.name(), || {
+                    stage.aggregate(&context).instrument(span.clone())
                 })
                 .await
                 .map_err(|e| stage_error(stage.name(), e))?;
@@ -228,23 +253,19 @@ impl Pipeline {
 
     /// Runs `attempt` until it succeeds, fails with an error that is not
     /// retryable, or the policy's attempts are used up.
-    async fn retrying<T>(
-        &self,
-        stage: &str,
-        mut attempt: impl AsyncFnMut() -> Result<T>,
-    ) -> Result<T> {
-        let mut number = 1;
-        loop {
-            match attempt().await {
-                Err(e) if e.is_retryable() && number < self.retry.max_attempts => {
-                    let wait = self.retry.backoff(number);
+    async fn retrying<T, F>(&self, stage: &str, attempt: impl FnMut() -> F) -> Result<T>
+    where
+        F: Future<Output = Result<T>>,
+    {
+        self.retry
+            .run(
+                LakeError::is_retryable,
+                |number, e, wait| {
                     warn!(stage, attempt = number, error = %e, ?wait, "retryable failure, trying again");
-                    tokio::time::sleep(wait).await;
-                    number += 1;
-                }
-                outcome => return outcome,
-            }
-        }
+                },
+                attempt,
+            )
+            .await
     }
 
     fn ingest_stage_for(&self, batch: &RawBatch) -> Result<&IngestStageRef> {

@@ -42,22 +42,23 @@ impl RetryingStore {
         Self { inner, policy }
     }
 
-    async fn retry<T, F, Fut>(&self, operation: &str, mut attempt: F) -> object_store::Result<T>
+    async fn retry<T, F>(
+        &self,
+        operation: &str,
+        attempt: impl FnMut() -> F,
+    ) -> object_store::Result<T>
     where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = object_store::Result<T>>,
+        F: Future<Output = object_store::Result<T>>,
     {
-        let mut number = 1;
-        loop {
-            match attempt().await {
-                Err(e) if is_transient_store_error(&e) && number < self.policy.max_attempts => {
+        self.policy
+            .run(
+                is_transient_store_error,
+                |number, e, _| {
                     debug!(operation, attempt = number, error = %e, "transient store error, retrying");
-                    tokio::time::sleep(self.policy.backoff(number)).await;
-                    number += 1;
-                }
-                outcome => return outcome,
-            }
-        }
+                },
+                attempt,
+            )
+            .await
     }
 
     /// A listing, read whole with retries, then streamed: a listing that
@@ -68,18 +69,22 @@ impl RetryingStore {
     ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
         let policy = self.policy;
         futures::stream::once(async move {
-            let mut number = 1;
-            loop {
-                let listed: object_store::Result<Vec<ObjectMeta>> =
-                    list().collect::<Vec<_>>().await.into_iter().collect();
-                match listed {
-                    Err(e) if is_transient_store_error(&e) && number < policy.max_attempts => {
-                        tokio::time::sleep(policy.backoff(number)).await;
-                        number += 1;
-                    }
-                    outcome => return outcome,
-                }
-            }
+            policy
+                .run(
+                    is_transient_store_error,
+                    |_, _, _| {},
+                    move || {
+                        let listing = list();
+                        async move {
+                            listing
+                                .collect::<Vec<_>>()
+                                .await
+                                .into_iter()
+                                .collect::<object_store::Result<Vec<ObjectMeta>>>()
+                        }
+                    },
+                )
+                .await
         })
         .flat_map(|listed| match listed {
             Ok(metas) => futures::stream::iter(metas.into_iter().map(Ok)).boxed(),
