@@ -10,6 +10,7 @@
 
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
+pub mod compare;
 pub mod config;
 pub mod gold;
 pub mod quality;

@@ -7,6 +7,7 @@
 //! lake-bench run --input DIR --lake DIR [--config FILE]
 //! lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N]
 //! lake-bench quality [--rows N] [--repeat N]
+//! lake-bench compare [--scale small|medium|large | --input DIR] [--seed N]
 //! ```
 //!
 //! `bronze` measures newline-delimited JSON of the reference workload into
@@ -42,6 +43,7 @@ fn main() {
         Some("run") => run_command(&args[1..]),
         Some("gold") => gold_command(&args[1..]),
         Some("quality") => quality_command(&args[1..]),
+        Some("compare") => compare_command(&args[1..]),
         _ => Err(usage().into()),
     };
     if let Err(e) = result {
@@ -51,7 +53,7 @@ fn main() {
 }
 
 fn usage() -> String {
-    "usage: lake-bench generate [--scale small|medium|large] --out DIR [--seed N] | lake-bench bronze [--events N] [--repeat N] | lake-bench ingest --input FILE --lake DIR | lake-bench run --input DIR --lake DIR [--config FILE] | lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N] | lake-bench quality [--rows N] [--repeat N]".to_string()
+    "usage: lake-bench generate [--scale small|medium|large] --out DIR [--seed N] | lake-bench bronze [--events N] [--repeat N] | lake-bench ingest --input FILE --lake DIR | lake-bench run --input DIR --lake DIR [--config FILE] | lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N] | lake-bench quality [--rows N] [--repeat N] | lake-bench compare [--scale small|medium|large | --input DIR] [--seed N]".to_string()
 }
 
 /// Peak resident memory of this process in bytes (Linux), if known.
@@ -81,11 +83,7 @@ fn run_command(args: &[String]) -> AnyResult<()> {
         Some(path) => PipelineConfig::from_toml(&std::fs::read_to_string(path)?)?,
         None => PipelineConfig::reference()?,
     };
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&input)?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    files.sort();
+    let files = jsonl_files(&input)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -146,6 +144,45 @@ fn gold_command(args: &[String]) -> AnyResult<()> {
     let mut result = runtime.block_on(lake_bench::gold::run(&bench, dir.path()))?;
     result["peak_rss_bytes"] = serde_json::json!(peak_rss_bytes());
     println!("{result}");
+    Ok(())
+}
+
+/// Our pipeline against the naive tutorial design on one workload, both
+/// checked against the expected tables (see `lake_bench::compare`).
+fn compare_command(args: &[String]) -> AnyResult<()> {
+    let mut spec = WorkloadSpec::scale("medium").ok_or("no medium scale")?;
+    let mut input: Option<PathBuf> = None;
+    for (key, value) in options(args, &["scale", "seed", "input"])? {
+        match key.as_str() {
+            "scale" => {
+                let seed = spec.seed;
+                spec = WorkloadSpec::scale(&value)
+                    .ok_or_else(|| format!("--scale: unknown scale {value:?}"))?;
+                spec.seed = seed;
+            }
+            "seed" => spec.seed = number(&key, &value)? as u64,
+            "input" => input = Some(PathBuf::from(value)),
+            _ => unreachable!(),
+        }
+    }
+    let dir = tempfile::tempdir()?;
+    let input = match input {
+        Some(input) => input,
+        None => {
+            let out = dir.path().join("input");
+            write_workload(&spec, &out)?;
+            out
+        }
+    };
+    let files = jsonl_files(&input)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let comparison = runtime.block_on(lake_bench::compare::run(&files, dir.path()))?;
+    println!("{}", comparison.to_markdown());
+    let mut json = serde_json::to_value(&comparison)?;
+    json["peak_rss_bytes"] = serde_json::json!(peak_rss_bytes());
+    println!("{json}");
     Ok(())
 }
 
@@ -244,6 +281,25 @@ fn input_and_lake(args: &[String], missing_input: &str) -> AnyResult<(PathBuf, S
     Ok((input, lake))
 }
 
+/// The `*.jsonl` files of `dir`, in name order.
+fn jsonl_files(dir: &Path) -> AnyResult<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Writes the workload's batches as `batch-00001.jsonl`, … into `out`.
+fn write_workload(spec: &WorkloadSpec, out: &Path) -> AnyResult<()> {
+    std::fs::create_dir_all(out)?;
+    for (i, text) in generate(spec).iter().enumerate() {
+        std::fs::write(out.join(format!("batch-{:05}.jsonl", i + 1)), text)?;
+    }
+    Ok(())
+}
+
 fn number(key: &str, value: &str) -> AnyResult<usize> {
     value
         .replace('_', "")
@@ -275,9 +331,7 @@ fn generate_command(args: &[String]) -> AnyResult<()> {
     }
     let out = out.ok_or("generate needs --out DIR")?;
     std::fs::create_dir_all(&out)?;
-    for (i, text) in generate(&spec).iter().enumerate() {
-        std::fs::write(out.join(format!("batch-{:05}.jsonl", i + 1)), text)?;
-    }
+    write_workload(&spec, &out)?;
     println!(
         "{}",
         serde_json::json!({

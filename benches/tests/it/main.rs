@@ -1,6 +1,7 @@
 //! Integration tests of lake-bench: the whole pipeline as configured.
 
 mod backends;
+mod compare;
 mod faults;
 mod security;
 mod support;
