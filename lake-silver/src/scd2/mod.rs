@@ -17,9 +17,11 @@
 //!    version in force opens nothing; any other opens a version and closes
 //!    the one in force; a delete closes the version in force, if any.
 
+pub mod columnar;
 mod history;
 mod value;
 
+pub use columnar::{EventColumns, Plan, VersionRows, plan};
 pub use history::{Conflict, History, Version, history};
 pub use value::{Cell, Op};
 

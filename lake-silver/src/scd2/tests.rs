@@ -237,3 +237,82 @@ proptest! {
         prop_assert_eq!(again.duplicates, 0);
     }
 }
+
+/// Keyed events with a string and a number column, `-0.0` included.
+fn arb_keyed() -> impl Strategy<Value = (u8, i64, Op, Option<String>, Option<f64>)> {
+    (
+        0u8..4,
+        0i64..8,
+        prop_oneof![Just(C), Just(U), Just(D)],
+        prop::option::of("[ab]{0,1}"),
+        prop::option::of(prop_oneof![Just(0.0), Just(-0.0), Just(1.5)]),
+    )
+}
+
+fn cells(status: &Option<String>, amount: Option<f64>) -> Vec<Cell> {
+    vec![
+        status.clone().map_or(Cell::Null, Cell::Str),
+        amount.map_or(Cell::Null, Cell::number),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The columnar plan gives every key the versions `history` gives it,
+    /// and counts duplicates and conflicts of the new rows as the silver
+    /// stage reports them.
+    #[test]
+    fn the_columnar_plan_agrees_with_history(
+        events in prop::collection::vec(arb_keyed(), 0..40),
+        split in any::<prop::sample::Index>(),
+    ) {
+        use std::sync::Arc;
+        use arrow::array::{ArrayRef, Float64Array, StringArray};
+
+        let first_new = if events.is_empty() { 0 } else { split.index(events.len() + 1) };
+        let keys: ArrayRef = Arc::new(StringArray::from_iter_values(events.iter().map(|e| e.0.to_string())));
+        let status: ArrayRef = Arc::new(events.iter().map(|e| e.3.clone()).collect::<StringArray>());
+        let amount: ArrayRef = Arc::new(events.iter().map(|e| e.4).collect::<Float64Array>());
+        let sequence: Vec<i64> = events.iter().map(|e| e.1).collect();
+        let ops: Vec<Op> = events.iter().map(|e| e.2).collect();
+        let tracked = [status, columnar::normalize_zero(&amount)];
+        let plan = plan(&EventColumns {
+            keys: &[keys],
+            sequence: &sequence,
+            ops: &ops,
+            tracked: &tracked,
+            first_new,
+        }).unwrap();
+
+        let event = |i: usize| Event { sequence: events[i].1, op: events[i].2, tracked: cells(&events[i].3, events[i].4) };
+        let mut got: Vec<(u8, i64, Option<i64>, Vec<Cell>)> = plan.versions.iter().map(|v| {
+            let o = v.opener as usize;
+            (events[o].0, events[o].1, v.closer.map(|c| events[c as usize].1), cells(&events[o].3, events[o].4))
+        }).collect();
+        got.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let mut want = Vec::new();
+        let (mut duplicates, mut conflicts, mut fresh) = (0u64, 0u64, 0usize);
+        for key in 0u8..4 {
+            let mine: Vec<usize> = (0..events.len()).filter(|&i| events[i].0 == key).collect();
+            let h = history(mine.iter().map(|&i| event(i)).collect());
+            want.extend(h.versions.iter().map(|v| (key, v.valid_from, v.valid_to, v.tracked.clone())));
+            // What the stage reports: new rows already known, and conflicts
+            // involving a new row.
+            let mut known: Vec<Event> = mine.iter().filter(|&&i| i < first_new).map(|&i| event(i)).collect();
+            let mut new_events = Vec::new();
+            for &i in mine.iter().filter(|&&i| i >= first_new) {
+                if known.contains(&event(i)) { duplicates += 1; } else { fresh += 1; known.push(event(i)); }
+                new_events.push(event(i));
+            }
+            conflicts += h.conflicts.iter().filter(|c| {
+                new_events.contains(&c.winner) || c.losers.iter().any(|l| new_events.contains(l))
+            }).count() as u64;
+        }
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(plan.duplicates, duplicates);
+        prop_assert_eq!(plan.conflicts, conflicts);
+        prop_assert_eq!(plan.fresh.len(), fresh);
+        prop_assert!(plan.fresh.iter().all(|&r| r as usize >= first_new));
+    }
+}
