@@ -23,12 +23,12 @@
 //! This is the reference workload hard-wired; the declarative spec (key,
 //! sequence, mapping, tracked columns, SCD1) generalises it.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array,
-    RecordBatch, StringArray, TimestampMicrosecondArray,
+    RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
@@ -52,7 +52,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::rules::{Invalid, OrderEvent, type_order};
-use crate::scd2::{Cell, Event, Op, history};
+use crate::scd2::{self, EventColumns, Op, Plan, VersionRows};
 
 fn utc_micros() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -86,13 +86,10 @@ pub const BUCKETS: u64 = 16;
 /// values each commit touched (see [`lake_core::touched`]).
 pub const ORDER_DATE: &str = "order_date";
 
-/// A date cell as Delta writes a date partition value (`2025-11-01`).
-fn date_text(cell: &Cell) -> Option<String> {
-    match cell {
-        Cell::Date(days) => arrow::temporal_conversions::date32_to_datetime(*days)
-            .map(|t| t.date().format("%Y-%m-%d").to_string()),
-        _ => None,
-    }
+/// A date as Delta writes a date partition value (`2025-11-01`).
+fn date_text(days: i32) -> Option<String> {
+    arrow::temporal_conversions::date32_to_datetime(days)
+        .map(|t| t.date().format("%Y-%m-%d").to_string())
 }
 
 /// The technical partition column holding a key's bucket.
@@ -252,8 +249,9 @@ impl OrdersSilver {
                 None => quarantined.push((Invalid::NotAnObject.as_str().to_string(), row)),
             }
         }
-        if !validators.is_empty() && !events.is_empty() {
-            let typed = changes_batch(&events.iter().collect::<Vec<_>>())?;
+        let mut typed = changes_batch(&events)?;
+        drop(events);
+        if !validators.is_empty() && typed.num_rows() > 0 {
             let mut validation = Validation::default();
             for validator in validators {
                 validation.extend(validator.validate(&typed).await?);
@@ -263,9 +261,8 @@ impl OrdersSilver {
             report
                 .expectations
                 .extend(validation.rules.iter().map(ExpectationSummary::from));
-            let dropped = validation.drop_mask(events.len());
-            let mut kept_events = Vec::with_capacity(events.len());
-            for (i, (event, row)) in events.into_iter().zip(lineage).enumerate() {
+            let dropped = validation.drop_mask(typed.num_rows());
+            for (i, row) in lineage.iter().enumerate() {
                 if dropped.value(i) {
                     let rules: Vec<&str> = validation
                         .reasons(i)
@@ -278,13 +275,13 @@ impl OrdersSilver {
                         })
                         .collect();
                     quarantined.push((format!("expectation: {}", rules.join(", ")), row));
-                } else {
-                    kept_events.push(event);
                 }
             }
-            events = kept_events;
+            let kept = arrow::compute::not(&dropped).map_err(|e| arrow_error(&self.target, e))?;
+            typed = arrow::compute::filter_record_batch(&typed, &kept)
+                .map_err(|e| arrow_error(&self.target, e))?;
         }
-        report.valid = events.len() as u64;
+        report.valid = typed.num_rows() as u64;
         report.quarantined = quarantined.len() as u64;
         let txn = Transaction::new(self.app_id(), bronze_version as i64);
         if !quarantined.is_empty() {
@@ -300,94 +297,74 @@ impl OrdersSilver {
             }
         }
 
-        // 4. The event log: the logged events of this run's keys, plus the new ones.
-        let buckets: BTreeSet<i32> = events.iter().map(|e| key_bucket(&e.order_id)).collect();
-        let keys: HashSet<&str> = events.iter().map(|e| e.order_id.as_str()).collect();
+        // 4. The event log: the logged events of this run's keys, then the
+        // new ones, as one batch whose rows the SCD2 plan refers to.
+        let order_ids = typed.column(0).as_string::<i32>();
+        let keys: HashSet<&str> = order_ids.iter().flatten().collect();
+        let buckets: BTreeSet<i32> = typed
+            .column(CHANGES_SCHEMA.fields().len() - 1)
+            .as_primitive::<arrow::datatypes::Int32Type>()
+            .values()
+            .iter()
+            .copied()
+            .collect();
         let changes_id = self.target.changes_table()?;
         let changes_location = layout.table_location(&changes_id);
         let changes = storage
             .ensure_table(&changes_location, &CHANGES_SCHEMA, &[KEY_BUCKET])
             .await?;
-        let mut by_key: HashMap<String, Vec<Event>> = HashMap::new();
-        for event in read_changes(&changes, &changes_id, &buckets, &keys).await? {
-            let (key, event) = to_engine(&event);
-            by_key.entry(key).or_default().push(event);
-        }
-        let mut fresh: Vec<&OrderEvent> = Vec::new();
-        // This run's events by key: a conflict is reported by the run that
-        // brings one of its events, not again by every later run.
-        // Kept as positions in `events`: conflicts are rare, so their
-        // events are typed for the comparison only when one occurs.
-        let mut this_run: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (i, event) in events.iter().enumerate() {
-            this_run.entry(event.order_id.as_str()).or_default().push(i);
-            let (key, engine_event) = to_engine(event);
-            // A key has a handful of events: a linear look is cheaper than
-            // a second copy of every event in a set.
-            let known = by_key.entry(key).or_default();
-            if known.contains(&engine_event) {
-                report.duplicates += 1;
-            } else {
-                fresh.push(event);
-                known.push(engine_event);
-            }
-        }
-        if !fresh.is_empty() {
-            let batch = changes_batch(&fresh)?;
+        let mut all = read_changes(&changes, &changes_id, &buckets, &keys).await?;
+        let first_new = all.iter().map(RecordBatch::num_rows).sum();
+        all.push(typed.clone());
+        let all = arrow::compute::concat_batches(&CHANGES_SCHEMA, &all)
+            .map_err(|e| arrow_error(&changes_id, e))?;
+
+        // 5. Every history of the keys this run's bronze rows touched (not
+        // only keys with fresh events: after a run that failed past the
+        // changes commit, the events are in the log already but the history
+        // is not).
+        let plan = plan_histories(&all, first_new, &changes_id)?;
+        report.duplicates += plan.duplicates;
+        report.sequence_conflicts += plan.conflicts;
+        if !plan.fresh.is_empty() {
+            let fresh = take_rows(&all, plan.fresh.iter().map(|&r| Some(r)), &changes_id)?;
             // The table opened to read the log: no second log replay.
-            if let Some(v) = append_once(changes, &[KEY_BUCKET], batch, &txn, &changes_id).await? {
+            if let Some(v) = append_once(changes, &[KEY_BUCKET], fresh, &txn, &changes_id).await? {
                 report.table_versions.insert(changes_id.to_string(), v);
             }
         }
 
-        // 5. Recompute the history of every key this run's bronze rows
-        // touched (not only keys with fresh events: after a run that failed
-        // past the changes commit, the events are in the log already but the
-        // history is not), copy the rows of the other keys of their buckets
-        // as they are, and replace those partitions in the commit that moves
-        // the bookmark. A key's history depends only on its own events, so
-        // the copied rows are exactly what recomputing them would give.
+        // Copy the rows of the other keys of their buckets as they are, and
+        // replace those partitions in the commit that moves the bookmark. A
+        // key's history depends only on its own events, so the copied rows
+        // are exactly what recomputing them would give.
         // Gold refreshes the order dates a commit touched. Every version of a
         // key, before this run and after it, takes its date from one of the
         // key's events, so the dates of all events of this run's keys (the
-        // keys of `by_key`) cover both the old and the new date of an order
+        // rows of `all`) cover both the old and the new date of an order
         // whose date moved.
-        let dates: HashSet<&Cell> = by_key.values().flatten().map(|e| &e.tracked[5]).collect();
         let mut touched = Touched::new();
         touched.track(ORDER_DATE);
-        for date in dates {
-            touched.insert(ORDER_DATE, date_text(date));
-        }
-        let mut rows_out: Vec<(String, crate::scd2::Version)> = Vec::new();
-        for (key, key_events) in by_key {
-            let h = history(key_events);
-            if !h.conflicts.is_empty() {
-                let fresh_here: HashSet<Event> = this_run
-                    .get(key.as_str())
-                    .into_iter()
-                    .flatten()
-                    .map(|&i| to_engine(&events[i]).1)
-                    .collect();
-                report.sequence_conflicts += h
-                    .conflicts
+        let dates: HashSet<Option<i32>> = all
+            .column_by_name(ORDER_DATE)
+            .map(|c| {
+                c.as_primitive::<arrow::datatypes::Date32Type>()
                     .iter()
-                    .filter(|c| {
-                        fresh_here.contains(&c.winner)
-                            || c.losers.iter().any(|l| fresh_here.contains(l))
-                    })
-                    .count() as u64;
-            }
-            let keep = |v: &crate::scd2::Version| self.mode == Mode::Scd2 || v.is_current();
-            rows_out.extend(
-                h.versions
-                    .into_iter()
-                    .filter(keep)
-                    .map(|v| (key.clone(), v)),
-            );
+                    .collect()
+            })
+            .unwrap_or_default();
+        for date in dates {
+            touched.insert(ORDER_DATE, date.and_then(date_text));
         }
-        report.rows_written = rows_out.len() as u64;
+        let versions: Vec<&VersionRows> = plan
+            .versions
+            .iter()
+            .filter(|v| self.mode == Mode::Scd2 || v.closer.is_none())
+            .collect();
+        report.rows_written = versions.len() as u64;
+        let new_rows = silver_rows(&all, &versions, &self.target)?;
         let kept = read_rows_of_other_keys(&silver, &self.target, &buckets, &keys).await?;
-        let rows = sorted_for_readers(silver_rows(&rows_out)?, kept)?;
+        let rows = sorted_for_readers(new_rows, kept)?;
         let version = replace_buckets(&silver, &self.target, &buckets, rows, txn, &touched).await?;
         report
             .table_versions
@@ -674,106 +651,85 @@ fn sorted_for_readers(new: RecordBatch, kept: Vec<RecordBatch>) -> Result<Record
         .map_err(|e| LakeError::arrow("silver rows", e))
 }
 
-/// The logged events in `buckets` of the keys in `keys`.
+/// The logged events in `buckets` of the keys in `keys`, typed like the
+/// changes table.
 async fn read_changes(
     changes: &DeltaTable,
     id: &TableId,
     buckets: &BTreeSet<i32>,
     keys: &HashSet<&str>,
-) -> Result<Vec<OrderEvent>> {
+) -> Result<Vec<RecordBatch>> {
     let mut batches = Vec::new();
     for batch in scan_buckets(changes, id, buckets, &CHANGES_SCHEMA).await? {
         let mask = key_mask(&batch, keys, id)?;
         batches.push(
-            arrow::compute::filter_record_batch(&batch, &mask)
-                .map_err(|e| LakeError::arrow(id.to_string(), e))?,
+            arrow::compute::filter_record_batch(&batch, &mask).map_err(|e| arrow_error(id, e))?,
         );
     }
-    let mut out = Vec::new();
-    for batch in batches {
-        let text = |name: &str| -> Result<StringArray> {
-            let column = batch
-                .column_by_name(name)
-                .ok_or_else(|| LakeError::Schema {
-                    table: id.to_string(),
-                    message: format!("column `{name}` missing"),
-                })?;
-            let column = arrow::compute::cast(column, &DataType::Utf8)
-                .map_err(|e| LakeError::arrow(id.to_string(), e))?;
-            Ok(column.as_string::<i32>().clone())
-        };
-        let order_id = text("order_id")?;
-        let customer_id = text("customer_id")?;
-        let category = text("category")?;
-        let region = text("region")?;
-        let status = text("status")?;
-        let metadata = text("metadata")?;
-        let op = text("op")?;
-        let amount = batch.column_by_name("amount").and_then(|c| {
-            c.as_primitive_opt::<arrow::datatypes::Float64Type>()
-                .cloned()
-        });
-        let order_date = batch.column_by_name("order_date").and_then(|c| {
-            c.as_primitive_opt::<arrow::datatypes::Date32Type>()
-                .cloned()
-        });
-        let updated_at = batch
-            .column_by_name("updated_at")
-            .and_then(|c| arrow::compute::cast(c, &utc_micros()).ok())
-            .map(|c| {
-                c.as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
-                    .clone()
-            });
-        let (Some(amount), Some(order_date), Some(updated_at)) = (amount, order_date, updated_at)
-        else {
-            return Err(LakeError::Schema {
-                table: id.to_string(),
-                message: "unexpected column types".to_string(),
-            });
-        };
-        let opt = |a: &StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_string());
-        for i in 0..batch.num_rows() {
-            out.push(OrderEvent {
-                order_id: order_id.value(i).to_string(),
-                customer_id: opt(&customer_id, i),
-                category: opt(&category, i),
-                region: opt(&region, i),
-                amount: amount.is_valid(i).then(|| amount.value(i)),
-                status: opt(&status, i),
-                order_date: order_date.is_valid(i).then(|| order_date.value(i)),
-                metadata: opt(&metadata, i),
-                op: Op::parse(op.value(i)).ok_or_else(|| LakeError::Schema {
-                    table: id.to_string(),
-                    message: format!("op {:?} in the event log", op.value(i)),
-                })?,
-                updated_at: updated_at.value(i),
-            });
-        }
-    }
-    Ok(out)
+    Ok(batches)
 }
 
-/// The engine's view of an event: its key, and its sequence, op and tracked values
-/// (`customer_id`, `category`, `region`, `amount`, `status`, `order_date`,
-/// `metadata`: the conflict order of `SEMANTICS.md`).
-fn to_engine(event: &OrderEvent) -> (String, Event) {
-    let text = |v: &Option<String>| v.clone().map_or(Cell::Null, Cell::Str);
-    (
-        event.order_id.clone(),
-        Event {
-            sequence: event.updated_at,
-            op: event.op,
-            tracked: vec![
-                text(&event.customer_id),
-                text(&event.category),
-                text(&event.region),
-                event.amount.map_or(Cell::Null, Cell::number),
-                text(&event.status),
-                event.order_date.map_or(Cell::Null, Cell::Date),
-                event.metadata.clone().map_or(Cell::Null, Cell::Json),
-            ],
-        },
-    )
+fn arrow_error(id: &TableId, e: arrow::error::ArrowError) -> LakeError {
+    LakeError::arrow(id.to_string(), e)
+}
+
+/// The tracked columns in the conflict order of `SEMANTICS.md`.
+const TRACKED: [&str; 7] = [
+    "customer_id",
+    "category",
+    "region",
+    "amount",
+    "status",
+    "order_date",
+    "metadata",
+];
+
+/// The SCD2 plan of every key in `events` (a batch in the changes table's
+/// schema whose rows from `first_new` on are this run's).
+fn plan_histories(events: &RecordBatch, first_new: usize, id: &TableId) -> Result<Plan> {
+    let column = |name: &str| {
+        events
+            .column_by_name(name)
+            .ok_or_else(|| LakeError::Schema {
+                table: id.to_string(),
+                message: format!("column `{name}` missing"),
+            })
+    };
+    let ops = column("op")?
+        .as_string::<i32>()
+        .iter()
+        .map(|op| {
+            op.and_then(Op::parse).ok_or_else(|| LakeError::Schema {
+                table: id.to_string(),
+                message: format!("op {op:?} in the event log"),
+            })
+        })
+        .collect::<Result<Vec<Op>>>()?;
+    let sequence = column("updated_at")?
+        .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+        .values();
+    let tracked = TRACKED
+        .iter()
+        .map(|name| column(name).map(scd2::columnar::normalize_zero))
+        .collect::<Result<Vec<_>>>()?;
+    scd2::plan(&EventColumns {
+        keys: &[Arc::clone(column("order_id")?)],
+        sequence,
+        ops: &ops,
+        tracked: &tracked,
+        first_new,
+    })
+    .map_err(|e| arrow_error(id, e))
+}
+
+/// The rows of `batch` at `rows` (a null index gives a null row).
+fn take_rows(
+    batch: &RecordBatch,
+    rows: impl IntoIterator<Item = Option<u32>>,
+    id: &TableId,
+) -> Result<RecordBatch> {
+    let indices: UInt32Array = rows.into_iter().collect();
+    arrow::compute::take_record_batch(batch, &indices).map_err(|e| arrow_error(id, e))
 }
 
 fn op_text(op: Op) -> &'static str {
@@ -784,7 +740,7 @@ fn op_text(op: Op) -> &'static str {
     }
 }
 
-fn changes_batch(events: &[&OrderEvent]) -> Result<RecordBatch> {
+fn changes_batch(events: &[OrderEvent]) -> Result<RecordBatch> {
     let strings = |f: fn(&OrderEvent) -> Option<&str>| -> ArrayRef {
         Arc::new(events.iter().map(|e| f(e)).collect::<StringArray>())
     };
@@ -822,68 +778,48 @@ fn changes_batch(events: &[&OrderEvent]) -> Result<RecordBatch> {
         .map_err(|e| LakeError::arrow("changes batch", e))
 }
 
-fn silver_rows(rows: &[(String, crate::scd2::Version)]) -> Result<RecordBatch> {
-    let cell_text = |c: &Cell| match c {
-        Cell::Str(s) | Cell::Json(s) => Some(s.clone()),
-        _ => None,
-    };
-    let text_column = |i: usize| -> ArrayRef {
-        Arc::new(
-            rows.iter()
-                .map(|(_, v)| cell_text(&v.tracked[i]))
-                .collect::<StringArray>(),
-        )
-    };
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(
-            rows.iter()
-                .map(|(k, _)| Some(k.as_str()))
-                .collect::<StringArray>(),
-        ),
-        text_column(0),
-        text_column(1),
-        text_column(2),
-        Arc::new(
-            rows.iter()
-                .map(|(_, v)| match v.tracked[3] {
-                    Cell::F64(x) => Some(x),
-                    _ => None,
-                })
-                .collect::<Float64Array>(),
-        ),
-        text_column(4),
-        Arc::new(
-            rows.iter()
-                .map(|(_, v)| match v.tracked[5] {
-                    Cell::Date(d) => Some(d),
-                    _ => None,
-                })
-                .collect::<Date32Array>(),
-        ),
-        text_column(6),
-        Arc::new(
-            TimestampMicrosecondArray::from(
-                rows.iter().map(|(_, v)| v.valid_from).collect::<Vec<_>>(),
-            )
-            .with_timezone("UTC"),
-        ),
-        Arc::new(
-            TimestampMicrosecondArray::from(
-                rows.iter().map(|(_, v)| v.valid_to).collect::<Vec<_>>(),
-            )
-            .with_timezone("UTC"),
-        ),
-        Arc::new(
-            rows.iter()
-                .map(|(_, v)| Some(v.is_current()))
-                .collect::<BooleanArray>(),
-        ),
-        Arc::new(Int32Array::from_iter_values(
-            rows.iter().map(|(k, _)| key_bucket(k)),
-        )),
-    ];
-    RecordBatch::try_new(Arc::clone(&SILVER_SCHEMA), columns)
-        .map_err(|e| LakeError::arrow("silver batch", e))
+/// The SCD2 rows of `versions`, gathered from the events that opened and
+/// closed them.
+fn silver_rows(
+    events: &RecordBatch,
+    versions: &[&VersionRows],
+    id: &TableId,
+) -> Result<RecordBatch> {
+    let openers = take_rows(events, versions.iter().map(|v| Some(v.opener)), id)?;
+    let closers: UInt32Array = versions.iter().map(|v| v.closer).collect();
+    let updated_at = events
+        .column_by_name("updated_at")
+        .ok_or_else(|| LakeError::Schema {
+            table: id.to_string(),
+            message: "column `updated_at` missing".to_string(),
+        })?;
+    let valid_to =
+        arrow::compute::take(updated_at, &closers, None).map_err(|e| arrow_error(id, e))?;
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(SILVER_SCHEMA.fields().len());
+    for field in SILVER_SCHEMA.fields() {
+        let column = match field.name().as_str() {
+            "valid_from" => openers.column_by_name("updated_at"),
+            "valid_to" => Some(&valid_to),
+            "is_current" => None,
+            name => openers.column_by_name(name),
+        };
+        columns.push(match column {
+            Some(column) => Arc::clone(column),
+            None if field.name() == "is_current" => Arc::new(
+                closers
+                    .iter()
+                    .map(|c| Some(c.is_none()))
+                    .collect::<BooleanArray>(),
+            ),
+            None => {
+                return Err(LakeError::Schema {
+                    table: id.to_string(),
+                    message: format!("column `{}` missing from the event log", field.name()),
+                });
+            }
+        });
+    }
+    RecordBatch::try_new(Arc::clone(&SILVER_SCHEMA), columns).map_err(|e| arrow_error(id, e))
 }
 
 fn quarantine_batch(rows: &[(String, &BronzeRow)], bronze_version: u64) -> Result<RecordBatch> {

@@ -114,7 +114,12 @@ pub fn plan(events: &EventColumns<'_>) -> Result<Plan, ArrowError> {
     while start < n {
         let key = order[start].0;
         let len = order[start..].iter().take_while(|e| e.0 == key).count();
-        walk(&order[start..start + len], &tracked_row, first_new, &mut plan);
+        walk(
+            &order[start..start + len],
+            &tracked_row,
+            first_new,
+            &mut plan,
+        );
         start += len;
     }
     Ok(plan)
@@ -150,10 +155,7 @@ fn walk<'r>(
     let mut i = 0;
     while i < distinct.len() {
         let sequence = distinct[i].0;
-        let len = distinct[i..]
-            .iter()
-            .take_while(|d| d.0 == sequence)
-            .count();
+        let len = distinct[i..].iter().take_while(|d| d.0 == sequence).count();
         let group = &distinct[i..i + len];
         i += len;
         if len > 1 && group.iter().any(|d| d.3) {
