@@ -34,6 +34,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::Utc;
+use datafusion::datasource::{MemTable, provider_as_source};
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
@@ -236,19 +238,7 @@ impl OrdersSilver {
         report.rows_read = rows.len() as u64;
 
         // 3. Typing and quarantine.
-        let mut events: Vec<OrderEvent> = Vec::new();
-        let mut lineage: Vec<&BronzeRow> = Vec::new();
-        let mut quarantined: Vec<(String, &BronzeRow)> = Vec::new();
-        for row in &rows {
-            match row.raw.as_deref().map(type_order) {
-                Some(Ok(event)) => {
-                    events.push(event);
-                    lineage.push(row);
-                }
-                Some(Err(reason)) => quarantined.push((reason.as_str().to_string(), row)),
-                None => quarantined.push((Invalid::NotAnObject.as_str().to_string(), row)),
-            }
-        }
+        let (events, lineage, mut quarantined) = type_rows(&rows);
         let mut typed = changes_batch(&events)?;
         drop(events);
         if !validators.is_empty() && typed.num_rows() > 0 {
@@ -313,6 +303,15 @@ impl OrdersSilver {
         let changes = storage
             .ensure_table(&changes_location, &CHANGES_SCHEMA, &[KEY_BUCKET])
             .await?;
+        // The rows of other keys in the buckets this run replaces are read
+        // at the same time as the log, on another task: the two scans are
+        // independent and each keeps about one core busy.
+        let kept = tokio::spawn(read_rows_of_other_keys(
+            silver.clone(),
+            self.target.clone(),
+            buckets.clone(),
+            keys.iter().map(|k| k.to_string()).collect(),
+        ));
         let mut all = read_changes(&changes, &changes_id, &buckets, &keys).await?;
         let first_new = all.iter().map(RecordBatch::num_rows).sum();
         all.push(typed.clone());
@@ -363,7 +362,9 @@ impl OrdersSilver {
             .collect();
         report.rows_written = versions.len() as u64;
         let new_rows = silver_rows(&all, &versions, &self.target)?;
-        let kept = read_rows_of_other_keys(&silver, &self.target, &buckets, &keys).await?;
+        let kept = kept.await.map_err(|e| {
+            LakeError::other(format!("reading the rows of {} to keep", self.target), e)
+        })??;
         let rows = sorted_for_readers(new_rows, kept)?;
         let version = replace_buckets(&silver, &self.target, &buckets, rows, txn, &touched).await?;
         report
@@ -594,22 +595,78 @@ fn key_mask(batch: &RecordBatch, keys: &HashSet<&str>, id: &TableId) -> Result<B
 }
 
 /// The SCD2 rows in `buckets` of keys not in `keys`: copied unchanged.
+/// Takes its inputs by value so that it can run on its own task.
 async fn read_rows_of_other_keys(
-    silver: &DeltaTable,
-    id: &TableId,
-    buckets: &BTreeSet<i32>,
-    keys: &HashSet<&str>,
+    silver: DeltaTable,
+    id: TableId,
+    buckets: BTreeSet<i32>,
+    keys: Vec<String>,
 ) -> Result<Vec<RecordBatch>> {
+    let keys: HashSet<&str> = keys.iter().map(String::as_str).collect();
     let mut kept = Vec::new();
-    for batch in scan_buckets(silver, id, buckets, &SILVER_SCHEMA).await? {
-        let mask = arrow::compute::not(&key_mask(&batch, keys, id)?)
-            .map_err(|e| LakeError::arrow(id.to_string(), e))?;
+    for batch in scan_buckets(&silver, &id, &buckets, &SILVER_SCHEMA).await? {
+        let mask =
+            arrow::compute::not(&key_mask(&batch, &keys, &id)?).map_err(|e| arrow_error(&id, e))?;
         kept.push(
-            arrow::compute::filter_record_batch(&batch, &mask)
-                .map_err(|e| LakeError::arrow(id.to_string(), e))?,
+            arrow::compute::filter_record_batch(&batch, &mask).map_err(|e| arrow_error(&id, e))?,
         );
     }
     Ok(kept)
+}
+
+/// Types every bronze row (see [`crate::rules`]): the events with the rows
+/// they came from, and the rows to quarantine with their reasons. Parsing
+/// is most of a small run's CPU time, so the rows are split over the cores.
+fn type_rows(rows: &[BronzeRow]) -> (Vec<OrderEvent>, Vec<&BronzeRow>, Vec<(String, &BronzeRow)>) {
+    fn type_chunk(
+        rows: &[BronzeRow],
+    ) -> (Vec<OrderEvent>, Vec<&BronzeRow>, Vec<(String, &BronzeRow)>) {
+        let mut events = Vec::with_capacity(rows.len());
+        let mut lineage = Vec::with_capacity(rows.len());
+        let mut quarantined = Vec::new();
+        for row in rows {
+            match row.raw.as_deref().map(type_order) {
+                Some(Ok(event)) => {
+                    events.push(event);
+                    lineage.push(row);
+                }
+                Some(Err(reason)) => quarantined.push((reason.as_str().to_string(), row)),
+                None => quarantined.push((Invalid::NotAnObject.as_str().to_string(), row)),
+            }
+        }
+        (events, lineage, quarantined)
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Below a few thousand rows a thread costs more than it saves.
+    if threads < 2 || rows.len() < 8_192 {
+        return type_chunk(rows);
+    }
+    let chunk = rows.len().div_ceil(threads);
+    let parts: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = rows
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || type_chunk(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut out = (
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
+        Vec::new(),
+    );
+    // In chunk order, so events keep the order of the bronze rows.
+    for (events, lineage, quarantined) in parts {
+        out.0.extend(events);
+        out.1.extend(lineage);
+        out.2.extend(quarantined);
+    }
+    out
 }
 
 /// New and copied rows in one batch, sorted by order date: with small
@@ -898,6 +955,45 @@ fn silver_writer_properties() -> WriterProperties {
 /// Rows per Parquet data page in the SCD2 table.
 pub const PAGE_ROWS: usize = 1024;
 
+/// `rows` as a scan of one input partition per core, each holding whole
+/// buckets: deltalake then encodes the buckets' Parquet files in parallel
+/// (one writer per input partition, rows hashed by bucket), and as every
+/// bucket comes from one input, its rows keep their order.
+fn parallel_input(rows: RecordBatch, id: &TableId) -> Result<LogicalPlan> {
+    let parts = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, BUCKETS as usize);
+    let fail = |e| LakeError::datafusion(id.to_string(), e);
+    let schema = rows.schema();
+    let partitions = if parts == 1 {
+        vec![vec![rows]]
+    } else {
+        let bucket = rows
+            .column_by_name(KEY_BUCKET)
+            .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int32Type>())
+            .ok_or_else(|| LakeError::Schema {
+                table: id.to_string(),
+                message: format!("column `{KEY_BUCKET}` missing or not an integer"),
+            })?;
+        (0..parts as i32)
+            .map(|part| {
+                let mask: BooleanArray = bucket
+                    .values()
+                    .iter()
+                    .map(|b| Some(b % parts as i32 == part))
+                    .collect();
+                arrow::compute::filter_record_batch(&rows, &mask)
+                    .map(|batch| vec![batch])
+                    .map_err(|e| arrow_error(id, e))
+            })
+            .collect::<Result<Vec<_>>>()?
+    };
+    let table = MemTable::try_new(schema, partitions).map_err(fail)?;
+    LogicalPlanBuilder::scan("silver_rows", provider_as_source(Arc::new(table)), None)
+        .and_then(LogicalPlanBuilder::build)
+        .map_err(fail)
+}
+
 /// Replaces the partitions of `buckets` with `rows` and moves the bookmark, in one commit.
 async fn replace_buckets(
     silver: &DeltaTable,
@@ -912,7 +1008,8 @@ async fn replace_buckets(
         .with_metadata([touched.to_commit_metadata()]);
     let write = silver
         .clone()
-        .write(vec![rows])
+        .write(Vec::new())
+        .with_input_plan(parallel_input(rows, id)?)
         .with_partition_columns([KEY_BUCKET])
         .with_writer_properties(silver_writer_properties())
         .with_commit_properties(properties);
