@@ -669,17 +669,23 @@ fn type_rows(rows: &[BronzeRow]) -> (Vec<OrderEvent>, Vec<&BronzeRow>, Vec<(Stri
     out
 }
 
-/// New and copied rows in one batch, sorted by order date: with small
+/// New and copied rows as one batch per core, each holding whole buckets
+/// (bucket modulo the number of parts), sorted by order date: with small
 /// pages, each file's page index then lets a reader of a few dates (a gold
 /// refresh) skip the pages of the others. Ties are broken by `valid_from`
 /// and the row's position, two integers: comparing keys as strings made
-/// this sort cost more than the merge it serves.
-fn sorted_for_readers(new: RecordBatch, kept: Vec<RecordBatch>) -> Result<RecordBatch> {
+/// this sort cost more than the merge it serves. The parts are sorted on
+/// their own threads and written by their own Parquet writers
+/// ([`parallel_input`]).
+fn sorted_for_readers(new: RecordBatch, kept: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
     let mut all = kept;
     all.push(new);
-    // Sort keys gathered per batch, then one interleave: the rows are
-    // copied once, not concatenated first and taken again.
-    let mut order: Vec<(Option<i32>, i64, u32, u32)> = Vec::new();
+    let parts = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, BUCKETS as usize);
+    // Sort keys gathered per batch, then one interleave per part: the rows
+    // are copied once, not concatenated first and taken again.
+    let mut orders: Vec<Vec<(Option<i32>, i64, u32, u32)>> = vec![Vec::new(); parts];
     for (b, batch) in all.iter().enumerate() {
         let dates = batch
             .column_by_name("order_date")
@@ -687,25 +693,48 @@ fn sorted_for_readers(new: RecordBatch, kept: Vec<RecordBatch>) -> Result<Record
         let valid_from = batch
             .column_by_name("valid_from")
             .and_then(|c| c.as_primitive_opt::<arrow::datatypes::TimestampMicrosecondType>());
-        let (Some(dates), Some(valid_from)) = (dates, valid_from) else {
+        let bucket = batch
+            .column_by_name(KEY_BUCKET)
+            .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int32Type>());
+        let (Some(dates), Some(valid_from), Some(bucket)) = (dates, valid_from, bucket) else {
             return Err(LakeError::Schema {
                 table: "silver rows".to_string(),
-                message: "order_date or valid_from has an unexpected type".to_string(),
+                message: "order_date, valid_from or the key bucket has an unexpected type"
+                    .to_string(),
             });
         };
-        order.extend((0..batch.num_rows()).map(|i| {
+        for i in 0..batch.num_rows() {
             let date = dates.is_valid(i).then(|| dates.value(i));
-            (date, valid_from.value(i), b as u32, i as u32)
-        }));
+            let part = bucket.value(i).rem_euclid(parts as i32) as usize;
+            orders[part].push((date, valid_from.value(i), b as u32, i as u32));
+        }
     }
-    order.sort_unstable();
-    let indices: Vec<(usize, usize)> = order
-        .into_iter()
-        .map(|(_, _, b, i)| (b as usize, i as usize))
-        .collect();
     let batches: Vec<&RecordBatch> = all.iter().collect();
-    arrow::compute::interleave_record_batch(&batches, &indices)
-        .map_err(|e| LakeError::arrow("silver rows", e))
+    let sort_part = |mut order: Vec<(Option<i32>, i64, u32, u32)>| {
+        order.sort_unstable();
+        let indices: Vec<(usize, usize)> = order
+            .into_iter()
+            .map(|(_, _, b, i)| (b as usize, i as usize))
+            .collect();
+        arrow::compute::interleave_record_batch(&batches, &indices)
+            .map_err(|e| LakeError::arrow("silver rows", e))
+    };
+    if parts == 1 {
+        return orders.into_iter().map(sort_part).collect();
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = orders
+            .into_iter()
+            .map(|order| scope.spawn(|| sort_part(order)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 /// The logged events in `buckets` of the keys in `keys`, typed like the
@@ -944,8 +973,17 @@ async fn append_once(
 /// Parquet settings of the SCD2 table: snappy, statistics per page, and
 /// pages of at most [`PAGE_ROWS`] rows, so the page index of a file sorted
 /// by order date narrows a date filter to the pages holding those dates.
+///
+/// Columns with about one value per row (keys, amounts, JSON, the validity
+/// instants) are written without a dictionary: it would overflow and fall
+/// back to plain encoding anyway, after the cost of building it.
 fn silver_writer_properties() -> WriterProperties {
-    WriterProperties::builder()
+    let plain = ["order_id", "amount", "metadata", "valid_from", "valid_to"];
+    plain
+        .into_iter()
+        .fold(WriterProperties::builder(), |builder, column| {
+            builder.set_column_dictionary_enabled(column.into(), false)
+        })
         .set_compression(Compression::SNAPPY)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_data_page_row_count_limit(PAGE_ROWS)
@@ -955,40 +993,17 @@ fn silver_writer_properties() -> WriterProperties {
 /// Rows per Parquet data page in the SCD2 table.
 pub const PAGE_ROWS: usize = 1024;
 
-/// `rows` as a scan of one input partition per core, each holding whole
-/// buckets: deltalake then encodes the buckets' Parquet files in parallel
-/// (one writer per input partition, rows hashed by bucket), and as every
-/// bucket comes from one input, its rows keep their order.
-fn parallel_input(rows: RecordBatch, id: &TableId) -> Result<LogicalPlan> {
-    let parts = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, BUCKETS as usize);
+/// `parts` (from [`sorted_for_readers`]) as a scan with one input
+/// partition each: deltalake then encodes their buckets' Parquet files in
+/// parallel (one writer per input partition, rows hashed by bucket), and as
+/// every bucket comes from one part, its rows keep their order.
+fn parallel_input(parts: Vec<RecordBatch>, id: &TableId) -> Result<LogicalPlan> {
     let fail = |e| LakeError::datafusion(id.to_string(), e);
-    let schema = rows.schema();
-    let partitions = if parts == 1 {
-        vec![vec![rows]]
-    } else {
-        let bucket = rows
-            .column_by_name(KEY_BUCKET)
-            .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int32Type>())
-            .ok_or_else(|| LakeError::Schema {
-                table: id.to_string(),
-                message: format!("column `{KEY_BUCKET}` missing or not an integer"),
-            })?;
-        (0..parts as i32)
-            .map(|part| {
-                let mask: BooleanArray = bucket
-                    .values()
-                    .iter()
-                    .map(|b| Some(b % parts as i32 == part))
-                    .collect();
-                arrow::compute::filter_record_batch(&rows, &mask)
-                    .map(|batch| vec![batch])
-                    .map_err(|e| arrow_error(id, e))
-            })
-            .collect::<Result<Vec<_>>>()?
-    };
-    let table = MemTable::try_new(schema, partitions).map_err(fail)?;
+    let table = MemTable::try_new(
+        Arc::clone(&SILVER_SCHEMA),
+        parts.into_iter().map(|p| vec![p]).collect(),
+    )
+    .map_err(fail)?;
     LogicalPlanBuilder::scan("silver_rows", provider_as_source(Arc::new(table)), None)
         .and_then(LogicalPlanBuilder::build)
         .map_err(fail)
@@ -999,7 +1014,7 @@ async fn replace_buckets(
     silver: &DeltaTable,
     id: &TableId,
     buckets: &BTreeSet<i32>,
-    rows: RecordBatch,
+    rows: Vec<RecordBatch>,
     txn: Transaction,
     touched: &Touched,
 ) -> Result<u64> {
