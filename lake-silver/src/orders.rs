@@ -12,7 +12,7 @@
 //! 4. New distinct events are appended to the changes table (the event log).
 //! 5. Keys are spread over [`BUCKETS`] partitions of both silver tables.
 //!    For every bucket the batch touched, each key's history is recomputed
-//!    from all of its events ([`crate::scd2::history`]) and the buckets are
+//!    from all of its events ([`crate::scd2::plan`], over Arrow columns) and the buckets are
 //!    replaced in one commit (`replaceWhere` on the bucket partitions) that
 //!    also moves the bookmark.
 //!
