@@ -14,4 +14,5 @@ pub mod compare;
 pub mod config;
 pub mod gold;
 pub mod quality;
+pub mod silver;
 pub mod workload;

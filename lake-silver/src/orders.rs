@@ -614,13 +614,19 @@ async fn read_rows_of_other_keys(
     Ok(kept)
 }
 
+/// Typed events, the bronze rows they came from, and the rows to
+/// quarantine with their reasons.
+type Typed<'a> = (
+    Vec<OrderEvent>,
+    Vec<&'a BronzeRow>,
+    Vec<(String, &'a BronzeRow)>,
+);
+
 /// Types every bronze row (see [`crate::rules`]): the events with the rows
 /// they came from, and the rows to quarantine with their reasons. Parsing
 /// is most of a small run's CPU time, so the rows are split over the cores.
-fn type_rows(rows: &[BronzeRow]) -> (Vec<OrderEvent>, Vec<&BronzeRow>, Vec<(String, &BronzeRow)>) {
-    fn type_chunk(
-        rows: &[BronzeRow],
-    ) -> (Vec<OrderEvent>, Vec<&BronzeRow>, Vec<(String, &BronzeRow)>) {
+fn type_rows(rows: &[BronzeRow]) -> Typed<'_> {
+    fn type_chunk(rows: &[BronzeRow]) -> Typed<'_> {
         let mut events = Vec::with_capacity(rows.len());
         let mut lineage = Vec::with_capacity(rows.len());
         let mut quarantined = Vec::new();
@@ -669,6 +675,10 @@ fn type_rows(rows: &[BronzeRow]) -> (Vec<OrderEvent>, Vec<&BronzeRow>, Vec<(Stri
     out
 }
 
+/// Where a silver row goes in its file: order date, `valid_from`, then its
+/// batch and row.
+type SortKey = (Option<i32>, i64, u32, u32);
+
 /// New and copied rows as one batch per core, each holding whole buckets
 /// (bucket modulo the number of parts), sorted by order date: with small
 /// pages, each file's page index then lets a reader of a few dates (a gold
@@ -685,7 +695,7 @@ fn sorted_for_readers(new: RecordBatch, kept: Vec<RecordBatch>) -> Result<Vec<Re
         .clamp(1, BUCKETS as usize);
     // Sort keys gathered per batch, then one interleave per part: the rows
     // are copied once, not concatenated first and taken again.
-    let mut orders: Vec<Vec<(Option<i32>, i64, u32, u32)>> = vec![Vec::new(); parts];
+    let mut orders: Vec<Vec<SortKey>> = vec![Vec::new(); parts];
     for (b, batch) in all.iter().enumerate() {
         let dates = batch
             .column_by_name("order_date")
@@ -710,7 +720,7 @@ fn sorted_for_readers(new: RecordBatch, kept: Vec<RecordBatch>) -> Result<Vec<Re
         }
     }
     let batches: Vec<&RecordBatch> = all.iter().collect();
-    let sort_part = |mut order: Vec<(Option<i32>, i64, u32, u32)>| {
+    let sort_part = |mut order: Vec<SortKey>| {
         order.sort_unstable();
         let indices: Vec<(usize, usize)> = order
             .into_iter()

@@ -8,6 +8,7 @@
 //! lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N]
 //! lake-bench quality [--rows N] [--repeat N]
 //! lake-bench compare [--scale small|medium|large | --input DIR] [--seed N]
+//! lake-bench silver [--orders N] [--also N] [--design ours|two-merge]
 //! ```
 //!
 //! `bronze` measures newline-delimited JSON of the reference workload into
@@ -44,6 +45,7 @@ fn main() {
         Some("gold") => gold_command(&args[1..]),
         Some("quality") => quality_command(&args[1..]),
         Some("compare") => compare_command(&args[1..]),
+        Some("silver") => silver_command(&args[1..]),
         _ => Err(usage().into()),
     };
     if let Err(e) = result {
@@ -53,7 +55,7 @@ fn main() {
 }
 
 fn usage() -> String {
-    "usage: lake-bench generate [--scale small|medium|large] --out DIR [--seed N] | lake-bench bronze [--events N] [--repeat N] | lake-bench ingest --input FILE --lake DIR | lake-bench run --input DIR --lake DIR [--config FILE] | lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N] | lake-bench quality [--rows N] [--repeat N] | lake-bench compare [--scale small|medium|large | --input DIR] [--seed N]".to_string()
+    "usage: lake-bench generate [--scale small|medium|large] --out DIR [--seed N] | lake-bench bronze [--events N] [--repeat N] | lake-bench ingest --input FILE --lake DIR | lake-bench run --input DIR --lake DIR [--config FILE] | lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N] | lake-bench quality [--rows N] [--repeat N] | lake-bench compare [--scale small|medium|large | --input DIR] [--seed N] | lake-bench silver [--orders N] [--also N] [--design ours|two-merge]".to_string()
 }
 
 /// Peak resident memory of this process in bytes (Linux), if known.
@@ -183,6 +185,84 @@ fn compare_command(args: &[String]) -> AnyResult<()> {
     let mut json = serde_json::to_value(&comparison)?;
     json["peak_rss_bytes"] = serde_json::json!(peak_rss_bytes());
     println!("{json}");
+    Ok(())
+}
+
+/// The SCD2 merge against the two-MERGE baseline (see `lake_bench::silver`).
+/// Without `--design`, runs each design at `--orders` (and at `--also`, with
+/// batches of the same size) in a child process of its own and prints them
+/// side by side.
+fn silver_command(args: &[String]) -> AnyResult<()> {
+    let mut orders = 1_000_000;
+    let mut also: Option<usize> = None;
+    let mut design = None;
+    let mut batch_base: Option<usize> = None;
+    for (key, value) in options(args, &["orders", "also", "design", "batch-base"])? {
+        match key.as_str() {
+            "orders" => orders = number(&key, &value)?.max(100),
+            "also" => also = Some(number(&key, &value)?.max(100)),
+            // Internal: the order count the 1 % and 10 % refer to.
+            "batch-base" => batch_base = Some(number(&key, &value)?.max(100)),
+            "design" => {
+                design = Some(match value.as_str() {
+                    "ours" => lake_bench::silver::Design::Ours,
+                    "two-merge" => lake_bench::silver::Design::TwoMerge,
+                    _ => return Err(format!("--design: {value:?} is not ours or two-merge").into()),
+                })
+            }
+            _ => unreachable!(),
+        }
+    }
+    if let Some(design) = design {
+        let base = batch_base.unwrap_or(orders) as f64;
+        let changed = [0.01 * base / orders as f64, 0.10 * base / orders as f64];
+        let batches = lake_bench::silver::batches(orders, &changed, 0.05, 42);
+        let dir = tempfile::tempdir()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let mut result = runtime.block_on(lake_bench::silver::run(design, &batches, dir.path()))?;
+        result["orders"] = serde_json::json!(orders);
+        result["changed_keys"] = serde_json::json!([0.01 * base, 0.10 * base]);
+        result["peak_rss_bytes"] = serde_json::json!(peak_rss_bytes());
+        println!("{result}");
+        return Ok(());
+    }
+    let me = std::env::current_exe()?;
+    let child = |design: &str, n: usize| -> AnyResult<serde_json::Value> {
+        let output = std::process::Command::new(&me)
+            .args(["silver", "--design", design, "--orders", &n.to_string()])
+            .args(["--batch-base", &orders.to_string()])
+            .output()?;
+        if !output.status.success() {
+            return Err(format!(
+                "silver --design {design} --orders {n}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+            .into());
+        }
+        Ok(serde_json::from_slice(&output.stdout)?)
+    };
+    let mut runs = Vec::new();
+    for n in std::iter::once(orders).chain(also) {
+        let ours = child("ours", n)?;
+        let baseline = child("two-merge", n)?;
+        let ratio = |i: usize| {
+            baseline["merge_seconds"][i].as_f64().unwrap_or(f64::NAN)
+                / ours["merge_seconds"][i].as_f64().unwrap_or(f64::NAN)
+        };
+        runs.push(serde_json::json!({
+            "orders": n,
+            "ours": ours,
+            "two_merge": baseline,
+            "two_merge_over_ours_1pct": ratio(0),
+            "two_merge_over_ours_10pct": ratio(1),
+        }));
+    }
+    println!(
+        "{}",
+        serde_json::json!({ "benchmark": "silver_scd2_merge", "runs": runs })
+    );
     Ok(())
 }
 

@@ -123,7 +123,9 @@ pub async fn run_batch(
     Ok(seconds)
 }
 
-async fn silver(storage: &StorageRef, tables: &NaiveTables, batch_id: &str) -> Result<()> {
+/// The naive silver stage for the bronze rows of `batch_id`: typing, the
+/// latest event per key, and the two MERGEs.
+pub async fn silver(storage: &StorageRef, tables: &NaiveTables, batch_id: &str) -> Result<()> {
     let layout = storage.layout();
     let name = tables.silver.to_string();
     let fail = |e| LakeError::datafusion(name.clone(), e);

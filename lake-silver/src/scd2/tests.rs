@@ -290,7 +290,7 @@ proptest! {
             let o = v.opener as usize;
             (events[o].0, events[o].1, v.closer.map(|c| events[c as usize].1), cells(&events[o].3, events[o].4))
         }).collect();
-        got.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        got.sort_by_key(|v| (v.0, v.1));
         let mut want = Vec::new();
         let (mut duplicates, mut conflicts, mut fresh) = (0u64, 0u64, 0usize);
         for key in 0u8..4 {
