@@ -10,13 +10,17 @@
 //!   for gold (see [`orders`]).
 //!
 //! [`Mode::Scd1`] keeps only the latest state of each key, from the same
-//! event log. Still to come (see the silver issue): the declarative silver
-//! spec (any key, compound keys, struct sequences, mappings, tracked-column
-//! lists) and Debezium envelopes. See `SEMANTICS.md`, section Silver.
+//! event log; [`CdcFormat::Debezium`] reads Debezium-style envelopes instead
+//! of flat events. [`scd2::plan`] takes any key columns (compound keys are
+//! compared column by column) and, through [`scd2::columnar::sequence_ranks`],
+//! a sequence of several columns compared lexicographically. Still to come
+//! (see the silver issue): the declarative silver spec (mappings,
+//! tracked-column lists) that drives them for any table. See `SEMANTICS.md`,
+//! section Silver.
 
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
-pub use orders::{Mode, OrdersSilver};
+pub use orders::{CdcFormat, Mode, OrdersSilver};
 
 pub mod orders;
 pub mod rules;

@@ -53,7 +53,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use crate::rules::{Invalid, OrderEvent, type_order};
+use crate::rules::{Invalid, OrderEvent, type_debezium_order, type_order};
 use crate::scd2::{self, EventColumns, Op, Plan, VersionRows};
 
 fn utc_micros() -> DataType {
@@ -150,6 +150,28 @@ pub struct OrdersSilver {
     source: TableId,
     target: TableId,
     mode: Mode,
+    format: CdcFormat,
+}
+
+/// How the bronze records encode a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CdcFormat {
+    /// Flat events with an `op` field (the reference workload).
+    #[default]
+    Flat,
+    /// Debezium-style envelopes with `op` (`c`, `u`, `d`, `r`) and the
+    /// `before` / `after` row images (see [`crate::rules::type_debezium_order`]).
+    Debezium,
+}
+
+impl CdcFormat {
+    fn typer(self) -> fn(&str) -> Result<OrderEvent, Invalid> {
+        match self {
+            Self::Flat => type_order,
+            Self::Debezium => type_debezium_order,
+        }
+    }
 }
 
 /// What the target table keeps.
@@ -180,6 +202,7 @@ impl OrdersSilver {
             source,
             target,
             mode: Mode::Scd2,
+            format: CdcFormat::Flat,
         })
     }
 
@@ -187,6 +210,13 @@ impl OrdersSilver {
     #[must_use]
     pub fn with_mode(mut self, mode: Mode) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// Reads the bronze records as `format` (flat events by default).
+    #[must_use]
+    pub fn with_cdc_format(mut self, format: CdcFormat) -> Self {
+        self.format = format;
         self
     }
 
@@ -238,7 +268,7 @@ impl OrdersSilver {
         report.rows_read = rows.len() as u64;
 
         // 3. Typing and quarantine.
-        let (events, lineage, mut quarantined) = type_rows(&rows);
+        let (events, lineage, mut quarantined) = type_rows(&rows, self.format.typer());
         let mut typed = changes_batch(&events)?;
         drop(events);
         if !validators.is_empty() && typed.num_rows() > 0 {
@@ -625,13 +655,13 @@ type Typed<'a> = (
 /// Types every bronze row (see [`crate::rules`]): the events with the rows
 /// they came from, and the rows to quarantine with their reasons. Parsing
 /// is most of a small run's CPU time, so the rows are split over the cores.
-fn type_rows(rows: &[BronzeRow]) -> Typed<'_> {
-    fn type_chunk(rows: &[BronzeRow]) -> Typed<'_> {
+fn type_rows(rows: &[BronzeRow], typer: fn(&str) -> Result<OrderEvent, Invalid>) -> Typed<'_> {
+    fn type_chunk(rows: &[BronzeRow], typer: fn(&str) -> Result<OrderEvent, Invalid>) -> Typed<'_> {
         let mut events = Vec::with_capacity(rows.len());
         let mut lineage = Vec::with_capacity(rows.len());
         let mut quarantined = Vec::new();
         for row in rows {
-            match row.raw.as_deref().map(type_order) {
+            match row.raw.as_deref().map(typer) {
                 Some(Ok(event)) => {
                     events.push(event);
                     lineage.push(row);
@@ -645,13 +675,13 @@ fn type_rows(rows: &[BronzeRow]) -> Typed<'_> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Below a few thousand rows a thread costs more than it saves.
     if threads < 2 || rows.len() < 8_192 {
-        return type_chunk(rows);
+        return type_chunk(rows, typer);
     }
     let chunk = rows.len().div_ceil(threads);
     let parts: Vec<_> = std::thread::scope(|scope| {
         let handles: Vec<_> = rows
             .chunks(chunk)
-            .map(|part| scope.spawn(move || type_chunk(part)))
+            .map(|part| scope.spawn(move || type_chunk(part, typer)))
             .collect();
         handles
             .into_iter()

@@ -28,6 +28,9 @@ pub enum Invalid {
     BadOp,
     /// The record is not a JSON object at all (bronze lets none through).
     NotAnObject,
+    /// A Debezium envelope without a known `op` (`c`, `u`, `d`, `r`) or
+    /// without the row image that op needs (`after`, or `before` for `d`).
+    BadEnvelope,
 }
 
 impl Invalid {
@@ -39,6 +42,7 @@ impl Invalid {
             Self::BadAmount => "bad_amount",
             Self::BadOp => "bad_op",
             Self::NotAnObject => "not_an_object",
+            Self::BadEnvelope => "bad_envelope",
         }
     }
 }
@@ -78,7 +82,48 @@ pub struct OrderEvent {
 pub fn type_order(raw: &str) -> Result<OrderEvent, Invalid> {
     let fields: BTreeMap<String, &RawValue> =
         serde_json::from_str(raw).map_err(|_| Invalid::NotAnObject)?;
-    let get = |name: &str| fields.get(name).map(|v| v.get()).filter(|v| *v != "null");
+    type_fields(|name| fields.get(name).map(|v| v.get()))
+}
+
+/// Types one Debezium-style change envelope of the `orders` stream:
+/// `{"op": "c"|"u"|"d"|"r", "before": {…}, "after": {…}, …}`.
+///
+/// The row image is `after` for `c`, `u` and `r` (a snapshot read, typed as
+/// a create) and `before` for `d`; its fields are then typed exactly as a
+/// flat event's, so `updated_at` inside the image stays the sequence column.
+/// Other envelope fields (`source`, `ts_ms`, `transaction`) are ignored.
+/// An envelope without a known `op`, or without the image that op needs,
+/// is [`Invalid::BadEnvelope`].
+pub fn type_debezium_order(raw: &str) -> Result<OrderEvent, Invalid> {
+    let envelope: BTreeMap<String, &RawValue> =
+        serde_json::from_str(raw).map_err(|_| Invalid::NotAnObject)?;
+    let (op, image) = match envelope
+        .get("op")
+        .and_then(|op| json_string(op.get()))
+        .as_deref()
+    {
+        Some("c") => ("\"c\"", "after"),
+        Some("r") => ("\"c\"", "after"),
+        Some("u") => ("\"u\"", "after"),
+        Some("d") => ("\"d\"", "before"),
+        _ => return Err(Invalid::BadEnvelope),
+    };
+    let image: BTreeMap<String, &RawValue> = envelope
+        .get(image)
+        .and_then(|image| serde_json::from_str(image.get()).ok())
+        .ok_or(Invalid::BadEnvelope)?;
+    type_fields(|name| {
+        if name == "op" {
+            Some(op)
+        } else {
+            image.get(name).map(|v| v.get())
+        }
+    })
+}
+
+/// Types the fields of one event, given the raw JSON text of each.
+fn type_fields<'a>(field: impl Fn(&str) -> Option<&'a str>) -> Result<OrderEvent, Invalid> {
+    let get = |name: &str| field(name).filter(|v| *v != "null");
 
     let order_id = get("order_id").ok_or(Invalid::NullOrderId)?;
     let order_id = string_value(order_id);

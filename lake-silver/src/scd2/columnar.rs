@@ -182,6 +182,32 @@ fn walk<'r>(
     }
 }
 
+/// Ranks of a sequence made of several columns compared lexicographically
+/// (a struct sequence such as `(epoch, lsn)`), to pass as
+/// [`EventColumns::sequence`]: equal values get equal ranks, and ranks
+/// order as the values do (nulls lowest; callers quarantine them first).
+///
+/// Ranks compare only within one call, so rank every event of the keys
+/// being planned at once, and take `valid_from` / `valid_to` from the
+/// sequence columns at the rows the plan names.
+pub fn sequence_ranks(columns: &[ArrayRef]) -> Result<Vec<i64>, ArrowError> {
+    let rows = encode(columns)?.ok_or_else(|| {
+        ArrowError::InvalidArgumentError("scd2 sequence: no sequence column".into())
+    })?;
+    let n = rows.num_rows();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_unstable_by(|&a, &b| rows.row(a).cmp(&rows.row(b)));
+    let mut ranks = vec![0i64; n];
+    let mut rank = 0;
+    for (i, &row) in order.iter().enumerate() {
+        if i > 0 && rows.row(order[i - 1]) != rows.row(row) {
+            rank += 1;
+        }
+        ranks[row] = rank;
+    }
+    Ok(ranks)
+}
+
 /// The row format of `columns`; `None` when there are none (no tracked
 /// columns: every event equals every other in value).
 fn encode(columns: &[ArrayRef]) -> Result<Option<Rows>, ArrowError> {

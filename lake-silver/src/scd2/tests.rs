@@ -316,3 +316,51 @@ proptest! {
         prop_assert!(plan.fresh.iter().all(|&r| r as usize >= first_new));
     }
 }
+
+/// The versions of a plan as (key row, opener row, closer row).
+fn plan_rows(
+    keys: &[arrow::array::ArrayRef],
+    sequence: &[i64],
+    ops: &[Op],
+    status: &[&str],
+) -> Vec<(u32, Option<u32>)> {
+    use std::sync::Arc;
+    let tracked: arrow::array::ArrayRef = Arc::new(arrow::array::StringArray::from_iter_values(
+        status.iter().copied(),
+    ));
+    let plan = plan(&EventColumns {
+        keys,
+        sequence,
+        ops,
+        tracked: &[tracked],
+        first_new: 0,
+    })
+    .unwrap();
+    plan.versions.iter().map(|v| (v.opener, v.closer)).collect()
+}
+
+#[test]
+fn compound_keys_compare_column_by_column() {
+    use arrow::array::{ArrayRef, StringArray};
+    use std::sync::Arc;
+    // ("a", "bc") and ("ab", "c") concatenate to the same text: two keys all the same.
+    let first: ArrayRef = Arc::new(StringArray::from(vec!["a", "ab", "a"]));
+    let second: ArrayRef = Arc::new(StringArray::from(vec!["bc", "c", "bc"]));
+    let versions = plan_rows(&[first, second], &[1, 2, 3], &[C, C, U], &["x", "y", "z"]);
+    assert_eq!(versions, [(0, Some(2)), (2, None), (1, None)]);
+}
+
+#[test]
+fn struct_sequences_order_lexicographically() {
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
+    use std::sync::Arc;
+    // (epoch, lsn): (1, 2) < (1, 10) < (2, 1); as text "12" > "110".
+    let epoch: ArrayRef = Arc::new(Int64Array::from(vec![1, 2, 1]));
+    let lsn: ArrayRef = Arc::new(Int64Array::from(vec![10, 1, 2]));
+    let ranks = columnar::sequence_ranks(&[epoch, lsn]).unwrap();
+    assert_eq!(ranks, [1, 2, 0]);
+    let key: ArrayRef = Arc::new(StringArray::from(vec!["k", "k", "k"]));
+    let versions = plan_rows(&[key], &ranks, &[U, U, C], &["x", "y", "w"]);
+    // w (row 2) opens, x (row 0) follows, y (row 1) is current.
+    assert_eq!(versions, [(2, Some(0)), (0, Some(1)), (1, None)]);
+}

@@ -1,6 +1,6 @@
 //! The SEMANTICS.md cases through real bronze and silver tables.
 
-use crate::support::{Lake, event, silver};
+use crate::support::{Lake, bronze, event, silver};
 
 fn t(hour: u32, minute: u32) -> String {
     format!("2025-11-04T{hour:02}:{minute:02}:00Z")
@@ -104,5 +104,69 @@ async fn sequence_conflicts_are_deterministic_and_reported() {
         rows,
         vec!["b|true"],
         "the greatest status wins, whatever arrived first"
+    );
+}
+
+/// Debezium envelopes give the silver table the equivalent flat events give;
+/// an envelope without the image its op needs is quarantined as `bad_envelope`.
+#[tokio::test]
+async fn debezium_envelopes_match_flat_events() {
+    use lake_silver::{CdcFormat, OrdersSilver};
+
+    let image = |status: &str, at: &str| {
+        format!(
+            r#"{{"order_id":"o1","customer_id":"c1","amount":"12.50","status":"{status}","order_date":"2025-11-01","updated_at":"{at}"}}"#
+        )
+    };
+    let (a, b, c) = (t(10, 0), t(11, 0), t(12, 0));
+    let envelopes = vec![
+        format!(
+            r#"{{"op":"r","before":null,"after":{},"source":{{"lsn":1}},"ts_ms":1}}"#,
+            image("placed", &a)
+        ),
+        format!(
+            r#"{{"op":"u","before":{},"after":{},"ts_ms":2}}"#,
+            image("placed", &a),
+            image("paid", &b)
+        ),
+        format!(
+            r#"{{"op":"d","before":{},"after":null,"ts_ms":3}}"#,
+            image("paid", &c)
+        ),
+        r#"{"op":"d","before":null,"after":null}"#.to_string(),
+        r#"{"op":"x","after":{"order_id":"o2"}}"#.to_string(),
+    ];
+    let flat = vec![
+        image("placed", &a).replacen('{', r#"{"op":"c","#, 1),
+        image("paid", &b).replacen('{', r#"{"op":"u","#, 1),
+        image("paid", &c).replacen('{', r#"{"op":"d","#, 1),
+    ];
+
+    let debezium = Lake::new();
+    debezium.ingest("envelopes", &envelopes).await;
+    let report = OrdersSilver::new(bronze(), silver())
+        .unwrap()
+        .with_cdc_format(CdcFormat::Debezium)
+        .run(&debezium.storage)
+        .await
+        .unwrap();
+    report.reconcile().unwrap();
+    assert_eq!((report.valid, report.quarantined), (3, 2));
+
+    let plain = Lake::new();
+    plain.ingest("flat", &flat).await;
+    plain.refine().await;
+
+    let sql = "SELECT order_id, customer_id, amount, status, order_date, valid_from, valid_to, is_current \
+               FROM t ORDER BY valid_from";
+    let rows = debezium.rows(&silver(), sql).await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows, plain.rows(&silver(), sql).await);
+    let quarantine = debezium.storage.layout().quarantine(&silver());
+    assert_eq!(
+        debezium
+            .rows_at(&quarantine, "SELECT reason FROM t ORDER BY reason")
+            .await,
+        ["bad_envelope", "bad_envelope"]
     );
 }
