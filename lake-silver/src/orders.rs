@@ -269,7 +269,7 @@ impl OrdersSilver {
 
         // 3. Typing and quarantine.
         let (events, lineage, mut quarantined) = type_rows(&rows, self.format.typer());
-        let mut typed = changes_batch(&events)?;
+        let mut typed = events_batch(&events)?;
         drop(events);
         if !validators.is_empty() && typed.num_rows() > 0 {
             let mut validation = Validation::default();
@@ -322,7 +322,11 @@ impl OrdersSilver {
         let order_ids = typed.column(0).as_string::<i32>();
         let keys: HashSet<&str> = order_ids.iter().flatten().collect();
         let buckets: BTreeSet<i32> = typed
-            .column(CHANGES_SCHEMA.fields().len() - 1)
+            .column_by_name(KEY_BUCKET)
+            .ok_or_else(|| LakeError::Schema {
+                table: self.target.to_string(),
+                message: format!("column `{KEY_BUCKET}` missing"),
+            })?
             .as_primitive::<arrow::datatypes::Int32Type>()
             .values()
             .iter()
@@ -340,7 +344,8 @@ impl OrdersSilver {
             silver.clone(),
             self.target.clone(),
             buckets.clone(),
-            keys.iter().map(|k| k.to_string()).collect(),
+            // The column, not a copy of its strings: an `Arc` to share.
+            Arc::clone(typed.column(0)),
         ));
         let mut all = read_changes(&changes, &changes_id, &buckets, &keys).await?;
         let first_new = all.iter().map(RecordBatch::num_rows).sum();
@@ -624,15 +629,15 @@ fn key_mask(batch: &RecordBatch, keys: &HashSet<&str>, id: &TableId) -> Result<B
         .collect())
 }
 
-/// The SCD2 rows in `buckets` of keys not in `keys`: copied unchanged.
+/// The SCD2 rows in `buckets` of keys not in `order_ids`: copied unchanged.
 /// Takes its inputs by value so that it can run on its own task.
 async fn read_rows_of_other_keys(
     silver: DeltaTable,
     id: TableId,
     buckets: BTreeSet<i32>,
-    keys: Vec<String>,
+    order_ids: ArrayRef,
 ) -> Result<Vec<RecordBatch>> {
-    let keys: HashSet<&str> = keys.iter().map(String::as_str).collect();
+    let keys: HashSet<&str> = order_ids.as_string::<i32>().iter().flatten().collect();
     let mut kept = Vec::new();
     for batch in scan_buckets(&silver, &id, &buckets, &SILVER_SCHEMA).await? {
         let mask =
@@ -672,25 +677,13 @@ fn type_rows(rows: &[BronzeRow], typer: fn(&str) -> Result<OrderEvent, Invalid>)
         }
         (events, lineage, quarantined)
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores();
     // Below a few thousand rows a thread costs more than it saves.
     if threads < 2 || rows.len() < 8_192 {
         return type_chunk(rows, typer);
     }
     let chunk = rows.len().div_ceil(threads);
-    let parts: Vec<_> = std::thread::scope(|scope| {
-        let handles: Vec<_> = rows
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || type_chunk(part, typer)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
+    let parts = in_parallel(rows.chunks(chunk).collect(), |part| type_chunk(part, typer));
     let mut out = (
         Vec::with_capacity(rows.len()),
         Vec::with_capacity(rows.len()),
@@ -720,9 +713,7 @@ type SortKey = (Option<i32>, i64, u32, u32);
 fn sorted_for_readers(new: RecordBatch, kept: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
     let mut all = kept;
     all.push(new);
-    let parts = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, BUCKETS as usize);
+    let parts = cores().min(BUCKETS as usize);
     // Sort keys gathered per batch, then one interleave per part: the rows
     // are copied once, not concatenated first and taken again.
     let mut orders: Vec<Vec<SortKey>> = vec![Vec::new(); parts];
@@ -759,13 +750,25 @@ fn sorted_for_readers(new: RecordBatch, kept: Vec<RecordBatch>) -> Result<Vec<Re
         arrow::compute::interleave_record_batch(&batches, &indices)
             .map_err(|e| LakeError::arrow("silver rows", e))
     };
-    if parts == 1 {
-        return orders.into_iter().map(sort_part).collect();
+    in_parallel(orders, sort_part).into_iter().collect()
+}
+
+/// The cores this process may use (1 when unknown).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `f` over `items`, one scoped thread per item (none for a single item),
+/// results in the items' order; a panic in `f` is resumed here.
+fn in_parallel<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    if items.len() < 2 {
+        return items.into_iter().map(f).collect();
     }
+    let f = &f;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = orders
+        let handles: Vec<_> = items
             .into_iter()
-            .map(|order| scope.spawn(|| sort_part(order)))
+            .map(|item| scope.spawn(move || f(item)))
             .collect();
         handles
             .into_iter()
@@ -866,7 +869,9 @@ fn op_text(op: Op) -> &'static str {
     }
 }
 
-fn changes_batch(events: &[OrderEvent]) -> Result<RecordBatch> {
+/// Typed events as one batch in the changes table's schema
+/// ([`CHANGES_SCHEMA`], key bucket included).
+pub fn events_batch(events: &[OrderEvent]) -> Result<RecordBatch> {
     let strings = |f: fn(&OrderEvent) -> Option<&str>| -> ArrayRef {
         Arc::new(events.iter().map(|e| f(e)).collect::<StringArray>())
     };

@@ -17,10 +17,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use lake_bronze::BronzeWriter;
-use lake_core::arrow::array::{
-    ArrayRef, AsArray, Date32Array, Float64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
-};
+use lake_core::arrow::array::AsArray;
 use lake_core::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use lake_core::datafusion::prelude::SessionContext;
 use lake_core::deltalake::protocol::SaveMode;
@@ -28,8 +25,8 @@ use lake_core::{
     IngestStage, LakeError, RawBatch, Result, StageContext, StorageExt, StorageRef, TableId,
     delta_provider, quote_literal,
 };
-use lake_silver::rules::{OrderEvent, type_order};
-use lake_silver::scd2::Op;
+use lake_silver::orders::events_batch;
+use lake_silver::rules::type_order;
 
 /// Seconds per stage of one naive batch.
 #[derive(Debug, Clone, Copy, Default)]
@@ -163,7 +160,7 @@ pub async fn silver(storage: &StorageRef, tables: &NaiveTables, batch_id: &str) 
     if events.is_empty() {
         return Ok(());
     }
-    ctx.register_batch("staged", staged(&events)?)
+    ctx.register_batch("staged", events_batch(&events)?)
         .map_err(fail)?;
     let latest = ctx
         .sql(
@@ -259,44 +256,4 @@ async fn gold(storage: &StorageRef, tables: &NaiveTables) -> Result<()> {
         .await
         .map_err(|e| LakeError::delta(name.clone(), e))?;
     Ok(())
-}
-
-fn op_text(op: Op) -> &'static str {
-    match op {
-        Op::Create => "c",
-        Op::Update => "u",
-        Op::Delete => "d",
-    }
-}
-
-/// The batch's valid events as one Arrow batch: the MERGE source.
-fn staged(events: &[OrderEvent]) -> Result<RecordBatch> {
-    let text = |f: fn(&OrderEvent) -> Option<&str>| -> ArrayRef {
-        Arc::new(events.iter().map(f).collect::<StringArray>())
-    };
-    let columns: Vec<ArrayRef> = vec![
-        text(|e| Some(&e.order_id)),
-        text(|e| e.customer_id.as_deref()),
-        text(|e| e.category.as_deref()),
-        text(|e| e.region.as_deref()),
-        Arc::new(events.iter().map(|e| e.amount).collect::<Float64Array>()),
-        text(|e| e.status.as_deref()),
-        Arc::new(events.iter().map(|e| e.order_date).collect::<Date32Array>()),
-        text(|e| e.metadata.as_deref()),
-        text(|e| Some(op_text(e.op))),
-        Arc::new(
-            TimestampMicrosecondArray::from_iter_values(events.iter().map(|e| e.updated_at))
-                .with_timezone("UTC"),
-        ),
-    ];
-    let mut fields: Vec<Field> = BUSINESS
-        .iter()
-        .map(|(name, t)| Field::new(*name, t.clone(), true))
-        .collect();
-    fields.extend([
-        Field::new("op", DataType::Utf8, false),
-        Field::new("updated_at", utc_micros(), false),
-    ]);
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-        .map_err(|e| LakeError::arrow("naive staged events", e))
 }
