@@ -156,12 +156,7 @@ fn compare_command(args: &[String]) -> AnyResult<()> {
     let mut input: Option<PathBuf> = None;
     for (key, value) in options(args, &["scale", "seed", "input"])? {
         match key.as_str() {
-            "scale" => {
-                let seed = spec.seed;
-                spec = WorkloadSpec::scale(&value)
-                    .ok_or_else(|| format!("--scale: unknown scale {value:?}"))?;
-                spec.seed = seed;
-            }
+            "scale" => spec = rescaled(&spec, &value)?,
             "seed" => spec.seed = number(&key, &value)? as u64,
             "input" => input = Some(PathBuf::from(value)),
             _ => unreachable!(),
@@ -361,6 +356,14 @@ fn input_and_lake(args: &[String], missing_input: &str) -> AnyResult<(PathBuf, S
     Ok((input, lake))
 }
 
+/// The workload of scale `name`, keeping `spec`'s seed (`--seed` may come first).
+fn rescaled(spec: &WorkloadSpec, name: &str) -> AnyResult<WorkloadSpec> {
+    let mut scaled =
+        WorkloadSpec::scale(name).ok_or_else(|| format!("--scale: unknown scale {name:?}"))?;
+    scaled.seed = spec.seed;
+    Ok(scaled)
+}
+
 /// The `*.jsonl` files of `dir`, in name order.
 fn jsonl_files(dir: &Path) -> AnyResult<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
@@ -395,12 +398,7 @@ fn generate_command(args: &[String]) -> AnyResult<()> {
         &["scale", "out", "seed", "events", "orders", "batches"],
     )? {
         match key.as_str() {
-            "scale" => {
-                let seed = spec.seed;
-                spec = WorkloadSpec::scale(&value)
-                    .ok_or_else(|| format!("--scale: unknown scale {value:?}"))?;
-                spec.seed = seed;
-            }
+            "scale" => spec = rescaled(&spec, &value)?,
             "out" => out = Some(PathBuf::from(value)),
             "seed" => spec.seed = number(&key, &value)? as u64,
             "events" => spec.events = number(&key, &value)?,
