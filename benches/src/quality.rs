@@ -159,6 +159,26 @@ pub async fn run(rows: usize, repeat: usize, path: &Path) -> Result<serde_json::
         }
         validate.push(started.elapsed().as_secs_f64());
     }
+    // Where the validation time goes: each expectation alone over the
+    // batches of the last decode, so a slow check shows by name.
+    let batches = ParquetRecordBatchReaderBuilder::try_new(File::open(path).map_err(io)?)
+        .map_err(parquet)?
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(parquet)?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| LakeError::arrow("decode", e))?;
+    let mut per_expectation = serde_json::Map::new();
+    for expectation in &suite.expectations {
+        let started = Instant::now();
+        for batch in &batches {
+            expectation.evaluate(batch)?;
+        }
+        per_expectation.insert(
+            expectation.rule(),
+            serde_json::json!(started.elapsed().as_secs_f64()),
+        );
+    }
     let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
     Ok(serde_json::json!({
         "benchmark": "quality_suite",
@@ -171,5 +191,6 @@ pub async fn run(rows: usize, repeat: usize, path: &Path) -> Result<serde_json::
         "failed_rule_batches": failures,
         "decode_runs": decode,
         "validate_runs": validate,
+        "expectation_seconds": per_expectation,
     }))
 }

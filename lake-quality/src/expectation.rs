@@ -6,14 +6,18 @@
 //! pass. The checks run on whole Arrow columns (compute kernels and the
 //! row format), never row by row through JSON values.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
-use arrow::compute::kernels::boolean::{and, is_null, not, or};
-use arrow::compute::kernels::cmp::{gt, gt_eq, lt, lt_eq};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, RecordBatch};
+use arrow::buffer::BooleanBuffer;
+use arrow::compute::kernels::boolean::is_null;
 use arrow::datatypes::{DataType, Float64Type};
 use arrow::row::{RowConverter, SortField};
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 use lake_core::{Action, LakeError, Result, RuleResult};
 use serde::{Deserialize, Serialize};
 
@@ -155,7 +159,44 @@ fn one() -> f64 {
 /// A compiled regular expression, built on first use and kept with the
 /// expectation (clones share nothing; equality ignores it).
 #[derive(Debug, Clone, Default)]
-struct CompiledRegex(std::sync::OnceLock<std::result::Result<regex::Regex, String>>);
+struct CompiledRegex(std::sync::OnceLock<std::result::Result<Pattern, String>>);
+
+/// A pattern compiled twice. The lazy DFA (the engine inside `regex`)
+/// answers "does it match" with a cache the caller owns, without the pool
+/// and match bookkeeping `Regex::is_match` goes through per value (a
+/// quarter less time on short values in `lake-bench quality`). `regex` answers
+/// when the DFA cannot be built or gives up on a value (a Unicode word
+/// boundary before non-ASCII text, a thrashing cache).
+#[derive(Debug, Clone)]
+struct Pattern {
+    regex: regex::Regex,
+    dfa: Option<regex_automata::hybrid::dfa::DFA>,
+}
+
+impl Pattern {
+    fn new(pattern: &str) -> std::result::Result<Self, String> {
+        Ok(Self {
+            regex: regex::Regex::new(pattern).map_err(|e| e.to_string())?,
+            dfa: regex_automata::hybrid::dfa::DFA::new(pattern).ok(),
+        })
+    }
+
+    /// The rows of `text` that are not null and do not match.
+    fn failures(&self, text: &arrow::array::StringArray) -> BooleanArray {
+        let Some(dfa) = &self.dfa else {
+            return mask(text, |i| !self.regex.is_match(text.value(i)));
+        };
+        let mut cache = dfa.create_cache();
+        mask(text, |i| {
+            let value = text.value(i);
+            let input = regex_automata::Input::new(value).earliest(true);
+            match dfa.try_search_fwd(&mut cache, &input) {
+                Ok(found) => found.is_none(),
+                Err(_) => !self.regex.is_match(value),
+            }
+        })
+    }
+}
 
 impl PartialEq for CompiledRegex {
     fn eq(&self, _: &Self) -> bool {
@@ -272,38 +313,19 @@ impl Expectation {
                 let numbers =
                     arrow::compute::cast(&values, &DataType::Float64).map_err(arrow_error)?;
                 let numbers = numbers.as_primitive::<Float64Type>();
-                let mut outside = BooleanArray::from(vec![false; numbers.len()]);
-                if let Some(min) = min {
-                    let bound = arrow::array::Float64Array::new_scalar(*min);
-                    let below = if *exclusive {
-                        lt_eq(numbers, &bound)
-                    } else {
-                        lt(numbers, &bound)
-                    }
-                    .map_err(arrow_error)?;
-                    outside = or(&outside, &below).map_err(arrow_error)?;
-                }
-                if let Some(max) = max {
-                    let bound = arrow::array::Float64Array::new_scalar(*max);
-                    let above = if *exclusive {
-                        gt_eq(numbers, &bound)
-                    } else {
-                        gt(numbers, &bound)
-                    }
-                    .map_err(arrow_error)?;
-                    outside = or(&outside, &above).map_err(arrow_error)?;
-                }
-                // NaN is not a number in any range.
-                let nan: BooleanArray = numbers
-                    .iter()
-                    .map(|v| Some(v.is_some_and(f64::is_nan)))
-                    .collect();
-                let failed = or(&outside, &nan).map_err(arrow_error)?;
-                let failed = and(
-                    &failed,
-                    &not(&is_null(&values).map_err(arrow_error)?).map_err(arrow_error)?,
-                )
-                .map_err(arrow_error)?;
+                // A missing bound is an infinite one, closed so that
+                // infinities pass it. NaN is in no range: every comparison
+                // with it is false.
+                let low = min.unwrap_or(f64::NEG_INFINITY);
+                let high = max.unwrap_or(f64::INFINITY);
+                let (low_open, high_open) =
+                    (*exclusive && min.is_some(), *exclusive && max.is_some());
+                let inside = |v: f64| {
+                    (if low_open { v > low } else { v >= low })
+                        && (if high_open { v < high } else { v <= high })
+                };
+                let raw = numbers.values();
+                let failed = mask(numbers, |i| !inside(raw[i]));
                 Ok(self.column_result(rule, &values, failed, values.null_count()))
             }
             Check::InSet {
@@ -313,18 +335,13 @@ impl Expectation {
                 let values = column(name)?;
                 let text = arrow::compute::cast(&values, &DataType::Utf8).map_err(arrow_error)?;
                 let text = text.as_string::<i32>();
-                // A short list is faster to scan than to hash (SipHash
-                // dominated this check in `lake-bench quality`).
-                let failed: BooleanArray = if allowed.len() <= 16 {
-                    text.iter()
-                        .map(|v| Some(v.is_some_and(|v| !allowed.iter().any(|a| a == v))))
-                        .collect()
-                } else {
-                    let allowed: HashSet<&str> = allowed.iter().map(String::as_str).collect();
-                    text.iter()
-                        .map(|v| Some(v.is_some_and(|v| !allowed.contains(v))))
-                        .collect()
-                };
+                // foldhash, not SipHash: hashing dominated this check in
+                // `lake-bench quality`. Scanning the list instead was twice
+                // as slow there (lists of 4 and 5 values), and so was
+                // comparing values packed into integers.
+                let allowed: HashSet<&str, RandomState> =
+                    allowed.iter().map(String::as_str).collect();
+                let failed = mask(text, |i| !allowed.contains(text.value(i)));
                 Ok(self.column_result(rule, &values, failed, values.null_count()))
             }
             Check::Unique { columns } => {
@@ -335,14 +352,7 @@ impl Expectation {
                 if let [only] = arrays.as_slice()
                     && let Some(text) = only.as_string_opt::<i32>()
                 {
-                    let mut counts: HashMap<&str, u32> = HashMap::with_capacity(text.len());
-                    for value in text.iter().flatten() {
-                        *counts.entry(value).or_default() += 1;
-                    }
-                    let failed: BooleanArray = text
-                        .iter()
-                        .map(|v| Some(v.is_some_and(|v| counts.get(v).is_some_and(|n| *n > 1))))
-                        .collect();
+                    let failed = repeated(text.len(), |i| text.is_valid(i).then(|| text.value(i)));
                     return Ok(self.column_result(rule, only, failed, only.null_count()));
                 }
                 let rows = batch.num_rows();
@@ -360,17 +370,7 @@ impl Expectation {
                 )
                 .map_err(arrow_error)?;
                 let keys = converter.convert_columns(&arrays).map_err(arrow_error)?;
-                let mut counts: HashMap<arrow::row::Row<'_>, usize> = HashMap::with_capacity(rows);
-                for (i, key) in keys.iter().enumerate() {
-                    if !any_null[i] {
-                        *counts.entry(key).or_default() += 1;
-                    }
-                }
-                let failed: BooleanArray = keys
-                    .iter()
-                    .enumerate()
-                    .map(|(i, key)| Some(!any_null[i] && counts.get(&key).is_some_and(|n| *n > 1)))
-                    .collect();
+                let failed = repeated(rows, |i| (!any_null[i]).then(|| keys.row(i)));
                 let missing = any_null.iter().filter(|n| **n).count();
                 Ok(self.column_result(rule, &arrays[0], failed, missing))
             }
@@ -381,7 +381,7 @@ impl Expectation {
                 let regex = self
                     .regex
                     .0
-                    .get_or_init(|| regex::Regex::new(pattern).map_err(|e| e.to_string()))
+                    .get_or_init(|| Pattern::new(pattern))
                     .as_ref()
                     .map_err(|e| {
                         LakeError::config(
@@ -391,11 +391,8 @@ impl Expectation {
                     })?;
                 let values = column(name)?;
                 let text = arrow::compute::cast(&values, &DataType::Utf8).map_err(arrow_error)?;
-                let failed: BooleanArray = text
-                    .as_string::<i32>()
-                    .iter()
-                    .map(|v| Some(v.is_some_and(|v| !regex.is_match(v))))
-                    .collect();
+                let text = text.as_string::<i32>();
+                let failed = regex.failures(text);
                 Ok(self.column_result(rule, &values, failed, values.null_count()))
             }
             Check::LengthBetween {
@@ -405,16 +402,16 @@ impl Expectation {
             } => {
                 let values = column(name)?;
                 let text = arrow::compute::cast(&values, &DataType::Utf8).map_err(arrow_error)?;
-                let failed: BooleanArray = text
-                    .as_string::<i32>()
-                    .iter()
-                    .map(|v| {
-                        Some(v.is_some_and(|v| {
-                            let n = v.chars().count();
-                            min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m)
-                        }))
-                    })
-                    .collect();
+                let text = text.as_string::<i32>();
+                let outside = |n: usize| min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m);
+                // All-ASCII text (checked once, a fast scan) has one code
+                // point per byte, so lengths come from the offsets alone.
+                let failed = if text.value_data().is_ascii() {
+                    let offsets = text.value_offsets();
+                    mask(text, |i| outside((offsets[i + 1] - offsets[i]) as usize))
+                } else {
+                    mask(text, |i| outside(text.value(i).chars().count()))
+                };
                 Ok(self.column_result(rule, &values, failed, values.null_count()))
             }
             Check::ColumnExists { column: name } => {
@@ -531,8 +528,9 @@ impl Expectation {
         failed: BooleanArray,
         missing: usize,
     ) -> RuleResult {
-        let examples: Vec<serde_json::Value> = (0..failed.len())
-            .filter(|i| failed.value(*i))
+        let examples: Vec<serde_json::Value> = failed
+            .values()
+            .set_indices()
             .take(PARTIAL_UNEXPECTED)
             .map(|i| {
                 if values.is_null(i) {
@@ -554,6 +552,47 @@ impl Expectation {
         result.partial_unexpected_list = examples;
         result
     }
+}
+
+/// The rows of `array` that are not null and fail `test`, as a mask
+/// without nulls. Built 64 rows at a time, not through `Option<bool>`
+/// iterators, which cost as much as the checks themselves; `test` also
+/// sees the (meaningless) values under nulls, whose results the validity
+/// bitmap then clears, so the loop has no branch on nulls.
+fn mask(array: &dyn Array, test: impl FnMut(usize) -> bool) -> BooleanArray {
+    let failed = BooleanBuffer::collect_bool(array.len(), test);
+    let failed = match array.logical_nulls() {
+        Some(valid) => &failed & valid.inner(),
+        None => failed,
+    };
+    BooleanArray::new(failed, None)
+}
+
+/// The rows whose key (`None` for a row left out) occurs more than once.
+///
+/// One hash lookup per row in a table of row numbers (4 bytes a slot, so a
+/// batch's table stays in cache; keys are read back from the batch), which
+/// remembers where each key was first seen.
+fn repeated<K: Hash + Eq>(rows: usize, key: impl Fn(usize) -> Option<K>) -> BooleanArray {
+    let hasher = RandomState::default();
+    let mut first: HashTable<u32> = HashTable::with_capacity(rows);
+    let mut failed = BooleanBufferBuilder::new(rows);
+    failed.append_n(rows, false);
+    let rehash = |j: &u32| key(*j as usize).map_or(0, |k| hasher.hash_one(k));
+    for i in 0..rows {
+        let Some(k) = key(i) else { continue };
+        let same = |j: &u32| key(*j as usize).is_some_and(|other| other == k);
+        match first.entry(hasher.hash_one(&k), same, rehash) {
+            Entry::Occupied(seen) => {
+                failed.set_bit(*seen.get() as usize, true);
+                failed.set_bit(i, true);
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(i as u32);
+            }
+        }
+    }
+    BooleanArray::new(failed.finish(), None)
 }
 
 /// Seconds in an age written `90s`, `15m`, `6h` or `2d`.
@@ -596,7 +635,7 @@ fn sql_failures(
         })?
         .clone();
     // False fails; true and null pass.
-    Ok(passed.iter().map(|v| Some(v == Some(false))).collect())
+    Ok(mask(&passed, |i| !passed.value(i)))
 }
 
 /// A shared expectation.

@@ -604,3 +604,138 @@ fn unique_on_one_string_column_counts_exact_code_points() {
     assert_eq!((r.missing_count, r.unexpected_count), (2, 2));
     assert_eq!(r.partial_unexpected_list, ["x", "x"]);
 }
+
+#[test]
+fn between_lets_infinities_pass_a_missing_bound_even_when_exclusive() {
+    let data = amounts(vec![
+        Some(f64::NEG_INFINITY),
+        Some(0.0),
+        Some(f64::INFINITY),
+        Some(f64::NAN),
+        None,
+    ]);
+    let at_most = |exclusive| {
+        Expectation::new(Check::Between {
+            column: "amount".into(),
+            min: None,
+            max: Some(0.0),
+            exclusive,
+        })
+        .evaluate(&data)
+        .unwrap()
+    };
+    // -inf <= 0 and -inf < 0; 0 fails only the exclusive bound; +inf and NaN always fail.
+    let inclusive = at_most(false);
+    assert_eq!(
+        inclusive.failed_rows.unwrap().iter().collect::<Vec<_>>(),
+        [
+            Some(false),
+            Some(false),
+            Some(true),
+            Some(true),
+            Some(false)
+        ]
+    );
+    assert_eq!(at_most(true).unexpected_count, 3);
+    let unbounded = Expectation::new(Check::Between {
+        column: "amount".into(),
+        min: None,
+        max: None,
+        exclusive: true,
+    })
+    .evaluate(&data)
+    .unwrap();
+    assert_eq!(unbounded.unexpected_count, 1, "only NaN is outside");
+}
+
+#[test]
+fn unique_flags_the_first_row_of_a_key_seen_three_times() {
+    let data = names(vec![
+        Some("a"),
+        Some("b"),
+        None,
+        Some("a"),
+        None,
+        Some("a"),
+        Some(""),
+    ]);
+    let r = Expectation::new(Check::Unique {
+        columns: vec!["name".into()],
+    })
+    .evaluate(&data)
+    .unwrap();
+    assert_eq!(
+        r.failed_rows.unwrap().iter().collect::<Vec<_>>(),
+        [true, false, false, true, false, true, false].map(Some)
+    );
+    assert_eq!((r.missing_count, r.unexpected_count), (2, 3));
+    assert_eq!(r.partial_unexpected_list, ["a", "a", "a"]);
+}
+
+#[test]
+fn regex_agrees_with_the_regex_crate_on_unicode_and_word_boundaries() {
+    let values = [
+        "o12345678",
+        "straße",
+        "STRASSE",
+        "föo foo",
+        "foo",
+        "é",
+        "",
+        "a\nb",
+        "日本語テキスト",
+        "x foo_bar",
+    ];
+    let patterns = [
+        r"^o[0-9]{8}$",
+        r"(?i)straße",
+        r"\bfoo\b",
+        r"\w+$",
+        r"^$",
+        r"",
+        r"(?m)^b$",
+        r"\p{Han}{2}",
+        r"(?-u:\b)foo",
+        r"[[:alpha:]]{3,}",
+    ];
+    let data = names(values.iter().map(|v| Some(*v)).collect());
+    for pattern in patterns {
+        let expected: Vec<Option<bool>> = {
+            let regex = regex::Regex::new(pattern).unwrap();
+            values.iter().map(|v| Some(!regex.is_match(v))).collect()
+        };
+        let r = Expectation::new(Check::MatchesRegex {
+            column: "name".into(),
+            pattern: pattern.into(),
+        })
+        .evaluate(&data)
+        .unwrap();
+        assert_eq!(
+            r.failed_rows.unwrap().iter().collect::<Vec<_>>(),
+            expected,
+            "{pattern}"
+        );
+    }
+}
+
+#[test]
+fn length_counts_code_points_in_a_slice_of_mixed_text() {
+    use arrow::array::Array;
+    let text = StringArray::from(vec!["ééé", "abc", "abcd", "日本"]);
+    let check = Expectation::new(Check::LengthBetween {
+        column: "name".into(),
+        min: Some(3),
+        max: Some(3),
+    });
+    // The slice holds only ASCII values, over a buffer that does not.
+    let ascii = text.slice(1, 2);
+    let r = check
+        .evaluate(&batch(vec![("name", Arc::new(ascii) as ArrayRef)]))
+        .unwrap();
+    assert_eq!(r.partial_unexpected_list, ["abcd"]);
+    let all = check
+        .evaluate(&batch(vec![("name", Arc::new(text.clone()) as ArrayRef)]))
+        .unwrap();
+    assert_eq!(all.partial_unexpected_list, ["abcd", "日本"]);
+    assert_eq!(text.len(), all.element_count);
+}
