@@ -320,6 +320,7 @@ impl PipelineConfig {
                 }
                 other => other,
             })?;
+            let suite = suite.with_storage(Arc::clone(&storage))?;
             builder = builder.with_validator(expectations.table.clone(), Arc::new(suite));
         }
         if !self.run_records {

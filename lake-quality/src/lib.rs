@@ -18,9 +18,8 @@
 //! - [`TableKeyCheck`]: a column's values must be present in another
 //!   table's column (a foreign key), or a batch's keys must not already be
 //!   in a table (its current rows, say); a [`lake_core::Validator`] of its
-//!   own because it reads that table.
-//!
-//! Still to come (see the quality issue): the benchmark target.
+//!   own because it reads that table, and a suite's `[[table_check]]`
+//!   ([`TableExpectation`]) once the suite has its storage.
 //!
 //! ```
 //! use lake_quality::Suite;
@@ -52,7 +51,7 @@ mod suite;
 pub use anomaly::{AnomalyCheck, AnomalyMetric, AnomalyResult};
 pub use expectation::{Check, Expectation, Stat};
 pub use profile::{ColumnProfile, Profile, profile_batches, profile_provider, profile_table};
-pub use referential::TableKeyCheck;
+pub use referential::{TableCheck, TableExpectation, TableKeyCheck};
 pub use suite::Suite;
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use lake_core::{
     Action, Ident, LakeError, Result, RuleResult, StorageExt, StorageRef, TableId, Validation,
     Validator, quote_ident,
 };
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::expectation::PARTIAL_UNEXPECTED;
@@ -112,6 +113,14 @@ impl TableKeyCheck {
         self
     }
 
+    /// Sets the rule's name in reports and quarantine reasons.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.rule = name.into();
+        self.keys.rule = self.rule.clone();
+        self
+    }
+
     /// Sets `mostly`, the fraction of keyed rows that must pass.
     pub fn with_mostly(mut self, mostly: f64) -> Result<Self> {
         if !(0.0..=1.0).contains(&mostly) {
@@ -122,6 +131,105 @@ impl TableKeyCheck {
         }
         self.mostly = mostly;
         Ok(self)
+    }
+}
+
+/// A [`TableKeyCheck`] written as data: a suite's `[[table_check]]` in
+/// TOML or JSON, built into a check once the suite knows its storage
+/// ([`Suite::with_storage`](crate::Suite::with_storage)).
+///
+/// ```toml
+/// [[table_check]]
+/// expect = "referential"
+/// column = "customer_id"
+/// reference = "silver.crm.customers"
+/// reference_column = "customer_id"
+/// action = "drop"
+///
+/// [[table_check]]
+/// expect = "unique_against"
+/// columns = ["order_id"]
+/// table = "silver.sales.orders"
+/// filter = "is_current"
+/// mostly = 0.99
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableExpectation {
+    /// The rule's name (default: the check's own, as [`TableKeyCheck`] names it).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The fraction of keyed rows that must pass.
+    #[serde(default = "one")]
+    pub mostly: f64,
+    /// What a failure does.
+    #[serde(default)]
+    pub action: Action,
+    /// The check.
+    #[serde(flatten)]
+    pub check: TableCheck,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// What a [`TableExpectation`] checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "expect", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum TableCheck {
+    /// [`TableKeyCheck::referential`]: every non-null value of `column` is
+    /// a value of `reference_column` in `reference`.
+    Referential {
+        /// The checked column.
+        column: String,
+        /// The table holding the allowed values.
+        reference: TableId,
+        /// Its column.
+        reference_column: String,
+    },
+    /// [`TableKeyCheck::unique_against`]: no row's key (`columns`) is
+    /// already a key of `table`, or of its rows passing `filter`.
+    UniqueAgainst {
+        /// One column, or a compound key, named alike in both.
+        columns: Vec<String>,
+        /// The table whose keys must not repeat.
+        table: TableId,
+        /// A SQL predicate on the table's rows (`is_current`, say).
+        #[serde(default)]
+        filter: Option<String>,
+    },
+}
+
+impl TableExpectation {
+    /// The check over the tables of `storage`; an error names a bad
+    /// identifier or `mostly`.
+    pub fn build(&self, storage: StorageRef) -> Result<TableKeyCheck> {
+        let check = match &self.check {
+            TableCheck::Referential {
+                column,
+                reference,
+                reference_column,
+            } => TableKeyCheck::referential(
+                storage,
+                column.as_str(),
+                reference.clone(),
+                reference_column,
+            )?,
+            TableCheck::UniqueAgainst {
+                columns,
+                table,
+                filter,
+            } => {
+                let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+                TableKeyCheck::unique_against(storage, &columns, table.clone(), filter.as_deref())?
+            }
+        };
+        let check = check.with_action(self.action).with_mostly(self.mostly)?;
+        Ok(match &self.name {
+            Some(name) => check.with_name(name.as_str()),
+            None => check,
+        })
     }
 }
 
@@ -476,5 +584,76 @@ mod tests {
             TableKeyCheck::unique_against(storage, &[], TableId::silver("a", "b").unwrap(), None)
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn a_suite_loads_table_checks_from_toml_and_runs_them_with_its_storage() {
+        let storage: StorageRef =
+            Arc::new(lake_core::ObjectStorage::from_url("memory:///lake").unwrap());
+        add_customers(&storage, &["c1", "c2"]).await;
+        let text = r#"
+            name = "orders"
+            [[expectation]]
+            expect = "not_null"
+            column = "customer_id"
+            [[table_check]]
+            expect = "referential"
+            column = "customer_id"
+            reference = "silver.sales.customers"
+            reference_column = "customer_id"
+            action = "drop"
+            [[table_check]]
+            name = "customer_is_new"
+            expect = "unique_against"
+            columns = ["customer_id"]
+            table = "silver.sales.customers"
+            mostly = 0.5
+        "#;
+        let suite = crate::Suite::from_toml(text).unwrap();
+        assert_eq!(suite.table_checks.len(), 2);
+        let orders = batch(vec![Some("c1"), Some("c3"), None]);
+        let err = suite.validate(&orders).await.unwrap_err().to_string();
+        assert!(
+            err.contains("orders") && err.contains("with_storage"),
+            "an unbound suite says what to do: {err}"
+        );
+
+        let suite = suite.with_storage(Arc::clone(&storage)).unwrap();
+        let rules = suite.validate(&orders).await.unwrap().rules;
+        let names: Vec<&str> = rules.iter().map(|r| r.rule.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "customer_id_not_null",
+                "customer_id_in_silver.sales.customers",
+                "customer_is_new"
+            ]
+        );
+        let referential = &rules[1];
+        assert_eq!(referential.action, Action::Drop);
+        assert_eq!(referential.partial_unexpected_list, ["c3"]);
+        let new = &rules[2];
+        assert_eq!(
+            (new.unexpected_count, new.missing_count, new.success),
+            (1, 1, true),
+            "c1 is known, c3 is new: half pass, mostly 0.5"
+        );
+        // The suite round-trips through JSON with its table checks.
+        let json = serde_json::to_string(&suite).unwrap();
+        assert_eq!(crate::Suite::from_json(&json).unwrap(), suite);
+
+        let unknown = text.replace("reference_column", "reference_col");
+        let err = crate::Suite::from_toml(&unknown).unwrap_err().to_string();
+        assert!(err.contains("reference_col"), "{err}");
+        let bad_mostly = text.replace("mostly = 0.5", "mostly = 5.0");
+        let err = crate::Suite::from_toml(&bad_mostly)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("table_check[1]"), "{err}");
+        let bad_table = text.replace(
+            "table = \"silver.sales.customers\"",
+            "table = \"silver.sales/../x\"",
+        );
+        assert!(crate::Suite::from_toml(&bad_table).is_err());
     }
 }

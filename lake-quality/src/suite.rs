@@ -1,13 +1,21 @@
 //! Suites: named sets of expectations, from Rust, TOML or JSON; each suite
 //! is a [`Validator`].
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use lake_core::{LakeError, Result, Validation, Validator};
+use lake_core::{LakeError, Result, StorageRef, Validation, Validator};
 use serde::{Deserialize, Serialize};
 
 use crate::expectation::Expectation;
+use crate::referential::{TableExpectation, TableKeyCheck};
 
 /// A named set of expectations.
+///
+/// `[[expectation]]`s look at the batch alone. `[[table_check]]`s
+/// ([`TableExpectation`]) also read another table, so a suite that has
+/// them must be given its storage ([`with_storage`](Self::with_storage))
+/// before it validates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Suite {
@@ -16,6 +24,22 @@ pub struct Suite {
     /// Its expectations, checked in order.
     #[serde(default, rename = "expectation")]
     pub expectations: Vec<Expectation>,
+    /// Its checks against other tables, checked after the expectations.
+    #[serde(default, rename = "table_check", skip_serializing_if = "Vec::is_empty")]
+    pub table_checks: Vec<TableExpectation>,
+    #[serde(skip)]
+    built: BuiltChecks,
+}
+
+/// The table checks built over a storage (equality ignores them: they are
+/// derived from `table_checks`).
+#[derive(Debug, Clone, Default)]
+struct BuiltChecks(Vec<Arc<TableKeyCheck>>);
+
+impl PartialEq for BuiltChecks {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Suite {
@@ -24,7 +48,28 @@ impl Suite {
         Self {
             name: name.into(),
             expectations: Vec::new(),
+            table_checks: Vec::new(),
+            built: BuiltChecks::default(),
         }
+    }
+
+    /// Adds a check against another table.
+    #[must_use]
+    pub fn with_table_check(mut self, check: TableExpectation) -> Self {
+        self.table_checks.push(check);
+        self
+    }
+
+    /// Builds the table checks over the tables of `storage`; a suite
+    /// without table checks is returned as it is.
+    pub fn with_storage(mut self, storage: StorageRef) -> Result<Self> {
+        self.built = BuiltChecks(
+            self.table_checks
+                .iter()
+                .map(|check| check.build(Arc::clone(&storage)).map(Arc::new))
+                .collect::<Result<_>>()?,
+        );
+        Ok(self)
     }
 
     /// Adds an expectation.
@@ -59,6 +104,14 @@ impl Suite {
                 ));
             }
         }
+        for (i, check) in self.table_checks.iter().enumerate() {
+            if !(0.0..=1.0).contains(&check.mostly) {
+                return Err(LakeError::config(
+                    format!("table_check[{i}]"),
+                    format!("mostly must be between 0 and 1, not {}", check.mostly),
+                ));
+            }
+        }
         Ok(self)
     }
 }
@@ -70,11 +123,21 @@ impl Validator for Suite {
     }
 
     async fn validate(&self, batch: &arrow::array::RecordBatch) -> Result<Validation> {
-        let rules = self
+        if self.built.0.len() != self.table_checks.len() {
+            return Err(LakeError::config(
+                format!("suite `{}`", self.name),
+                "it has table checks, which read other tables: give it its storage with \
+                 Suite::with_storage before validating",
+            ));
+        }
+        let mut rules = self
             .expectations
             .iter()
             .map(|e| e.evaluate(batch))
             .collect::<Result<Vec<_>>>()?;
+        for check in &self.built.0 {
+            rules.extend(check.validate(batch).await?.rules);
+        }
         Ok(Validation { rules })
     }
 }
