@@ -13,7 +13,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, RecordBatch};
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::kernels::boolean::is_null;
-use arrow::datatypes::{DataType, Float64Type};
+use arrow::datatypes::{DataType, Float64Type, TimeUnit, TimestampMicrosecondType};
 use arrow::row::{RowConverter, SortField};
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
@@ -34,16 +34,20 @@ pub enum Check {
         /// The column.
         column: String,
     },
-    /// Every non-null value of `column` (a number) lies between `min` and `max`.
+    /// Every non-null value of `column` lies between `min` and `max`: a
+    /// number column against number bounds, or a date or timestamp column
+    /// against bounds written as dates (`2025-01-01`, midnight UTC) or
+    /// RFC 3339 timestamps (`2025-01-01T12:00:00+02:00`), compared as
+    /// instants (a timestamp without a time zone is taken as UTC).
     Between {
         /// The column.
         column: String,
         /// The lower bound, if any.
         #[serde(default)]
-        min: Option<f64>,
+        min: Option<Bound>,
         /// The upper bound, if any.
         #[serde(default)]
-        max: Option<f64>,
+        max: Option<Bound>,
         /// Whether the bounds themselves are outside.
         #[serde(default)]
         exclusive: bool,
@@ -136,6 +140,61 @@ pub enum Check {
         #[serde(default)]
         max: Option<u64>,
     },
+}
+
+/// A bound of [`Check::Between`]: a number, or a date or timestamp text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Bound {
+    /// For number columns.
+    Number(f64),
+    /// For date and timestamp columns: `YYYY-MM-DD` or RFC 3339.
+    Instant(String),
+}
+
+impl From<f64> for Bound {
+    fn from(value: f64) -> Self {
+        Self::Number(value)
+    }
+}
+
+impl From<&str> for Bound {
+    fn from(value: &str) -> Self {
+        Self::Instant(value.to_string())
+    }
+}
+
+impl Bound {
+    /// The bound as microseconds since the epoch, UTC.
+    fn micros(&self) -> std::result::Result<i64, String> {
+        let text = match self {
+            Self::Instant(text) => text,
+            Self::Number(n) => {
+                return Err(format!(
+                    "{n} is a number; a date or timestamp column needs a date or timestamp bound"
+                ));
+            }
+        };
+        if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+            return Ok(at.timestamp_micros());
+        }
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc().timestamp_micros())
+            .ok_or_else(|| {
+                format!("{text:?} is neither a YYYY-MM-DD date nor an RFC 3339 timestamp")
+            })
+    }
+
+    fn number(&self) -> std::result::Result<f64, String> {
+        match self {
+            Self::Number(n) => Ok(*n),
+            Self::Instant(text) => Err(format!(
+                "{text:?} is text; a number column needs number bounds"
+            )),
+        }
+    }
 }
 
 /// A statistic of a numeric column, for [`Check::StatBetween`].
@@ -310,22 +369,46 @@ impl Expectation {
                 exclusive,
             } => {
                 let values = column(name)?;
-                let numbers =
-                    arrow::compute::cast(&values, &DataType::Float64).map_err(arrow_error)?;
-                let numbers = numbers.as_primitive::<Float64Type>();
-                // A missing bound is an infinite one, closed so that
-                // infinities pass it. NaN is in no range: every comparison
-                // with it is false.
-                let low = min.unwrap_or(f64::NEG_INFINITY);
-                let high = max.unwrap_or(f64::INFINITY);
+                let bad_bound = |message: String| {
+                    LakeError::config(
+                        format!("expectation `{rule}`"),
+                        format!("column `{name}` is {}: {message}", values.data_type()),
+                    )
+                };
                 let (low_open, high_open) =
                     (*exclusive && min.is_some(), *exclusive && max.is_some());
-                let inside = |v: f64| {
-                    (if low_open { v > low } else { v >= low })
-                        && (if high_open { v < high } else { v <= high })
+                let failed = if is_instant(values.data_type()) {
+                    // Instants compare as UTC microseconds; a missing bound
+                    // is the end of the line.
+                    let low = min.as_ref().map_or(Ok(i64::MIN), Bound::micros);
+                    let high = max.as_ref().map_or(Ok(i64::MAX), Bound::micros);
+                    let (low, high) = (low.map_err(bad_bound)?, high.map_err(bad_bound)?);
+                    let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+                    let micros = arrow::compute::cast(&values, &utc).map_err(arrow_error)?;
+                    let micros = micros.as_primitive::<TimestampMicrosecondType>();
+                    let raw = micros.values();
+                    mask(micros, |i| {
+                        let v = raw[i];
+                        !((if low_open { v > low } else { v >= low })
+                            && (if high_open { v < high } else { v <= high }))
+                    })
+                } else {
+                    // A missing bound is an infinite one, closed so that
+                    // infinities pass it. NaN is in no range: every
+                    // comparison with it is false.
+                    let low = min.as_ref().map_or(Ok(f64::NEG_INFINITY), Bound::number);
+                    let high = max.as_ref().map_or(Ok(f64::INFINITY), Bound::number);
+                    let (low, high) = (low.map_err(bad_bound)?, high.map_err(bad_bound)?);
+                    let numbers =
+                        arrow::compute::cast(&values, &DataType::Float64).map_err(arrow_error)?;
+                    let numbers = numbers.as_primitive::<Float64Type>();
+                    let raw = numbers.values();
+                    mask(numbers, |i| {
+                        let v = raw[i];
+                        !((if low_open { v > low } else { v >= low })
+                            && (if high_open { v < high } else { v <= high }))
+                    })
                 };
-                let raw = numbers.values();
-                let failed = mask(numbers, |i| !inside(raw[i]));
                 Ok(self.column_result(rule, &values, failed, values.null_count()))
             }
             Check::InSet {
@@ -593,6 +676,14 @@ fn repeated<K: Hash + Eq>(rows: usize, key: impl Fn(usize) -> Option<K>) -> Bool
         }
     }
     BooleanArray::new(failed.finish(), None)
+}
+
+/// Whether `between` compares `data_type` as instants (dates, timestamps).
+fn is_instant(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
+    )
 }
 
 /// Seconds in an age written `90s`, `15m`, `6h` or `2d`.

@@ -49,7 +49,7 @@ pub mod referential;
 mod suite;
 
 pub use anomaly::{AnomalyCheck, AnomalyMetric, AnomalyResult};
-pub use expectation::{Check, Expectation, Stat};
+pub use expectation::{Bound, Check, Expectation, Stat};
 pub use profile::{ColumnProfile, Profile, profile_batches, profile_provider, profile_table};
 pub use referential::{TableCheck, TableExpectation, TableKeyCheck};
 pub use suite::Suite;

@@ -302,7 +302,7 @@ impl Profile {
             {
                 add(Check::Between {
                     column: c.clone(),
-                    min: Some(0.0),
+                    min: Some(0.0.into()),
                     max: None,
                     exclusive: false,
                 });

@@ -21,8 +21,8 @@ fn amounts(values: Vec<Option<f64>>) -> RecordBatch {
 fn between(min: f64, max: f64) -> Expectation {
     Expectation::new(Check::Between {
         column: "amount".into(),
-        min: Some(min),
-        max: Some(max),
+        min: Some(min.into()),
+        max: Some(max.into()),
         exclusive: false,
     })
 }
@@ -74,8 +74,8 @@ fn between_leaves_nulls_out_and_honours_mostly_at_the_boundary() {
     // Exclusive bounds put 1 and 10 outside.
     let exclusive = Expectation::new(Check::Between {
         column: "amount".into(),
-        min: Some(1.0),
-        max: Some(10.0),
+        min: Some(1.0.into()),
+        max: Some(10.0.into()),
         exclusive: true,
     });
     assert_eq!(exclusive.evaluate(&data).unwrap().unexpected_count, 3);
@@ -618,7 +618,7 @@ fn between_lets_infinities_pass_a_missing_bound_even_when_exclusive() {
         Expectation::new(Check::Between {
             column: "amount".into(),
             min: None,
-            max: Some(0.0),
+            max: Some(0.0.into()),
             exclusive,
         })
         .evaluate(&data)
@@ -738,4 +738,121 @@ fn length_counts_code_points_in_a_slice_of_mixed_text() {
         .unwrap();
     assert_eq!(all.partial_unexpected_list, ["abcd", "日本"]);
     assert_eq!(text.len(), all.element_count);
+}
+
+#[test]
+fn between_compares_dates_and_timestamps_as_instants() {
+    use arrow::array::{Date32Array, TimestampMicrosecondArray};
+    let day = |d: &str| {
+        (chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap()
+            - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+        .num_days() as i32
+    };
+    let dates = batch(vec![(
+        "order_date",
+        Arc::new(Date32Array::from(vec![
+            Some(day("2024-12-31")),
+            Some(day("2025-01-01")),
+            None,
+            Some(day("2025-06-30")),
+            Some(day("2025-07-01")),
+        ])) as ArrayRef,
+    )]);
+    let first_half = |exclusive| {
+        Expectation::new(Check::Between {
+            column: "order_date".into(),
+            min: Some("2025-01-01".into()),
+            max: Some("2025-06-30".into()),
+            exclusive,
+        })
+    };
+    let r = first_half(false).evaluate(&dates).unwrap();
+    assert_eq!(
+        (r.missing_count, r.unexpected_count),
+        (1, 2),
+        "both bounds are inside"
+    );
+    assert_eq!(r.partial_unexpected_list, ["2024-12-31", "2025-07-01"]);
+    assert_eq!(
+        first_half(true).evaluate(&dates).unwrap().unexpected_count,
+        4
+    );
+
+    // Against a bound written at +02:00 (10:00Z): 10:00Z passes, a
+    // microsecond earlier fails, noon passes.
+    let micros = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .timestamp_micros()
+    };
+    let times = batch(vec![(
+        "updated_at",
+        Arc::new(
+            TimestampMicrosecondArray::from(vec![
+                micros("2025-01-01T10:00:00Z"),
+                micros("2025-01-01T09:59:59.999999Z"),
+                micros("2025-01-01T12:00:00Z"),
+            ])
+            .with_timezone("UTC"),
+        ) as ArrayRef,
+    )]);
+    let r = Expectation::new(Check::Between {
+        column: "updated_at".into(),
+        min: Some("2025-01-01T12:00:00+02:00".into()),
+        max: None,
+        exclusive: false,
+    })
+    .evaluate(&times)
+    .unwrap();
+    assert_eq!(
+        r.failed_rows.unwrap().iter().collect::<Vec<_>>(),
+        [false, true, false].map(Some)
+    );
+
+    // A number bound on a date column, a date bound on a number column, or
+    // text that is no date, is an error naming the rule and the column.
+    let error = |column: &str, min: crate::Bound, data: &RecordBatch| {
+        Expectation::new(Check::Between {
+            column: column.into(),
+            min: Some(min),
+            max: None,
+            exclusive: false,
+        })
+        .evaluate(data)
+        .unwrap_err()
+        .to_string()
+    };
+    let err = error("order_date", 0.0.into(), &dates);
+    assert!(
+        err.contains("order_date_between") && err.contains("Date32"),
+        "{err}"
+    );
+    let err = error("amount", "2025-01-01".into(), &amounts(vec![Some(1.0)]));
+    assert!(err.contains("number bounds"), "{err}");
+    let err = error("order_date", "yesterday".into(), &dates);
+    assert!(err.contains("yesterday"), "{err}");
+
+    // The same from TOML: a date bound and a number bound.
+    let suite = Suite::from_toml(
+        r#"
+        name = "s"
+        [[expectation]]
+        expect = "between"
+        column = "order_date"
+        min = "2025-01-01"
+        [[expectation]]
+        expect = "between"
+        column = "amount"
+        max = 10
+        "#,
+    )
+    .unwrap();
+    assert!(matches!(
+        &suite.expectations[0].check,
+        Check::Between { min: Some(crate::Bound::Instant(d)), .. } if d == "2025-01-01"
+    ));
+    assert!(matches!(
+        &suite.expectations[1].check,
+        Check::Between { max: Some(crate::Bound::Number(n)), .. } if *n == 10.0
+    ));
 }
