@@ -116,12 +116,36 @@ impl RuleResult {
             .is_some_and(|mask| mask.is_valid(row) && mask.value(row))
     }
 
-    /// One line for error messages and logs.
+    /// The failed rows' share of the rows checked (nulls left out), in
+    /// percent; 0 when no row was checked.
+    pub fn unexpected_percent(&self) -> f64 {
+        let counted = self.element_count.saturating_sub(self.missing_count);
+        if counted == 0 {
+            0.0
+        } else {
+            100.0 * self.unexpected_count as f64 / counted as f64
+        }
+    }
+
+    /// One line for error messages and logs: the counts and up to five
+    /// failing values.
     pub fn summary(&self) -> String {
         let mut line = format!(
             "`{}` failed: {} of {} rows unexpected",
             self.rule, self.unexpected_count, self.element_count
         );
+        if self.missing_count > 0 {
+            line.push_str(&format!(" ({} null, left out)", self.missing_count));
+        }
+        if !self.partial_unexpected_list.is_empty() {
+            let examples: Vec<String> = self
+                .partial_unexpected_list
+                .iter()
+                .take(5)
+                .map(|v| v.to_string())
+                .collect();
+            line.push_str(&format!(", e.g. {}", examples.join(", ")));
+        }
         if let Some(observed) = &self.observed_value {
             line.push_str(&format!(", observed {observed}"));
         }
@@ -132,10 +156,57 @@ impl RuleResult {
     }
 }
 
-/// Everything a validator found in one batch.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A result serialises as Great Expectations writes an expectation's
+/// validation result: `expectation`, `success` and a `result` object with
+/// `element_count`, `missing_count`, `unexpected_count`,
+/// `unexpected_percent`, `partial_unexpected_list` and, for aggregate
+/// checks, `observed_value`; plus the rule's `action`. The row mask is not
+/// serialised.
+impl Serialize for RuleResult {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Counts<'a> {
+            element_count: usize,
+            missing_count: usize,
+            unexpected_count: usize,
+            unexpected_percent: f64,
+            partial_unexpected_list: &'a [serde_json::Value],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            observed_value: Option<&'a serde_json::Value>,
+        }
+        #[derive(Serialize)]
+        struct Shape<'a> {
+            expectation: &'a str,
+            action: Action,
+            success: bool,
+            result: Counts<'a>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            message: Option<&'a str>,
+        }
+        Shape {
+            expectation: &self.rule,
+            action: self.action,
+            success: self.success,
+            result: Counts {
+                element_count: self.element_count,
+                missing_count: self.missing_count,
+                unexpected_count: self.unexpected_count,
+                unexpected_percent: self.unexpected_percent(),
+                partial_unexpected_list: &self.partial_unexpected_list,
+                observed_value: self.observed_value.as_ref(),
+            },
+            message: self.message.as_deref(),
+        }
+        .serialize(serializer)
+    }
+}
+
+/// Everything a validator found in one batch (serialises as
+/// `{"results": [...]}`, each in the shape of [`RuleResult`]'s serde).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Validation {
     /// One result per rule checked.
+    #[serde(rename = "results")]
     pub rules: Vec<RuleResult>,
 }
 
@@ -260,5 +331,46 @@ mod tests {
         assert!(err.contains("`x` failed: 2 of 2"), "{err}");
         assert!(err.contains("`rows` failed"), "{err}");
         assert!(!err.contains("`ok`"), "{err}");
+    }
+
+    #[test]
+    fn results_serialise_in_the_great_expectations_shape_and_errors_show_examples() {
+        let mut result = RuleResult::from_mask(
+            "amount_between",
+            Action::Fail,
+            BooleanArray::from(vec![true, false, false, true, false]),
+        );
+        result.missing_count = 1;
+        result.success = false;
+        result.partial_unexpected_list = vec![serde_json::json!("-1.0"), serde_json::json!("1e9")];
+        let json = serde_json::to_value(Validation {
+            rules: vec![result.clone()],
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"results": [{
+                "expectation": "amount_between",
+                "action": "fail",
+                "success": false,
+                "result": {
+                    "element_count": 5,
+                    "missing_count": 1,
+                    "unexpected_count": 2,
+                    "unexpected_percent": 50.0,
+                    "partial_unexpected_list": ["-1.0", "1e9"],
+                }
+            }]})
+        );
+        let err = Validation {
+            rules: vec![result],
+        }
+        .check_fatal("silver.sales.orders")
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("2 of 5 rows unexpected (1 null, left out), e.g. \"-1.0\", \"1e9\""),
+            "{err}"
+        );
     }
 }
