@@ -389,6 +389,9 @@ pub struct ExpectationSummary {
     /// Rows left out because the checked value was null.
     #[serde(default)]
     pub missing_count: u64,
+    /// Failed rows per hundred rows checked (nulls left out).
+    #[serde(default)]
+    pub unexpected_percent: f64,
     /// The value observed by aggregate rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_value: Option<serde_json::Value>,
@@ -403,6 +406,7 @@ impl From<&RuleResult> for ExpectationSummary {
             element_count: result.element_count as u64,
             unexpected_count: result.unexpected_count as u64,
             missing_count: result.missing_count as u64,
+            unexpected_percent: result.unexpected_percent(),
             observed_value: result.observed_value.clone(),
         }
     }

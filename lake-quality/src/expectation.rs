@@ -629,9 +629,9 @@ impl Expectation {
         let counted = result.element_count - missing;
         result.success = counted == 0
             || (counted - result.unexpected_count) as f64 / counted as f64 >= self.mostly;
-        result.observed_value = Some(serde_json::json!({
-            "unexpected_percent": if counted == 0 { 0.0 } else { 100.0 * result.unexpected_count as f64 / counted as f64 },
-        }));
+        // Column checks observe no single value (Great Expectations leaves
+        // `observed_value` to aggregate checks); the share of failures is
+        // `RuleResult::unexpected_percent`.
         result.partial_unexpected_list = examples;
         result
     }

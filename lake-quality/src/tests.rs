@@ -62,7 +62,11 @@ fn between_leaves_nulls_out_and_honours_mostly_at_the_boundary() {
         (5, 1, 1)
     );
     assert!(r.success, "0.75 of the non-null values pass, mostly = 0.75");
-    assert_eq!(r.observed_value.unwrap()["unexpected_percent"], 25.0);
+    assert_eq!(r.unexpected_percent(), 25.0);
+    assert_eq!(
+        r.observed_value, None,
+        "a column check observes no single value"
+    );
     assert_eq!(r.partial_unexpected_list, vec![serde_json::json!("11.0")]);
     assert!(
         !between(1.0, 10.0)
@@ -401,6 +405,7 @@ mod anomalies {
             element_count: rows,
             unexpected_count: nulls,
             missing_count: 0,
+            unexpected_percent: 100.0 * nulls as f64 / rows as f64,
             observed_value: None,
         });
         let at = Utc.with_ymd_and_hms(2025, 11, 1, 0, 0, 0).unwrap() + Duration::hours(run);
