@@ -82,7 +82,7 @@ pub struct OrderEvent {
 pub fn type_order(raw: &str) -> Result<OrderEvent, Invalid> {
     let fields: BTreeMap<String, &RawValue> =
         serde_json::from_str(raw).map_err(|_| Invalid::NotAnObject)?;
-    type_fields(|name| fields.get(name).map(|v| v.get()))
+    type_fields(|name| fields.get(name).map(|v| v.get()), None)
 }
 
 /// Types one Debezium-style change envelope of the `orders` stream:
@@ -91,9 +91,18 @@ pub fn type_order(raw: &str) -> Result<OrderEvent, Invalid> {
 /// The row image is `after` for `c`, `u` and `r` (a snapshot read, typed as
 /// a create) and `before` for `d`; its fields are then typed exactly as a
 /// flat event's, so `updated_at` inside the image stays the sequence column.
-/// Other envelope fields (`source`, `ts_ms`, `transaction`) are ignored.
-/// An envelope without a known `op`, or without the image that op needs,
-/// is [`Invalid::BadEnvelope`].
+///
+/// A delete's instant is not in its image: `before` is the row as the last
+/// write left it, so its `updated_at` is that write's instant (and many
+/// sources put only the key in `before`). Taken as the delete's instant, it
+/// would make the delete a sequence conflict with the write it ends, which
+/// the delete wins, and the last version would vanish. So a delete happens
+/// at the source's commit time, `source.ts_ms` (else the envelope's
+/// `ts_ms`), in milliseconds, but never before one microsecond after
+/// `before.updated_at`; without either time it is `bad_updated_at`. Other
+/// envelope fields (`transaction`, `source.lsn`) are ignored. An envelope
+/// without a known `op`, or without the image that op needs, is
+/// [`Invalid::BadEnvelope`].
 pub fn type_debezium_order(raw: &str) -> Result<OrderEvent, Invalid> {
     let envelope: BTreeMap<String, &RawValue> =
         serde_json::from_str(raw).map_err(|_| Invalid::NotAnObject)?;
@@ -112,25 +121,59 @@ pub fn type_debezium_order(raw: &str) -> Result<OrderEvent, Invalid> {
         .get(image)
         .and_then(|image| serde_json::from_str(image.get()).ok())
         .ok_or(Invalid::BadEnvelope)?;
-    type_fields(|name| {
+    let field = |name: &str| {
         if name == "op" {
             Some(op)
         } else {
             image.get(name).map(|v| v.get())
         }
-    })
+    };
+    if op != "\"d\"" {
+        return type_fields(field, None);
+    }
+    let millis = |raw: Option<&&RawValue>| raw.and_then(|v| v.get().parse::<i64>().ok());
+    let source: Option<BTreeMap<String, &RawValue>> = envelope
+        .get("source")
+        .and_then(|source| serde_json::from_str(source.get()).ok());
+    let committed = millis(source.as_ref().and_then(|s| s.get("ts_ms")))
+        .or_else(|| millis(envelope.get("ts_ms")))
+        .and_then(|ms| ms.checked_mul(1000));
+    let last_write = image
+        .get("updated_at")
+        .and_then(|v| json_string(v.get()))
+        .and_then(|text| parse_timestamp(&text))
+        .and_then(|at| at.checked_add(1));
+    let at = match (committed, last_write) {
+        (Some(committed), Some(after)) => committed.max(after),
+        (Some(at), None) | (None, Some(at)) => at,
+        (None, None) => {
+            // The key is checked first, as for every event.
+            field("order_id")
+                .filter(|v| *v != "null")
+                .ok_or(Invalid::NullOrderId)?;
+            return Err(Invalid::BadUpdatedAt);
+        }
+    };
+    type_fields(field, Some(at))
 }
 
-/// Types the fields of one event, given the raw JSON text of each.
-fn type_fields<'a>(field: impl Fn(&str) -> Option<&'a str>) -> Result<OrderEvent, Invalid> {
+/// Types the fields of one event, given the raw JSON text of each;
+/// `updated_at`, when given, is the event's instant instead of its field.
+fn type_fields<'a>(
+    field: impl Fn(&str) -> Option<&'a str>,
+    updated_at: Option<i64>,
+) -> Result<OrderEvent, Invalid> {
     let get = |name: &str| field(name).filter(|v| *v != "null");
 
     let order_id = get("order_id").ok_or(Invalid::NullOrderId)?;
     let order_id = string_value(order_id);
-    let updated_at = get("updated_at")
-        .and_then(json_string)
-        .and_then(|s| parse_timestamp(&s))
-        .ok_or(Invalid::BadUpdatedAt)?;
+    let updated_at = match updated_at {
+        Some(at) => at,
+        None => get("updated_at")
+            .and_then(json_string)
+            .and_then(|s| parse_timestamp(&s))
+            .ok_or(Invalid::BadUpdatedAt)?,
+    };
     let amount = match get("amount") {
         None => None,
         Some(raw) => Some(parse_amount(raw).ok_or(Invalid::BadAmount)?),

@@ -107,39 +107,74 @@ async fn sequence_conflicts_are_deterministic_and_reported() {
     );
 }
 
-/// Debezium envelopes give the silver table the equivalent flat events give;
-/// an envelope without the image its op needs is quarantined as `bad_envelope`.
+/// Debezium envelopes give the silver table the equivalent flat events give.
+/// A delete happens at the source's commit time (`source.ts_ms`, else
+/// `ts_ms`), never before one microsecond after the write its `before`
+/// image shows, so it closes that write's version instead of conflicting
+/// with it. An envelope without the image its op needs is `bad_envelope`; a
+/// delete with no time at all is `bad_updated_at`.
 #[tokio::test]
 async fn debezium_envelopes_match_flat_events() {
     use lake_silver::{CdcFormat, OrdersSilver};
 
-    let image = |status: &str, at: &str| {
+    let image = |order: &str, status: &str, at: &str| {
         format!(
-            r#"{{"order_id":"o1","customer_id":"c1","amount":"12.50","status":"{status}","order_date":"2025-11-01","updated_at":"{at}"}}"#
+            r#"{{"order_id":"{order}","customer_id":"c1","amount":"12.50","status":"{status}","order_date":"2025-11-01","updated_at":"{at}"}}"#
         )
+    };
+    let millis = |at: &str| {
+        chrono::DateTime::parse_from_rfc3339(at)
+            .unwrap()
+            .timestamp_millis()
     };
     let (a, b, c) = (t(10, 0), t(11, 0), t(12, 0));
     let envelopes = vec![
         format!(
             r#"{{"op":"r","before":null,"after":{},"source":{{"lsn":1}},"ts_ms":1}}"#,
-            image("placed", &a)
+            image("o1", "placed", &a)
         ),
         format!(
             r#"{{"op":"u","before":{},"after":{},"ts_ms":2}}"#,
-            image("placed", &a),
-            image("paid", &b)
+            image("o1", "placed", &a),
+            image("o1", "paid", &b)
         ),
+        // As Debezium writes it: `before` is the row the update left (its
+        // `updated_at` is b), the delete's time is the source's commit
+        // time, and the connector saw it 5 ms later.
         format!(
-            r#"{{"op":"d","before":{},"after":null,"ts_ms":3}}"#,
-            image("paid", &c)
+            r#"{{"op":"d","before":{},"after":null,"source":{{"ts_ms":{}}},"ts_ms":{}}}"#,
+            image("o1", "paid", &b),
+            millis(&c),
+            millis(&c) + 5
         ),
         r#"{"op":"d","before":null,"after":null}"#.to_string(),
         r#"{"op":"x","after":{"order_id":"o2"}}"#.to_string(),
+        // A key-only `before` (Postgres' default replica identity) and the
+        // envelope's time.
+        format!(
+            r#"{{"op":"r","before":null,"after":{}}}"#,
+            image("o2", "placed", &a)
+        ),
+        format!(
+            r#"{{"op":"d","before":{{"order_id":"o2"}},"after":null,"ts_ms":{}}}"#,
+            millis(&b)
+        ),
+        // No time in the envelope: one microsecond after the last write.
+        format!(
+            r#"{{"op":"r","before":null,"after":{}}}"#,
+            image("o3", "placed", &a)
+        ),
+        format!(
+            r#"{{"op":"d","before":{},"after":null}}"#,
+            image("o3", "placed", &a)
+        ),
+        // No time anywhere.
+        r#"{"op":"d","before":{"order_id":"o4"},"after":null}"#.to_string(),
     ];
     let flat = vec![
-        image("placed", &a).replacen('{', r#"{"op":"c","#, 1),
-        image("paid", &b).replacen('{', r#"{"op":"u","#, 1),
-        image("paid", &c).replacen('{', r#"{"op":"d","#, 1),
+        image("o1", "placed", &a).replacen('{', r#"{"op":"c","#, 1),
+        image("o1", "paid", &b).replacen('{', r#"{"op":"u","#, 1),
+        image("o1", "paid", &c).replacen('{', r#"{"op":"d","#, 1),
     ];
 
     let debezium = Lake::new();
@@ -151,22 +186,43 @@ async fn debezium_envelopes_match_flat_events() {
         .await
         .unwrap();
     report.reconcile().unwrap();
-    assert_eq!((report.valid, report.quarantined), (3, 2));
+    assert_eq!((report.valid, report.quarantined), (7, 3));
+    assert_eq!(
+        report.sequence_conflicts, 0,
+        "a delete never ties its last write"
+    );
 
     let plain = Lake::new();
     plain.ingest("flat", &flat).await;
     plain.refine().await;
 
     let sql = "SELECT order_id, customer_id, amount, status, order_date, valid_from, valid_to, is_current \
-               FROM t ORDER BY valid_from";
+               FROM t WHERE order_id = 'o1' ORDER BY valid_from";
     let rows = debezium.rows(&silver(), sql).await;
-    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        rows.len(),
+        2,
+        "both versions of o1 survive its delete: {rows:?}"
+    );
     assert_eq!(rows, plain.rows(&silver(), sql).await);
+    let closed = |order: &str| {
+        format!("SELECT CAST(valid_to AS VARCHAR) AS v FROM t WHERE order_id = '{order}'")
+    };
+    assert_eq!(
+        debezium.rows(&silver(), &closed("o2")).await,
+        ["2025-11-04T11:00:00Z"],
+        "o2 closed at the envelope's ts_ms"
+    );
+    assert_eq!(
+        debezium.rows(&silver(), &closed("o3")).await,
+        ["2025-11-04T10:00:00.000001Z"],
+        "o3 closed one microsecond after its last write"
+    );
     let quarantine = debezium.storage.layout().quarantine(&silver());
     assert_eq!(
         debezium
             .rows_at(&quarantine, "SELECT reason FROM t ORDER BY reason")
             .await,
-        ["bad_envelope", "bad_envelope"]
+        ["bad_envelope", "bad_envelope", "bad_updated_at"]
     );
 }
