@@ -103,9 +103,18 @@ pub fn type_order(raw: &str) -> Result<OrderEvent, Invalid> {
 /// envelope fields (`transaction`, `source.lsn`) are ignored. An envelope
 /// without a known `op`, or without the image that op needs, is
 /// [`Invalid::BadEnvelope`].
+///
+/// Kafka Connect's JSON converter with schemas on (its default) wraps the
+/// envelope as `{"schema": …, "payload": {…}}`; such a record is read
+/// through its `payload`.
 pub fn type_debezium_order(raw: &str) -> Result<OrderEvent, Invalid> {
-    let envelope: BTreeMap<String, &RawValue> =
+    let mut envelope: BTreeMap<String, &RawValue> =
         serde_json::from_str(raw).map_err(|_| Invalid::NotAnObject)?;
+    if !envelope.contains_key("op")
+        && let Some(payload) = envelope.get("payload")
+    {
+        envelope = serde_json::from_str(payload.get()).map_err(|_| Invalid::BadEnvelope)?;
+    }
     let (op, image) = match envelope
         .get("op")
         .and_then(|op| json_string(op.get()))
@@ -438,6 +447,18 @@ fn write_canonical(raw: &str, out: &mut String) -> Option<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debezium_envelopes_wrapped_in_a_schema_payload_pair_are_read_through_it() {
+        let inner = r#"{"op":"u","before":null,"after":{"order_id":"o1","updated_at":"2025-11-04T10:00:00Z"}}"#;
+        let wrapped = format!(r#"{{"schema":{{"type":"struct"}},"payload":{inner}}}"#);
+        assert_eq!(type_debezium_order(&wrapped), type_debezium_order(inner));
+        assert!(type_debezium_order(inner).is_ok());
+        assert_eq!(
+            type_debezium_order(r#"{"schema":{},"payload":"text"}"#),
+            Err(Invalid::BadEnvelope)
+        );
+    }
 
     const GOOD: &str = r#"{"order_id":"o1","customer_id":"c1","category":"books","region":"eu","amount":"12.50","status":"new","order_date":"2025-11-04","op":"c","updated_at":"2025-11-04T10:00:00Z","metadata":{"b":1,"a":{"y":[1,2.0],"x":"é"}}}"#;
 

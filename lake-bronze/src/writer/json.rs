@@ -257,11 +257,11 @@ impl<'a> JsonReader<'a> {
         // Records serde_json cannot hold (`1e999` is valid JSON but out of
         // f64 range) teach inference nothing; they still land, in `_raw`.
         let limit = max_records.unwrap_or(usize::MAX);
-        let values = (0..self.chunk.len())
+        let values: Vec<serde_json::Value> = (0..self.chunk.len())
             .take(limit)
-            .filter_map(|i| serde_json::from_str::<serde_json::Value>(self.chunk.record(i)).ok())
-            .map(Ok);
-        arrow_json::reader::infer_json_schema_from_iterator(values)
+            .filter_map(|i| serde_json::from_str(self.chunk.record(i)).ok())
+            .collect();
+        infer_tolerant(values)
             .map_err(|e| LakeError::arrow(format!("schema inference for {}", self.table), e))
     }
 
@@ -298,6 +298,65 @@ impl<'a> JsonReader<'a> {
         }
         LakeError::arrow(format!("decoding a batch of {}", self.table), error)
     }
+}
+
+/// arrow-json's inference, except that a key whose values differ in kind
+/// (an object in one record, a string or a list in another, at any depth)
+/// does not fail the batch: arrow-json refuses the whole sample then. Such
+/// a key becomes a text column, its text-like values (strings, numbers,
+/// booleans) land there, the others are null there (the decoder ignores
+/// type conflicts), and every record stays whole in `_raw`; the other keys
+/// are inferred as usual. Hostile input must not stop a batch.
+fn infer_tolerant(
+    mut values: Vec<serde_json::Value>,
+) -> std::result::Result<Schema, arrow::error::ArrowError> {
+    let infer = |values: &[serde_json::Value]| {
+        arrow_json::reader::infer_json_schema_from_iterator(values.iter().cloned().map(Ok))
+    };
+    let first_error = match infer(&values) {
+        Ok(schema) => return Ok(schema),
+        Err(e) => e,
+    };
+    // Which keys disagree: each key's values inferred on their own.
+    let mut keys: Vec<String> = Vec::new();
+    for value in &values {
+        if let serde_json::Value::Object(map) = value {
+            for key in map.keys() {
+                if !keys.contains(key) {
+                    keys.push(key.clone());
+                }
+            }
+        }
+    }
+    let conflicting: Vec<String> = keys
+        .into_iter()
+        .filter(|key| {
+            let alone: Vec<serde_json::Value> = values
+                .iter()
+                .filter_map(|v| v.get(key.as_str()))
+                .map(|v| serde_json::json!({ key.as_str(): v }))
+                .collect();
+            infer(&alone).is_err()
+        })
+        .collect();
+    if conflicting.is_empty() {
+        return Err(first_error);
+    }
+    for value in &mut values {
+        if let serde_json::Value::Object(map) = value {
+            for key in &conflicting {
+                map.remove(key);
+            }
+        }
+    }
+    let rest = infer(&values)?;
+    let mut fields: Vec<Field> = rest.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.extend(
+        conflicting
+            .iter()
+            .map(|key| Field::new(key, DataType::Utf8, true)),
+    );
+    Ok(Schema::new(fields))
 }
 
 fn decode(

@@ -335,3 +335,39 @@ async fn the_same_batch_delivered_twice_at_once_lands_once() {
     let dlq = lake.dead_letter_location(&orders());
     assert_eq!(lake.scalar(&dlq, "SELECT count(*) FROM t").await, "1");
 }
+
+/// A key whose values differ in kind inside one batch (an object, a string,
+/// a list; or deeper down) becomes a text column instead of failing the
+/// batch: text-like values land there, the rest are null there, and every
+/// record is whole in `_raw`. Other keys keep their inferred types.
+#[tokio::test]
+async fn keys_whose_values_differ_in_kind_become_text_and_nothing_is_lost() {
+    let lake = Lake::new();
+    let w = writer();
+    let lines = [
+        r#"{"order_id":"o1","amount":1.5,"metadata":{"a":1}}"#,
+        r#"{"order_id":"o2","amount":2,"metadata":"plain text"}"#,
+        r#"{"order_id":"o3","amount":3,"metadata":[1,2]}"#,
+        r#"{"order_id":"o4","amount":4,"nested":{"x":{"y":1}}}"#,
+        r#"{"order_id":"o5","amount":5,"nested":{"x":7}}"#,
+    ];
+    let report = lake.ingest(&w, "b1", &(lines.join("\n") + "\n")).await;
+    assert_eq!((report.rows_written, report.dead_lettered), (5, 0));
+    let table = lake.location(&orders());
+    let rows = lake
+        .rows(
+            &table,
+            "SELECT order_id, amount, metadata, nested IS NULL, _raw FROM t ORDER BY order_id",
+        )
+        .await;
+    assert_eq!(
+        rows,
+        vec![
+            format!("o1|1.5||true|{}", lines[0]),
+            format!("o2|2.0|plain text|true|{}", lines[1]),
+            format!("o3|3.0||true|{}", lines[2]),
+            format!("o4|4.0||true|{}", lines[3]),
+            format!("o5|5.0||true|{}", lines[4]),
+        ]
+    );
+}

@@ -133,8 +133,9 @@ async fn debezium_envelopes_match_flat_events() {
             r#"{{"op":"r","before":null,"after":{},"source":{{"lsn":1}},"ts_ms":1}}"#,
             image("o1", "placed", &a)
         ),
+        // Wrapped by Kafka Connect's JSON converter with schemas on.
         format!(
-            r#"{{"op":"u","before":{},"after":{},"ts_ms":2}}"#,
+            r#"{{"schema":{{"type":"struct"}},"payload":{{"op":"u","before":{},"after":{},"ts_ms":2}}}}"#,
             image("o1", "placed", &a),
             image("o1", "paid", &b)
         ),
@@ -149,6 +150,7 @@ async fn debezium_envelopes_match_flat_events() {
         ),
         r#"{"op":"d","before":null,"after":null}"#.to_string(),
         r#"{"op":"x","after":{"order_id":"o2"}}"#.to_string(),
+        r#"{"schema":{},"payload":"not an envelope"}"#.to_string(),
         // A key-only `before` (Postgres' default replica identity) and the
         // envelope's time.
         format!(
@@ -186,7 +188,7 @@ async fn debezium_envelopes_match_flat_events() {
         .await
         .unwrap();
     report.reconcile().unwrap();
-    assert_eq!((report.valid, report.quarantined), (7, 3));
+    assert_eq!((report.valid, report.quarantined), (7, 4));
     assert_eq!(
         report.sequence_conflicts, 0,
         "a delete never ties its last write"
@@ -223,6 +225,11 @@ async fn debezium_envelopes_match_flat_events() {
         debezium
             .rows_at(&quarantine, "SELECT reason FROM t ORDER BY reason")
             .await,
-        ["bad_envelope", "bad_envelope", "bad_updated_at"]
+        [
+            "bad_envelope",
+            "bad_envelope",
+            "bad_envelope",
+            "bad_updated_at"
+        ]
     );
 }
