@@ -257,11 +257,14 @@ impl<'a> JsonReader<'a> {
         // Records serde_json cannot hold (`1e999` is valid JSON but out of
         // f64 range) teach inference nothing; they still land, in `_raw`.
         let limit = max_records.unwrap_or(usize::MAX);
-        let values: Vec<serde_json::Value> = (0..self.chunk.len())
-            .take(limit)
-            .filter_map(|i| serde_json::from_str(self.chunk.record(i)).ok())
-            .collect();
-        infer_tolerant(values)
+        let values = || {
+            (0..self.chunk.len())
+                .take(limit)
+                .filter_map(|i| serde_json::from_str(self.chunk.record(i)).ok())
+        };
+        // Streamed, as every batch infers; parsed again only when it fails.
+        arrow_json::reader::infer_json_schema_from_iterator(values().map(Ok))
+            .or_else(|error| infer_tolerant(values().collect(), error))
             .map_err(|e| LakeError::arrow(format!("schema inference for {}", self.table), e))
     }
 
@@ -300,22 +303,20 @@ impl<'a> JsonReader<'a> {
     }
 }
 
-/// arrow-json's inference, except that a key whose values differ in kind
-/// (an object in one record, a string or a list in another, at any depth)
-/// does not fail the batch: arrow-json refuses the whole sample then. Such
-/// a key becomes a text column, its text-like values (strings, numbers,
-/// booleans) land there, the others are null there (the decoder ignores
-/// type conflicts), and every record stays whole in `_raw`; the other keys
-/// are inferred as usual. Hostile input must not stop a batch.
+/// A schema for `values`, which arrow-json's inference refused with
+/// `first_error`: it refuses the whole sample when one key's values differ
+/// in kind (an object in one record, a string or a list in another, at any
+/// depth), and hostile input must not stop a batch. Such a key becomes a
+/// text column: its text-like values (strings, numbers, booleans) land
+/// there, the others are null there (the decoder ignores type conflicts),
+/// and every record stays whole in `_raw`. The other keys are inferred as
+/// usual. `first_error` comes back when no single key is to blame.
 fn infer_tolerant(
     mut values: Vec<serde_json::Value>,
+    first_error: arrow::error::ArrowError,
 ) -> std::result::Result<Schema, arrow::error::ArrowError> {
     let infer = |values: &[serde_json::Value]| {
         arrow_json::reader::infer_json_schema_from_iterator(values.iter().cloned().map(Ok))
-    };
-    let first_error = match infer(&values) {
-        Ok(schema) => return Ok(schema),
-        Err(e) => e,
     };
     // Which keys disagree: each key's values inferred on their own.
     let mut keys: Vec<String> = Vec::new();
