@@ -22,7 +22,9 @@ pub const DAY: &str = "day";
 /// The partition columns of every bronze table, in path order.
 pub const PARTITION_COLUMNS: [&str; 3] = [YEAR, MONTH, DAY];
 
-/// Whether `name` is a column bronze adds (not a data column).
+/// Whether `name` is a column bronze adds (not a data column). Partition
+/// names match in any case: Delta compares column names ignoring case, so
+/// a `Year` key would collide with the `year` partition.
 pub fn is_technical(name: &str) -> bool {
-    name.starts_with('_') || PARTITION_COLUMNS.contains(&name)
+    name.starts_with('_') || PARTITION_COLUMNS.contains(&name.to_lowercase().as_str())
 }

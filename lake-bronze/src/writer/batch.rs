@@ -83,12 +83,15 @@ pub(crate) struct ReadOutcome {
 }
 
 /// The data schema without fields whose names bronze reserves (`_*`,
-/// `year`, `month`, `day`); such fields stay in `_raw`.
+/// `year`, `month`, `day`) and without a field whose name repeats an
+/// earlier one's ignoring case (`a` after `A`: Delta compares names
+/// ignoring case and would refuse the table); such fields stay in `_raw`.
 pub(crate) fn without_reserved(schema: &Schema) -> SchemaRef {
+    let mut seen = std::collections::HashSet::new();
     let fields: Vec<Field> = schema
         .fields()
         .iter()
-        .filter(|f| !columns::is_technical(f.name()))
+        .filter(|f| !columns::is_technical(f.name()) && seen.insert(f.name().to_lowercase()))
         .map(|f| normalize_field(f).with_nullable(true))
         .collect();
     Arc::new(Schema::new(fields))

@@ -209,15 +209,23 @@ impl<'a> JsonReader<'a> {
                 without_reserved(&inferred)
             }
         };
-        let known: HashSet<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        let mut new_keys = Vec::new();
-        for raw in &self.chunk.keys {
-            let key = decode_key(raw);
-            if !known.contains(key.as_str()) && !columns::is_technical(&key) {
-                new_keys.push(key);
-            }
-        }
+        // Names compare ignoring case, as Delta compares them: a key that
+        // differs from a column (or another new key) only in case never
+        // becomes a column, and its values stay in `_raw`.
+        let mut known: HashSet<String> = schema
+            .fields()
+            .iter()
+            .map(|f| f.name().to_lowercase())
+            .collect();
+        let mut new_keys: Vec<String> = self
+            .chunk
+            .keys
+            .iter()
+            .map(|raw| decode_key(raw))
+            .filter(|key| !columns::is_technical(key))
+            .collect();
         new_keys.sort();
+        new_keys.retain(|key| known.insert(key.to_lowercase()));
         let schema = if new_keys.is_empty() {
             schema
         } else {

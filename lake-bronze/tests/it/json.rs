@@ -371,3 +371,41 @@ async fn keys_whose_values_differ_in_kind_become_text_and_nothing_is_lost() {
         ]
     );
 }
+
+/// Delta compares column names ignoring case, so a key that differs from a
+/// column, another key or a partition name only in case would make the
+/// table unwritable. Such a key gets no column (the first spelling seen
+/// does); its values stay in `_raw`, and the batch lands.
+#[tokio::test]
+async fn keys_that_differ_only_in_case_share_one_column_and_lose_nothing() {
+    let lake = Lake::new();
+    let w = writer();
+    let first = r#"{"order_id":"o1","A":1,"a":2,"Year":3}"#;
+    let report = lake.ingest(&w, "b1", &format!("{first}\n")).await;
+    assert_eq!(report.rows_written, 1);
+    let second = r#"{"order_id":"o2","a":5,"NEW":6,"new":7}"#;
+    let report = lake.ingest(&w, "b2", &format!("{second}\n")).await;
+    assert_eq!(report.rows_written, 1);
+    let table = lake.location(&orders());
+    let rows = lake
+        .rows(
+            &table,
+            "SELECT order_id, \"A\", \"NEW\", _raw FROM t ORDER BY order_id",
+        )
+        .await;
+    assert_eq!(
+        rows,
+        vec![format!("o1|1||{first}"), format!("o2||6|{second}")]
+    );
+    use lake_core::StorageExt;
+    let delta = lake.storage.open_table(&table).await.unwrap();
+    let schema = delta.snapshot().unwrap().snapshot().arrow_schema();
+    let mut columns: Vec<&str> = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .filter(|n| ["a", "new", "year"].contains(&n.to_lowercase().as_str()))
+        .collect();
+    columns.sort();
+    assert_eq!(columns, ["A", "NEW", "year"]);
+}
