@@ -211,7 +211,8 @@ pub enum Stat {
     Sum,
 }
 
-fn one() -> f64 {
+/// `mostly`'s default (serde), for every expectation kind.
+pub(crate) fn one() -> f64 {
     1.0
 }
 
@@ -387,11 +388,7 @@ impl Expectation {
                     let micros = arrow::compute::cast(&values, &utc).map_err(arrow_error)?;
                     let micros = micros.as_primitive::<TimestampMicrosecondType>();
                     let raw = micros.values();
-                    mask(micros, |i| {
-                        let v = raw[i];
-                        !((if low_open { v > low } else { v >= low })
-                            && (if high_open { v < high } else { v <= high }))
-                    })
+                    mask(micros, |i| !within(raw[i], low, high, low_open, high_open))
                 } else {
                     // A missing bound is an infinite one, closed so that
                     // infinities pass it. NaN is in no range: every
@@ -403,11 +400,7 @@ impl Expectation {
                         arrow::compute::cast(&values, &DataType::Float64).map_err(arrow_error)?;
                     let numbers = numbers.as_primitive::<Float64Type>();
                     let raw = numbers.values();
-                    mask(numbers, |i| {
-                        let v = raw[i];
-                        !((if low_open { v > low } else { v >= low })
-                            && (if high_open { v < high } else { v <= high }))
-                    })
+                    mask(numbers, |i| !within(raw[i], low, high, low_open, high_open))
                 };
                 Ok(self.column_result(rule, &values, failed, values.null_count()))
             }
@@ -676,6 +669,12 @@ fn repeated<K: Hash + Eq>(rows: usize, key: impl Fn(usize) -> Option<K>) -> Bool
         }
     }
     BooleanArray::new(failed.finish(), None)
+}
+
+/// Whether `low ≤ v ≤ high`, each bound open when asked (`low < v`);
+/// false for anything unordered against them (NaN).
+fn within<T: PartialOrd>(v: T, low: T, high: T, low_open: bool, high_open: bool) -> bool {
+    (if low_open { v > low } else { v >= low }) && (if high_open { v < high } else { v <= high })
 }
 
 /// Whether `between` compares `data_type` as instants (dates, timestamps).

@@ -159,7 +159,7 @@ pub struct TableExpectation {
     #[serde(default)]
     pub name: Option<String>,
     /// The fraction of keyed rows that must pass.
-    #[serde(default = "one")]
+    #[serde(default = "crate::expectation::one")]
     pub mostly: f64,
     /// What a failure does.
     #[serde(default)]
@@ -167,10 +167,6 @@ pub struct TableExpectation {
     /// The check.
     #[serde(flatten)]
     pub check: TableCheck,
-}
-
-fn one() -> f64 {
-    1.0
 }
 
 /// What a [`TableExpectation`] checks.

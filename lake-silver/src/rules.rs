@@ -155,13 +155,9 @@ pub fn type_debezium_order(raw: &str) -> Result<OrderEvent, Invalid> {
     let at = match (committed, last_write) {
         (Some(committed), Some(after)) => committed.max(after),
         (Some(at), None) | (None, Some(at)) => at,
-        (None, None) => {
-            // The key is checked first, as for every event.
-            field("order_id")
-                .filter(|v| *v != "null")
-                .ok_or(Invalid::NullOrderId)?;
-            return Err(Invalid::BadUpdatedAt);
-        }
+        // No usable time: typed as any event, which names the missing key
+        // or `updated_at`.
+        (None, None) => return type_fields(field, None),
     };
     type_fields(field, Some(at))
 }
