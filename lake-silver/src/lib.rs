@@ -1,27 +1,57 @@
 //! Silver: typed, validated, deduplicated records with SCD Type 2 history.
 //!
+//! - [`SilverSpec`]: what a silver table holds, declared in Rust or TOML:
+//!   keys (compound keys compare column by column), a sequence of one or
+//!   more columns, the mapping from bronze (renames, safe casts, derived
+//!   columns as SQL), tracked columns, delete detection, null-ignoring
+//!   updates, SCD1 or SCD2 and the names of the validity columns.
+//! - [`SilverTable`]: the refine stage of a spec, incremental from bronze
+//!   with its bookmark in the silver commits: quarantine, the changes table
+//!   (the event log), the history merge, and the values each commit touched
+//!   for gold (see [`table`]).
 //! - [`scd2`]: the history of a key as a pure function of its valid events,
 //!   which is what makes silver independent of arrival order; usable on its
 //!   own (see the `scd2_only` example).
-//! - [`rules`]: validity and typing of the reference workload.
-//! - [`OrdersSilver`]: the reference workload's refine stage, incremental
-//!   from bronze with its bookmark in the silver commits: quarantine, the
-//!   changes table, the SCD2 merge, and the order dates each commit touched
-//!   for gold (see [`orders`]).
+//! - [`OrdersSilver`]: the reference workload of `SEMANTICS.md`, a
+//!   [`SilverTable`] over [`SilverSpec::orders`], typed by [`rules`] from
+//!   each record's original text; [`CdcFormat::Debezium`] reads
+//!   Debezium-style envelopes instead of flat events.
 //!
-//! [`Mode::Scd1`] keeps only the latest state of each key, from the same
-//! event log; [`CdcFormat::Debezium`] reads Debezium-style envelopes instead
-//! of flat events. [`scd2::plan`] takes any key columns (compound keys are
-//! compared column by column) and, through [`scd2::columnar::sequence_ranks`],
-//! a sequence of several columns compared lexicographically. Still to come
-//! (see the silver issue): the declarative silver spec (mappings,
-//! tracked-column lists) that drives them for any table. See `SEMANTICS.md`,
-//! section Silver.
+//! ```no_run
+//! # async fn example(storage: lake_core::StorageRef) -> lake_core::Result<()> {
+//! use lake_silver::{SilverSpec, SilverTable};
+//!
+//! let spec = SilverSpec::from_toml(r#"
+//!     source = "bronze.crm.customers"
+//!     target = "silver.crm.customers"
+//!     keys = ["customer_id"]
+//!     sequence_by = "updated_at"
+//!     deletes = { column = "op", values = ["d"] }
+//!     [[columns]]
+//!     name = "customer_id"
+//!     type = "int64"
+//!     [[columns]]
+//!     name = "email"
+//!     [[columns]]
+//!     name = "updated_at"
+//!     type = "timestamp"
+//! "#)?;
+//! let report = SilverTable::new(spec)?.run(&storage).await?;
+//! println!("{} valid, {} quarantined", report.valid, report.quarantined);
+//! # Ok(())
+//! # }
+//! ```
 
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 pub use orders::{CdcFormat, Mode, OrdersSilver};
+pub use spec::{
+    ColumnSpec, ColumnType, DeleteRule, SilverSpec, TrackHistory, Typing, ValidityColumns,
+};
+pub use table::SilverTable;
 
 pub mod orders;
 pub mod rules;
 pub mod scd2;
+pub mod spec;
+pub mod table;

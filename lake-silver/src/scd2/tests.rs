@@ -282,6 +282,7 @@ proptest! {
             sequence: &sequence,
             ops: &ops,
             tracked: &tracked,
+            untracked: &[],
             first_new,
         }).unwrap();
 
@@ -333,6 +334,7 @@ fn plan_rows(
         sequence,
         ops,
         tracked: &[tracked],
+        untracked: &[],
         first_new: 0,
     })
     .unwrap();
@@ -363,4 +365,147 @@ fn struct_sequences_order_lexicographically() {
     let versions = plan_rows(&[key], &ranks, &[U, U, C], &["x", "y", "w"]);
     // w (row 2) opens, x (row 0) follows, y (row 1) is current.
     assert_eq!(versions, [(2, Some(0)), (0, Some(1)), (1, None)]);
+}
+
+/// (key, sequence, op, tracked, untracked)
+type Spec2Event = (u8, i64, Op, Option<u8>, Option<u8>);
+
+fn arb_spec_event() -> impl Strategy<Value = Spec2Event> {
+    (
+        0u8..3,
+        0i64..6,
+        prop_oneof![Just(C), Just(U), Just(U), Just(D)],
+        prop::option::of(0u8..2),
+        prop::option::of(0u8..2),
+    )
+}
+
+/// The versions of `events` as values: (key, from, to, tracked of the
+/// opener, untracked of the latest event), with nulls carried forward when
+/// `ignore_nulls`.
+#[allow(clippy::type_complexity)]
+fn spec_versions(
+    events: &[Spec2Event],
+    ignore_nulls: bool,
+) -> Vec<(u8, i64, Option<i64>, Option<u8>, Option<u8>)> {
+    use arrow::array::{Array, ArrayRef, AsArray, StringArray, UInt8Array};
+    use arrow::datatypes::UInt8Type;
+    use std::sync::Arc;
+    let keys: ArrayRef = Arc::new(StringArray::from_iter_values(
+        events.iter().map(|e| e.0.to_string()),
+    ));
+    let tracked: ArrayRef = Arc::new(events.iter().map(|e| e.3).collect::<UInt8Array>());
+    let untracked: ArrayRef = Arc::new(events.iter().map(|e| e.4).collect::<UInt8Array>());
+    let sequence: Vec<i64> = events.iter().map(|e| e.1).collect();
+    let ops: Vec<Op> = events.iter().map(|e| e.2).collect();
+    let mut columns = EventColumns {
+        keys: &[keys],
+        sequence: &sequence,
+        ops: &ops,
+        tracked: &[tracked],
+        untracked: &[untracked],
+        first_new: 0,
+    };
+    let filled;
+    if ignore_nulls {
+        filled = columnar::carry_forward(&columns).unwrap();
+        columns.tracked = &filled.0;
+        columns.untracked = &filled.1;
+    }
+    let plan = plan(&columns).unwrap();
+    let value = |column: &ArrayRef, row: u32| {
+        let column = column.as_primitive::<UInt8Type>();
+        column
+            .is_valid(row as usize)
+            .then(|| column.value(row as usize))
+    };
+    let mut versions: Vec<_> = plan
+        .versions
+        .iter()
+        .map(|v| {
+            (
+                events[v.opener as usize].0,
+                events[v.opener as usize].1,
+                v.closer.map(|c| events[c as usize].1),
+                value(&columns.tracked[0], v.opener),
+                value(&columns.untracked[0], v.latest),
+            )
+        })
+        .collect();
+    versions.sort_unstable();
+    versions
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// With untracked columns and with nulls carried forward, the versions
+    /// depend only on the set of events: any order, any redelivery.
+    #[test]
+    fn untracked_columns_and_carried_nulls_keep_order_independence(
+        events in prop::collection::vec(arb_spec_event(), 0..30),
+        seed in any::<u64>(),
+        dup in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+        ignore_nulls in any::<bool>(),
+    ) {
+        let reference = spec_versions(&events, ignore_nulls);
+        let mut shuffled = events.clone();
+        for index in &dup {
+            if !events.is_empty() {
+                shuffled.push(events[index.index(events.len())]);
+            }
+        }
+        // A deterministic shuffle from the seed.
+        let mut state = seed | 1;
+        for i in (1..shuffled.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        prop_assert_eq!(spec_versions(&shuffled, ignore_nulls), reference.clone());
+        // Tracked values change at every version boundary that is not a delete.
+        for pair in reference.windows(2) {
+            if pair[0].0 == pair[1].0 && pair[0].2 == Some(pair[1].1) {
+                prop_assert_ne!(pair[0].3, pair[1].3);
+            }
+        }
+        if ignore_nulls {
+            // A version opened while another was in force never has a null
+            // tracked value where the one before it had a value.
+            for pair in reference.windows(2) {
+                if pair[0].0 == pair[1].0 && pair[0].2 == Some(pair[1].1) && pair[0].3.is_some() {
+                    prop_assert!(pair[1].3.is_some());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn untracked_values_come_from_the_latest_event_of_the_version() {
+    // k: 1 opens (a=0, b=0); 2 changes only b (absorbed); 3 changes a.
+    let events = [
+        (0, 1, C, Some(0), Some(0)),
+        (0, 2, U, Some(0), Some(1)),
+        (0, 3, U, Some(1), None),
+    ];
+    assert_eq!(
+        spec_versions(&events, false),
+        [
+            (0, 1, Some(3), Some(0), Some(1)),
+            (0, 3, None, Some(1), None)
+        ]
+    );
+    // Carried forward, the null b of 3 keeps 1, and a null a keeps 1 too:
+    // then 4 is a no-op and its b (0) becomes the version's.
+    let mut events = events.to_vec();
+    events.push((0, 4, U, None, Some(0)));
+    assert_eq!(
+        spec_versions(&events, true),
+        [
+            (0, 1, Some(3), Some(0), Some(1)),
+            (0, 3, None, Some(1), Some(0))
+        ]
+    );
 }

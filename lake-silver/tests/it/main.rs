@@ -5,4 +5,5 @@ mod order_independence;
 mod orders;
 mod pipeline;
 mod race;
+mod spec;
 mod support;

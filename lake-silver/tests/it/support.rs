@@ -51,9 +51,13 @@ impl Lake {
     }
 
     pub async fn ingest(&self, batch_id: &str, lines: &[String]) {
+        self.ingest_into(&bronze(), batch_id, lines).await;
+    }
+
+    pub async fn ingest_into(&self, table: &TableId, batch_id: &str, lines: &[String]) {
         let text = lines.join("\n");
         let batch = RawBatch::from_bytes(batch_id, InputFormat::JsonLines, text).unwrap();
-        let report = BronzeWriter::new(bronze())
+        let report = BronzeWriter::new(table.clone())
             .unwrap()
             .ingest(&self.context(), batch)
             .await

@@ -1,0 +1,805 @@
+//! The silver stage any [`SilverSpec`] describes: bronze records in,
+//! typed events, quarantine, the event log and SCD2 (or SCD1) history out.
+//!
+//! # How a run works
+//! 1. The bookmark is the last bronze version processed, stored as the
+//!    application transaction `lake-silver:{bronze table}` of the silver
+//!    table, so it advances in the same commit as the history.
+//! 2. The bronze files added after the bookmark are read (bronze is
+//!    append-only, so the commits' `add` actions are exactly the new rows).
+//! 3. The rows are typed ([`SilverSpec::columns`], or the reference rules
+//!    over `_raw`); invalid ones go to `_quarantine/{domain}/{entity}` with
+//!    the reason and their lineage, as do rows failing a `drop`
+//!    expectation.
+//! 4. New distinct events are appended to the changes table (the event log).
+//! 5. Keys are spread over [`BUCKETS`] partitions of both silver tables.
+//!    For every bucket the batch touched, each key's history is recomputed
+//!    from all of its events ([`crate::scd2::plan`], over Arrow columns) and
+//!    the buckets are replaced in one commit (`replaceWhere` on the bucket
+//!    partitions) that also moves the bookmark.
+//!
+//! Every step is idempotent per bronze version (the changes and quarantine
+//! commits carry their own application transactions), so a run that fails
+//! midway is finished by the next one, and re-running changes nothing.
+
+mod bronze;
+mod typing;
+mod write;
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray,
+    StructArray, TimestampMicrosecondArray, UInt32Array, new_null_array,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::row::{RowConverter, SortField};
+use async_trait::async_trait;
+use chrono::Utc;
+use deltalake::DeltaTable;
+use deltalake::kernel::Transaction;
+use lake_core::{
+    Action, CatalogExt, CatalogRef, ExpectationSummary, Ident, LakeError, RefineReport,
+    RefineStage, Result, StageContext, StorageExt, StorageRef, TableDefinition, TableId, Touched,
+    Validation, ValidatorRef, VersionRange, transaction_version,
+};
+
+pub use write::PAGE_ROWS;
+
+use crate::orders::{BUCKETS, Mode, QUARANTINE_SCHEMA};
+use crate::scd2::{self, EventColumns, Op, Plan, VersionRows};
+use crate::spec::{KEY_BUCKET, SilverSpec, Typing};
+use bronze::{LINEAGE, read_added_rows};
+use typing::Typed;
+use write::{Replacement, append_once, conform, replace_buckets, scan_buckets, sorted_for_readers};
+
+/// The silver stage of one [`SilverSpec`].
+#[derive(Debug, Clone)]
+pub struct SilverTable {
+    spec: SilverSpec,
+}
+
+impl SilverTable {
+    /// The stage of `spec`, once [checked](SilverSpec::check).
+    pub fn new(spec: SilverSpec) -> Result<Self> {
+        spec.check()?;
+        Ok(Self { spec })
+    }
+
+    /// The spec.
+    pub fn spec(&self) -> &SilverSpec {
+        &self.spec
+    }
+
+    fn target(&self) -> &TableId {
+        &self.spec.target
+    }
+
+    fn app_id(&self) -> String {
+        format!("lake-silver:{}", self.spec.source)
+    }
+
+    /// Processes every bronze commit after the bookmark.
+    pub async fn run(&self, storage: &StorageRef) -> Result<RefineReport> {
+        self.run_with(storage, &[]).await
+    }
+
+    /// Like [`run`](Self::run), checking the typed events with `validators`
+    /// first: rows failing a `drop` rule go to quarantine with the rule
+    /// names as the reason, a failed `fail` rule aborts before anything is
+    /// committed, `warn` results are reported.
+    pub async fn run_with(
+        &self,
+        storage: &StorageRef,
+        validators: &[ValidatorRef],
+    ) -> Result<RefineReport> {
+        let spec = &self.spec;
+        let target = self.target();
+        let mut report = RefineReport::empty(target.clone());
+        let layout = storage.layout();
+        let bronze_table = storage
+            .open_table(&layout.table_location(&spec.source))
+            .await?;
+        let Some(bronze_version) = bronze_table.version() else {
+            return Ok(report);
+        };
+        let silver_location = layout.table_location(target);
+        let silver = storage.open_table(&silver_location).await?;
+        let bookmark = match silver.version() {
+            Some(_) => transaction_version(&silver, &self.app_id(), &target.to_string()).await?,
+            None => None,
+        };
+        if bookmark.is_some_and(|b| b >= bronze_version as i64) {
+            return Ok(report);
+        }
+        let first = bookmark.map_or(0, |b| b as u64 + 1);
+        report.source_versions.insert(
+            spec.source.to_string(),
+            VersionRange {
+                first,
+                last: bronze_version,
+            },
+        );
+
+        // 2. The rows bronze added after the bookmark.
+        let projection = match spec.typing {
+            Typing::Orders(_) => Some(&LINEAGE[..]),
+            Typing::Columns => None,
+        };
+        let bronze = read_added_rows(
+            storage,
+            &bronze_table,
+            &spec.source,
+            (first, bronze_version),
+            projection,
+        )
+        .await?;
+        report.rows_read = bronze.num_rows() as u64;
+
+        // 3. Typing, expectations and quarantine.
+        let Typed {
+            events: mut typed,
+            rows: mut lineage,
+            mut rejected,
+        } = match spec.typing {
+            Typing::Orders(format) => typing::type_orders(&bronze, format)?,
+            Typing::Columns => typing::type_columns(spec, &bronze).await?,
+        };
+        let changes_id = target.changes_table()?;
+        let changes = storage
+            .ensure_table(
+                &layout.table_location(&changes_id),
+                &typed.schema(),
+                &[KEY_BUCKET],
+            )
+            .await?;
+        let changes_schema = changes_schema(&changes, &changes_id)?;
+        // A column bronze has not typed the same way as before (an
+        // undeclared type that changed) converts or fails, never nulls.
+        typed = conform(typed, &changes_schema, &changes_id)?;
+        if !validators.is_empty() && typed.num_rows() > 0 {
+            let mut validation = Validation::default();
+            for validator in validators {
+                validation.extend(validator.validate(&typed).await?);
+            }
+            // Before any commit: a failed `fail` rule leaves every table as it was.
+            validation.check_fatal(&target.to_string())?;
+            report
+                .expectations
+                .extend(validation.rules.iter().map(ExpectationSummary::from));
+            let dropped = validation.drop_mask(typed.num_rows());
+            for (i, &row) in lineage.iter().enumerate() {
+                if dropped.value(i) {
+                    let rules: Vec<&str> = validation
+                        .reasons(i)
+                        .into_iter()
+                        .filter(|rule| {
+                            validation
+                                .rules
+                                .iter()
+                                .any(|r| r.rule == *rule && r.action == Action::Drop)
+                        })
+                        .collect();
+                    rejected.push((row, format!("expectation: {}", rules.join(", "))));
+                }
+            }
+            let kept = arrow::compute::not(&dropped).map_err(|e| arrow_error(target, e))?;
+            typed = arrow::compute::filter_record_batch(&typed, &kept)
+                .map_err(|e| arrow_error(target, e))?;
+            lineage = lineage
+                .into_iter()
+                .zip(kept.values().iter())
+                .filter_map(|(row, keep)| keep.then_some(row))
+                .collect();
+        }
+        drop(lineage);
+        report.valid = typed.num_rows() as u64;
+        report.quarantined = rejected.len() as u64;
+        let txn = Transaction::new(self.app_id(), bronze_version as i64);
+        if !rejected.is_empty() {
+            let location = layout.quarantine(target);
+            let batch = quarantine_batch(&bronze, &rejected, bronze_version)?;
+            let quarantine = storage
+                .ensure_table(&location, &QUARANTINE_SCHEMA, &[])
+                .await?;
+            if let Some(v) = append_once(quarantine, &[], batch, &txn, target).await? {
+                report
+                    .table_versions
+                    .insert(format!("quarantine of {target}"), v);
+            }
+        }
+        drop(bronze);
+
+        // 4. The event log: the logged events of this run's keys, then the
+        // new ones, as one batch whose rows the SCD2 plan refers to.
+        let keys = columns_of(&typed, &spec.keys, &changes_id)?;
+        let buckets: BTreeSet<i32> = typed
+            .column_by_name(KEY_BUCKET)
+            .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int32Type>())
+            .ok_or_else(|| LakeError::Schema {
+                table: changes_id.to_string(),
+                message: format!("column `{KEY_BUCKET}` missing"),
+            })?
+            .values()
+            .iter()
+            .copied()
+            .collect();
+        let silver_schema = silver_schema(spec, &changes_schema)?;
+        let silver = storage
+            .ensure_table(&silver_location, &silver_schema, &[KEY_BUCKET])
+            .await?;
+        // The rows of other keys in the buckets this run replaces are read
+        // at the same time as the log, on another task: the two scans are
+        // independent and each keeps about one core busy.
+        let kept = tokio::spawn(read_rows_of_other_keys(
+            silver.clone(),
+            target.clone(),
+            buckets.clone(),
+            Arc::clone(&silver_schema),
+            spec.keys.clone(),
+            keys.clone(),
+        ));
+        let key_set = KeySet::new(&keys).map_err(|e| arrow_error(&changes_id, e))?;
+        let mut all = Vec::new();
+        for batch in scan_buckets(&changes, &changes_id, &buckets, &changes_schema).await? {
+            let mask = key_set
+                .mask(&columns_of(&batch, &spec.keys, &changes_id)?)
+                .map_err(|e| arrow_error(&changes_id, e))?;
+            all.push(
+                arrow::compute::filter_record_batch(&batch, &mask)
+                    .map_err(|e| arrow_error(&changes_id, e))?,
+            );
+        }
+        let first_new = all.iter().map(RecordBatch::num_rows).sum();
+        all.push(typed.clone());
+        let all = arrow::compute::concat_batches(&changes_schema, &all)
+            .map_err(|e| arrow_error(&changes_id, e))?;
+
+        // 5. Every history of the keys this run's bronze rows touched (not
+        // only keys with fresh events: after a run that failed past the
+        // changes commit, the events are in the log already but the history
+        // is not).
+        let (plan, planned) = plan_histories(spec, &all, first_new, &changes_id)?;
+        report.duplicates += plan.duplicates;
+        report.sequence_conflicts += plan.conflicts;
+        if !plan.fresh.is_empty() {
+            // As delivered: carrying nulls forward is redone on every plan.
+            let fresh = take_rows(&all, plan.fresh.iter().map(|&r| Some(r)), &changes_id)?;
+            // The table opened to read the log: no second log replay.
+            if let Some(v) = append_once(changes, &[KEY_BUCKET], fresh, &txn, &changes_id).await? {
+                report.table_versions.insert(changes_id.to_string(), v);
+            }
+        }
+
+        // Copy the rows of the other keys of their buckets as they are, and
+        // replace those partitions in the commit that moves the bookmark. A
+        // key's history depends only on its own events, so the copied rows
+        // are exactly what recomputing them would give.
+        // Gold refreshes the values a commit touched. Every version of a
+        // key, before this run and after it, takes its values from one of
+        // the key's events, so the values of all events of this run's keys
+        // (the rows of `all`) cover both the old and the new value of a key
+        // whose value moved.
+        let touched = touched_values(spec, &all)?;
+        let versions: Vec<&VersionRows> = plan
+            .versions
+            .iter()
+            .filter(|v| spec.mode == Mode::Scd2 || v.closer.is_none())
+            .collect();
+        report.rows_written = versions.len() as u64;
+        let new_rows = silver_rows(spec, &planned, &versions, &silver_schema, target)?;
+        let mut rows = kept
+            .await
+            .map_err(|e| LakeError::other(format!("reading the rows of {target} to keep"), e))??;
+        rows.push(new_rows);
+        let rows = sorted_for_readers(
+            rows,
+            spec.cluster_by.as_ref().map(Ident::as_str),
+            spec.validity.from.as_str(),
+        )?;
+        let replacement = Replacement {
+            silver: &silver,
+            id: target,
+            schema: &silver_schema,
+            buckets: &buckets,
+            plain: plain_columns(spec, &silver_schema),
+        };
+        let version = replace_buckets(replacement, rows, txn, &touched).await?;
+        report.table_versions.insert(target.to_string(), version);
+        Ok(report)
+    }
+
+    /// Registers the SCD2 and changes tables, partitioned by key bucket
+    /// (idempotent), with the schemas they have in storage.
+    pub async fn register(&self, storage: &StorageRef, catalog: &CatalogRef) -> Result<()> {
+        let layout = storage.layout();
+        let bucket = Ident::new(KEY_BUCKET)?;
+        let changes = self.target().changes_table()?;
+        for id in [self.target().clone(), changes] {
+            let location = layout.table_location(&id);
+            let table = storage.open_table(&location).await?;
+            if table.version().is_none() {
+                continue;
+            }
+            let schema = changes_schema(&table, &id)?;
+            let mut definition = TableDefinition::delta(id, location, schema, vec![bucket.clone()]);
+            definition
+                .properties
+                .insert("lake.source".to_string(), self.spec.source.to_string());
+            catalog.ensure_table(definition).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RefineStage for SilverTable {
+    fn name(&self) -> &str {
+        match self.spec.typing {
+            Typing::Orders(_) => "silver orders",
+            Typing::Columns => "silver",
+        }
+    }
+
+    fn target(&self) -> &TableId {
+        &self.spec.target
+    }
+
+    fn sources(&self) -> Vec<TableId> {
+        vec![self.spec.source.clone()]
+    }
+
+    async fn refine(&self, context: &StageContext) -> Result<RefineReport> {
+        let report = self.run_with(&context.storage, &context.validators).await?;
+        if let Some(catalog) = &context.catalog
+            && !report.table_versions.is_empty()
+        {
+            self.register(&context.storage, catalog).await?;
+        }
+        Ok(report)
+    }
+}
+
+/// The schema of a Delta table as Arrow sees it.
+fn changes_schema(table: &DeltaTable, id: &TableId) -> Result<SchemaRef> {
+    Ok(table
+        .snapshot()
+        .map_err(|e| LakeError::delta(id.to_string(), e))?
+        .snapshot()
+        .arrow_schema())
+}
+
+/// The SCD2 table's schema: business columns, validity columns, bucket.
+fn silver_schema(spec: &SilverSpec, changes: &SchemaRef) -> Result<SchemaRef> {
+    let field = |name: &str| {
+        changes
+            .field_with_name(name)
+            .map(|f| f.as_ref().clone())
+            .map_err(|e| arrow_error(&spec.target, e))
+    };
+    let mut fields = spec
+        .business_columns()
+        .map(|c| field(c.name.as_str()))
+        .collect::<Result<Vec<Field>>>()?;
+    let sequence = spec
+        .sequence_by
+        .iter()
+        .map(|s| field(s.as_str()))
+        .collect::<Result<Vec<_>>>()?;
+    let validity = spec.validity_type(&sequence);
+    fields.extend([
+        Field::new(spec.validity.from.as_str(), validity.clone(), false),
+        Field::new(spec.validity.to.as_str(), validity, true),
+        Field::new(spec.validity.current.as_str(), DataType::Boolean, false),
+        Field::new(KEY_BUCKET, DataType::Int32, false),
+    ]);
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// Columns written without a dictionary: about one value per row.
+fn plain_columns(spec: &SilverSpec, schema: &SchemaRef) -> Vec<String> {
+    let mut plain: Vec<String> = spec.keys.iter().map(Ident::to_string).collect();
+    plain.extend([spec.validity.from.to_string(), spec.validity.to.to_string()]);
+    for field in schema.fields() {
+        if matches!(field.data_type(), DataType::Float64 | DataType::Float32) {
+            plain.push(field.name().clone());
+        }
+    }
+    if matches!(spec.typing, Typing::Orders(_)) {
+        // Canonical JSON of free-form attributes: nearly unique per row.
+        plain.push("metadata".to_string());
+    }
+    plain
+}
+
+/// The columns `names` of `batch`.
+fn columns_of(batch: &RecordBatch, names: &[Ident], id: &TableId) -> Result<Vec<ArrayRef>> {
+    names
+        .iter()
+        .map(|name| {
+            batch
+                .column_by_name(name.as_str())
+                .cloned()
+                .ok_or_else(|| LakeError::Schema {
+                    table: id.to_string(),
+                    message: format!("column `{name}` missing"),
+                })
+        })
+        .collect()
+}
+
+/// A set of keys, compared column by column in Arrow's row format.
+struct KeySet {
+    converter: RowConverter,
+    keys: HashSet<Box<[u8]>>,
+}
+
+impl KeySet {
+    fn new(keys: &[ArrayRef]) -> Result<Self, arrow::error::ArrowError> {
+        let converter = RowConverter::new(
+            keys.iter()
+                .map(|k| SortField::new(k.data_type().clone()))
+                .collect(),
+        )?;
+        let rows = converter.convert_columns(keys)?;
+        let keys = rows.iter().map(|r| r.data().into()).collect();
+        Ok(Self { converter, keys })
+    }
+
+    /// Which rows of `columns` hold a key of the set.
+    fn mask(&self, columns: &[ArrayRef]) -> Result<BooleanArray, arrow::error::ArrowError> {
+        let rows = self.converter.convert_columns(columns)?;
+        Ok(rows
+            .iter()
+            .map(|r| Some(self.keys.contains(r.data())))
+            .collect())
+    }
+}
+
+/// The SCD2 rows in `buckets` of keys not in `keys`: copied unchanged.
+/// Takes its inputs by value so that it can run on its own task.
+async fn read_rows_of_other_keys(
+    silver: DeltaTable,
+    id: TableId,
+    buckets: BTreeSet<i32>,
+    schema: SchemaRef,
+    key_names: Vec<Ident>,
+    keys: Vec<ArrayRef>,
+) -> Result<Vec<RecordBatch>> {
+    let key_set = KeySet::new(&keys).map_err(|e| arrow_error(&id, e))?;
+    let mut kept = Vec::new();
+    for batch in scan_buckets(&silver, &id, &buckets, &schema).await? {
+        let columns = columns_of(&batch, &key_names, &id)?;
+        let mask = key_set.mask(&columns).map_err(|e| arrow_error(&id, e))?;
+        let mask = arrow::compute::not(&mask).map_err(|e| arrow_error(&id, e))?;
+        kept.push(
+            arrow::compute::filter_record_batch(&batch, &mask).map_err(|e| arrow_error(&id, e))?,
+        );
+    }
+    Ok(kept)
+}
+
+/// The bucket of each key: FNV-1a over the UTF-8 text of its columns
+/// (stable across processes and versions, unlike the standard library's
+/// hasher). A compound key's columns are separated by a byte that UTF-8
+/// never holds, so ("a", "bc") and ("ab", "c") are hashed apart; a single
+/// text key hashes exactly as [`crate::orders::key_bucket`].
+pub fn key_buckets(keys: &[ArrayRef]) -> Result<Int32Array> {
+    let texts = keys
+        .iter()
+        .map(|k| {
+            arrow::compute::cast(k, &DataType::Utf8).map_err(|e| LakeError::arrow("key bucket", e))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let texts: Vec<&StringArray> = texts.iter().map(|t| t.as_string::<i32>()).collect();
+    let n = keys.first().map_or(0, |k| k.len());
+    Ok((0..n)
+        .map(|i| {
+            let mut hash = Fnv::new();
+            for (c, text) in texts.iter().enumerate() {
+                if c > 0 {
+                    hash.write(&[0xff]);
+                }
+                hash.write(text.value(i).as_bytes());
+            }
+            hash.bucket()
+        })
+        .collect())
+}
+
+/// 64-bit FNV-1a.
+pub(crate) struct Fnv(u64);
+
+impl Fnv {
+    pub(crate) fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 ^= u64::from(byte);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    pub(crate) fn bucket(&self) -> i32 {
+        (self.0 % BUCKETS) as i32
+    }
+}
+
+/// The values of the spec's `touched` columns among `events`, as Delta
+/// writes partition values.
+fn touched_values(spec: &SilverSpec, events: &RecordBatch) -> Result<Touched> {
+    let mut touched = Touched::new();
+    for name in &spec.touched {
+        touched.track(name.as_str());
+        let Some(column) = events.column_by_name(name.as_str()) else {
+            continue;
+        };
+        let text = arrow::compute::cast(column, &DataType::Utf8)
+            .map_err(|e| arrow_error(&spec.target, e))?;
+        let values: HashSet<Option<&str>> = text.as_string::<i32>().iter().collect();
+        for value in values {
+            touched.insert(name.as_str(), value.map(str::to_string));
+        }
+    }
+    Ok(touched)
+}
+
+fn arrow_error(id: &TableId, e: arrow::error::ArrowError) -> LakeError {
+    LakeError::arrow(id.to_string(), e)
+}
+
+/// The SCD2 plan of every key in `events` (a batch in the changes table's
+/// layout whose rows from `first_new` on are this run's), and the events
+/// the versions' values come from: `events` itself, or with
+/// `ignore_null_updates` the events with their nulls carried forward.
+fn plan_histories(
+    spec: &SilverSpec,
+    events: &RecordBatch,
+    first_new: usize,
+    id: &TableId,
+) -> Result<(Plan, RecordBatch)> {
+    let column = |name: &str| {
+        events
+            .column_by_name(name)
+            .ok_or_else(|| LakeError::Schema {
+                table: id.to_string(),
+                message: format!("column `{name}` missing"),
+            })
+    };
+    let op_column = spec.op_column();
+    let ops = column(op_column)?
+        .as_string_opt::<i32>()
+        .ok_or_else(|| LakeError::Schema {
+            table: id.to_string(),
+            message: format!("column `{op_column}` is not text"),
+        })?
+        .iter()
+        .map(|op| {
+            op.and_then(Op::parse).ok_or_else(|| LakeError::Schema {
+                table: id.to_string(),
+                message: format!("op {op:?} in the event log"),
+            })
+        })
+        .collect::<Result<Vec<Op>>>()?;
+    let sequence_columns = columns_of(events, &spec.sequence_by, id)?;
+    let sequence = sequence_values(&sequence_columns).map_err(|e| arrow_error(id, e))?;
+    let values = |names: Vec<&Ident>| -> Result<Vec<ArrayRef>> {
+        names
+            .into_iter()
+            .map(|name| column(name.as_str()).map(scd2::columnar::normalize_zero))
+            .collect()
+    };
+    let tracked = values(spec.tracked())?;
+    let untracked = values(spec.untracked())?;
+    let keys = columns_of(events, &spec.keys, id)?;
+    let mut columns = EventColumns {
+        keys: &keys,
+        sequence: &sequence,
+        ops: &ops,
+        tracked: &tracked,
+        untracked: &untracked,
+        first_new,
+    };
+    if !spec.ignore_null_updates {
+        let plan = scd2::plan(&columns).map_err(|e| arrow_error(id, e))?;
+        return Ok((plan, events.clone()));
+    }
+    let (filled_tracked, filled_untracked) =
+        scd2::columnar::carry_forward(&columns).map_err(|e| arrow_error(id, e))?;
+    columns.tracked = &filled_tracked;
+    columns.untracked = &filled_untracked;
+    let plan = scd2::plan(&columns).map_err(|e| arrow_error(id, e))?;
+    // The filled columns replace the delivered ones by name.
+    let names: Vec<&Ident> = spec.tracked().into_iter().chain(spec.untracked()).collect();
+    let filled: Vec<&ArrayRef> = filled_tracked.iter().chain(&filled_untracked).collect();
+    let schema = events.schema();
+    let planned: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .zip(events.columns())
+        .map(|(field, column)| {
+            names
+                .iter()
+                .position(|n| n.as_str() == field.name())
+                .map_or_else(|| Arc::clone(column), |i| Arc::clone(filled[i]))
+        })
+        .collect();
+    let planned = RecordBatch::try_new(schema, planned).map_err(|e| arrow_error(id, e))?;
+    Ok((plan, planned))
+}
+
+/// The sequence of each event as integers ordered as the sequence is: the
+/// column itself when it is an integer, a date or a timestamp, else ranks
+/// (see [`scd2::columnar::sequence_ranks`]).
+fn sequence_values(columns: &[ArrayRef]) -> Result<Vec<i64>, arrow::error::ArrowError> {
+    if let [column] = columns
+        && (column.data_type().is_integer()
+            || matches!(
+                column.data_type(),
+                DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
+            ))
+    {
+        let cast = arrow::compute::cast(column, &DataType::Int64)?;
+        return Ok(cast
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .values()
+            .to_vec());
+    }
+    scd2::columnar::sequence_ranks(columns)
+}
+
+/// The rows of `batch` at `rows` (a null index gives a null row).
+fn take_rows(
+    batch: &RecordBatch,
+    rows: impl IntoIterator<Item = Option<u32>>,
+    id: &TableId,
+) -> Result<RecordBatch> {
+    let indices: UInt32Array = rows.into_iter().collect();
+    arrow::compute::take_record_batch(batch, &indices).map_err(|e| arrow_error(id, e))
+}
+
+/// The silver rows of `versions`, gathered from the events that opened,
+/// closed and last updated them: keys and tracked values from the opener,
+/// untracked values from the latest event, the validity columns from the
+/// sequence of the opener and the closer.
+fn silver_rows(
+    spec: &SilverSpec,
+    events: &RecordBatch,
+    versions: &[&VersionRows],
+    schema: &SchemaRef,
+    id: &TableId,
+) -> Result<RecordBatch> {
+    let openers = take_rows(events, versions.iter().map(|v| Some(v.opener)), id)?;
+    let untracked = spec.untracked();
+    let latest = if untracked.is_empty() {
+        None
+    } else {
+        Some(take_rows(
+            events,
+            versions.iter().map(|v| Some(v.latest)),
+            id,
+        )?)
+    };
+    let closers: UInt32Array = versions.iter().map(|v| v.closer).collect();
+    let sequence = sequence_column(spec, events, id)?;
+    let valid_from = arrow::compute::take(
+        &sequence,
+        &UInt32Array::from_iter_values(versions.iter().map(|v| v.opener)),
+        None,
+    )
+    .map_err(|e| arrow_error(id, e))?;
+    let valid_to =
+        arrow::compute::take(&sequence, &closers, None).map_err(|e| arrow_error(id, e))?;
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let name = field.name().as_str();
+        let column = if name == spec.validity.from.as_str() {
+            Arc::clone(&valid_from)
+        } else if name == spec.validity.to.as_str() {
+            Arc::clone(&valid_to)
+        } else if name == spec.validity.current.as_str() {
+            Arc::new(
+                closers
+                    .iter()
+                    .map(|c| Some(c.is_none()))
+                    .collect::<BooleanArray>(),
+            )
+        } else {
+            let from = match &latest {
+                Some(latest) if untracked.iter().any(|u| u.as_str() == name) => latest,
+                _ => &openers,
+            };
+            Arc::clone(from.column_by_name(name).ok_or_else(|| LakeError::Schema {
+                table: id.to_string(),
+                message: format!("column `{name}` missing from the event log"),
+            })?)
+        };
+        columns.push(column);
+    }
+    RecordBatch::try_new(Arc::clone(schema), columns).map_err(|e| arrow_error(id, e))
+}
+
+/// The sequence as one column: the sequence column, or a struct of them.
+fn sequence_column(spec: &SilverSpec, events: &RecordBatch, id: &TableId) -> Result<ArrayRef> {
+    let columns = columns_of(events, &spec.sequence_by, id)?;
+    if let [one] = columns.as_slice() {
+        return Ok(Arc::clone(one));
+    }
+    let fields: Vec<Field> = spec
+        .sequence_by
+        .iter()
+        .zip(&columns)
+        .map(|(name, c)| Field::new(name.as_str(), c.data_type().clone(), true))
+        .collect();
+    Ok(Arc::new(
+        StructArray::try_new(fields.into(), columns, None).map_err(|e| arrow_error(id, e))?,
+    ))
+}
+
+/// The quarantined rows: reason, lineage, bronze version and time.
+fn quarantine_batch(
+    bronze: &RecordBatch,
+    rejected: &[(u32, String)],
+    bronze_version: u64,
+) -> Result<RecordBatch> {
+    let fail = |e| LakeError::arrow("quarantine batch", e);
+    let rows = UInt32Array::from_iter_values(rejected.iter().map(|(row, _)| *row));
+    let lineage = |name: &str, data_type: &DataType| -> Result<ArrayRef> {
+        match bronze.column_by_name(name) {
+            Some(column) => {
+                let taken = arrow::compute::take(column, &rows, None).map_err(fail)?;
+                arrow::compute::cast(&taken, data_type).map_err(fail)
+            }
+            None => Ok(new_null_array(data_type, rejected.len())),
+        }
+    };
+    let now = Utc::now().timestamp_micros();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(
+            rejected
+                .iter()
+                .map(|(_, reason)| Some(reason.as_str()))
+                .collect::<StringArray>(),
+        ),
+        lineage("_raw", &DataType::Utf8)?,
+        lineage("_batch_id", &DataType::Utf8)?,
+        lineage("_source_file", &DataType::Utf8)?,
+        lineage("_source_line", &DataType::Int64)?,
+        Arc::new(Int64Array::from(vec![
+            bronze_version as i64;
+            rejected.len()
+        ])),
+        Arc::new(TimestampMicrosecondArray::from(vec![now; rejected.len()]).with_timezone("UTC")),
+    ];
+    RecordBatch::try_new(Arc::clone(&QUARANTINE_SCHEMA), columns).map_err(fail)
+}
+
+/// The cores this process may use (1 when unknown).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `f` over `items`, one scoped thread per item (none for a single item),
+/// results in the items' order; a panic in `f` is resumed here.
+fn in_parallel<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    if items.len() < 2 {
+        return items.into_iter().map(f).collect();
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .into_iter()
+            .map(|item| scope.spawn(move || f(item)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}

@@ -1,0 +1,339 @@
+//! Bronze rows to typed events: the reference workload's rules over `_raw`
+//! ([`Typing::Orders`](crate::spec::Typing::Orders)), or the spec's column
+//! mapping over bronze's parsed columns, through DataFusion.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array, new_null_array,
+};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::{Column, DataFusionError, SchemaError};
+use datafusion::logical_expr::{Expr, lit, try_cast, when};
+use datafusion::prelude::SessionContext;
+use lake_core::{LakeError, Result};
+
+use super::{cores, in_parallel, key_buckets};
+use crate::orders::{CdcFormat, events_batch};
+use crate::rules::{Invalid, OrderEvent};
+use crate::spec::{DeleteRule, KEY_BUCKET, OP_COLUMN, SilverSpec};
+
+/// Typed events and what became of every bronze row.
+#[derive(Debug)]
+pub(crate) struct Typed {
+    /// The events in the changes table's layout: business columns, the op,
+    /// the sequence columns, the key bucket.
+    pub events: RecordBatch,
+    /// The bronze row each event came from.
+    pub rows: Vec<u32>,
+    /// The bronze rows refused, with the reason.
+    pub rejected: Vec<(u32, String)>,
+}
+
+/// Types the reference workload's records from their `_raw` text.
+/// Parsing is most of a small run's CPU time, so the rows are split over
+/// the cores.
+pub(crate) fn type_orders(bronze: &RecordBatch, format: CdcFormat) -> Result<Typed> {
+    let raw = bronze
+        .column_by_name("_raw")
+        .map(|c| arrow::compute::cast(c, &DataType::Utf8))
+        .transpose()
+        .map_err(|e| LakeError::arrow("bronze `_raw`", e))?;
+    let raw = raw.as_ref().map(|r| r.as_string::<i32>());
+    let typer = format.typer();
+    let type_range = |range: Range<usize>| {
+        let mut events: Vec<OrderEvent> = Vec::with_capacity(range.len());
+        let mut rows = Vec::with_capacity(range.len());
+        let mut rejected = Vec::new();
+        for i in range {
+            let typed = raw.filter(|r| r.is_valid(i)).map(|r| typer(r.value(i)));
+            match typed {
+                Some(Ok(event)) => {
+                    events.push(event);
+                    rows.push(i as u32);
+                }
+                Some(Err(reason)) => rejected.push((i as u32, reason.as_str().to_string())),
+                None => rejected.push((i as u32, Invalid::NotAnObject.as_str().to_string())),
+            }
+        }
+        (events, rows, rejected)
+    };
+    let n = bronze.num_rows();
+    let threads = cores();
+    // Below a few thousand rows a thread costs more than it saves.
+    let parts = if threads < 2 || n < 8_192 {
+        vec![type_range(0..n)]
+    } else {
+        let chunk = n.div_ceil(threads);
+        let ranges = (0..n)
+            .step_by(chunk)
+            .map(|s| s..(s + chunk).min(n))
+            .collect();
+        in_parallel(ranges, type_range)
+    };
+    let mut events = Vec::with_capacity(n);
+    let mut rows = Vec::with_capacity(n);
+    let mut rejected = Vec::new();
+    // In range order, so events keep the order of the bronze rows.
+    for (e, r, q) in parts {
+        events.extend(e);
+        rows.extend(r);
+        rejected.extend(q);
+    }
+    Ok(Typed {
+        events: events_batch(&events)?,
+        rows,
+        rejected,
+    })
+}
+
+/// The column holding each row's position in the bronze batch.
+const ROW: &str = "__lake_bronze_row";
+
+fn column(name: &str) -> Expr {
+    // Unqualified and as written: no SQL case folding of bronze names.
+    Expr::Column(Column::new_unqualified(name))
+}
+
+/// The spec's SQL, planned against the bronze columns.
+struct Parsed {
+    /// Each column's expression, for derived columns.
+    columns: Vec<Option<Expr>>,
+    /// The delete condition.
+    condition: Option<Expr>,
+}
+
+/// Plans the spec's SQL; on failure, the field at fault, the message, and
+/// the column the SQL named that the schema lacks, if that was the cause.
+fn parse_expressions(
+    ctx: &SessionContext,
+    spec: &SilverSpec,
+    schema: &datafusion::common::DFSchema,
+) -> std::result::Result<Parsed, (String, String, Option<String>)> {
+    let parse = |field: String, sql: &str| {
+        ctx.parse_sql_expr(sql, schema).map_err(|e| {
+            let missing = match e.find_root() {
+                DataFusionError::SchemaError(error, _) => match error.as_ref() {
+                    SchemaError::FieldNotFound { field, .. } => Some(field.name.clone()),
+                    _ => None,
+                },
+                _ => None,
+            };
+            (field, e.to_string(), missing)
+        })
+    };
+    let mut columns = Vec::with_capacity(spec.columns.len());
+    for (i, column) in spec.columns.iter().enumerate() {
+        columns.push(match &column.expr {
+            Some(sql) => Some(parse(format!("columns[{i}].expr"), sql).map_err(
+                |(field, message, missing)| {
+                    (field, format!("`{}`: {message}", column.name), missing)
+                },
+            )?),
+            None => None,
+        });
+    }
+    let condition = match &spec.deletes {
+        Some(DeleteRule::Condition { condition }) => {
+            Some(parse("deletes.condition".to_string(), condition)?)
+        }
+        _ => None,
+    };
+    Ok(Parsed { columns, condition })
+}
+
+/// Types the bronze rows with the spec's `columns`: renames, safe casts
+/// and SQL expressions, in one DataFusion projection. A row is refused for
+/// the first rule it breaks: for each key column then each sequence
+/// column, a failed cast (`bad_{column}`) or a null (`null_{column}`);
+/// then a failed cast of any other column, in column order.
+pub(crate) async fn type_columns(spec: &SilverSpec, bronze: &RecordBatch) -> Result<Typed> {
+    let target = spec.target.to_string();
+    let fail = |e| LakeError::datafusion(format!("typing {target}"), e);
+    let n = bronze.num_rows();
+
+    // The bronze columns the spec reads that bronze has not seen yet read
+    // as null (a field absent from every record so far).
+    let mut fields: Vec<Field> = bronze
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let mut columns: Vec<ArrayRef> = bronze.columns().to_vec();
+    let mut wanted: Vec<&str> = spec
+        .columns
+        .iter()
+        .filter_map(|c| c.source_column())
+        .collect();
+    if let Some(DeleteRule::Column { column, .. }) = &spec.deletes {
+        wanted.push(column);
+    }
+    for name in wanted {
+        if !fields.iter().any(|f| f.name() == name) {
+            fields.push(Field::new(name, DataType::Utf8, true));
+            columns.push(new_null_array(&DataType::Utf8, n));
+        }
+    }
+    fields.push(Field::new(ROW, DataType::UInt32, false));
+    columns.push(Arc::new(UInt32Array::from_iter_values(0..n as u32)));
+    // The SQL of the spec may name bronze columns that no record has had
+    // yet (a delete flag before the first delete): they read as null too,
+    // found by planning until no column is missing.
+    let ctx = SessionContext::new();
+    let (frame, parsed) = loop {
+        let input = RecordBatch::try_new(Arc::new(Schema::new(fields.clone())), columns.clone())
+            .map_err(|e| LakeError::arrow(format!("typing {target}"), e))?;
+        let frame = ctx.read_batch(input).map_err(fail)?;
+        match parse_expressions(&ctx, spec, frame.schema()) {
+            Ok(parsed) => break (frame, parsed),
+            Err((field, message, missing)) => match missing {
+                Some(name) if !fields.iter().any(|f| f.name() == &name) => {
+                    // Of the null type, which SQL compares with anything.
+                    fields.insert(fields.len() - 1, Field::new(name, DataType::Null, true));
+                    columns.insert(columns.len() - 1, new_null_array(&DataType::Null, n));
+                }
+                _ => return Err(LakeError::config(field, format!("{target}: {message}"))),
+            },
+        }
+    };
+    let Parsed {
+        columns: mut derived,
+        condition,
+    } = parsed;
+    let mut select = Vec::new();
+    // (column index, the select position of its cast-failure flag)
+    let mut casts: Vec<(usize, usize)> = Vec::new();
+    let mut flags = Vec::new();
+    for (i, spec_column) in spec.columns.iter().enumerate() {
+        let base = match (derived[i].take(), spec_column.source_column()) {
+            (Some(expr), _) => expr,
+            (None, Some(source)) => column(source),
+            (None, None) => unreachable!("a column without `expr` reads a bronze column"),
+        };
+        let value = match spec_column.data_type {
+            Some(data_type) => {
+                let cast = try_cast(base.clone(), data_type.data_type());
+                flags.push((i, base.is_not_null().and(cast.clone().is_null())));
+                cast
+            }
+            None => base,
+        };
+        select.push(value.alias(spec_column.name.as_str()));
+    }
+    for (i, flag) in flags {
+        casts.push((i, select.len()));
+        select.push(flag.alias(format!("__lake_bad_{i}")));
+    }
+    let op = match &spec.deletes {
+        None => lit("u"),
+        Some(DeleteRule::Column {
+            column: name,
+            values,
+        }) => {
+            let text = try_cast(column(name), DataType::Utf8);
+            when(
+                text.clone()
+                    .in_list(values.iter().map(lit).collect(), false),
+                lit("d"),
+            )
+            .when(text.eq(lit("c")), lit("c"))
+            .otherwise(lit("u"))
+            .map_err(fail)?
+        }
+        Some(DeleteRule::Condition { .. }) => {
+            let condition = condition.expect("parsed with the spec's condition");
+            when(condition.is_true(), lit("d"))
+                .otherwise(lit("u"))
+                .map_err(fail)?
+        }
+    };
+    select.push(op.alias(OP_COLUMN));
+    select.push(column(ROW));
+    let selected = frame.select(select).map_err(fail)?;
+    let schema: arrow::datatypes::SchemaRef = Arc::new(selected.schema().as_arrow().clone());
+    let batches = selected.collect().await.map_err(fail)?;
+    let typed = arrow::compute::concat_batches(&schema, &batches)
+        .map_err(|e| LakeError::arrow(format!("typing {target}"), e))?;
+
+    // The rules, in order: (reason, whether each row breaks it).
+    let index = |name: &str| spec.columns.iter().position(|c| c.name.as_str() == name);
+    let bad = |i: usize| -> Option<BooleanArray> {
+        casts
+            .iter()
+            .find(|(c, _)| *c == i)
+            .map(|(_, at)| typed.column(*at).as_boolean().clone())
+    };
+    let mut rules: Vec<(String, BooleanArray)> = Vec::new();
+    for name in spec.keys.iter().chain(&spec.sequence_by) {
+        let i = index(name.as_str()).expect("checked: keys and sequence are mapped");
+        if let Some(flags) = bad(i) {
+            rules.push((format!("bad_{name}"), flags));
+        }
+        let nulls = arrow::compute::is_null(typed.column(i))
+            .map_err(|e| LakeError::arrow(format!("typing {target}"), e))?;
+        rules.push((format!("null_{name}"), nulls));
+    }
+    for (i, spec_column) in spec.columns.iter().enumerate() {
+        let is_key =
+            spec.keys.contains(&spec_column.name) || spec.sequence_by.contains(&spec_column.name);
+        if !is_key && let Some(flags) = bad(i) {
+            rules.push((format!("bad_{}", spec_column.name), flags));
+        }
+    }
+    let bronze_row = typed
+        .column_by_name(ROW)
+        .map(|c| c.as_primitive::<arrow::datatypes::UInt32Type>().clone())
+        .ok_or_else(|| LakeError::other(format!("typing {target}"), "row numbers lost"))?;
+    let mut keep = vec![true; typed.num_rows()];
+    let mut rejected = Vec::new();
+    for (row, kept) in keep.iter_mut().enumerate() {
+        // A flag is null only where its inputs are; null is not a failure.
+        if let Some((reason, _)) = rules
+            .iter()
+            .find(|(_, broken)| broken.is_valid(row) && broken.value(row))
+        {
+            *kept = false;
+            rejected.push((bronze_row.value(row), reason.clone()));
+        }
+    }
+    let keep = BooleanArray::from(keep);
+    let valid = arrow::compute::filter_record_batch(&typed, &keep)
+        .map_err(|e| LakeError::arrow(format!("typing {target}"), e))?;
+    let rows: Vec<u32> = valid
+        .column_by_name(ROW)
+        .map(|c| {
+            c.as_primitive::<arrow::datatypes::UInt32Type>()
+                .values()
+                .to_vec()
+        })
+        .unwrap_or_default();
+
+    // The changes layout: business columns, op, sequence, bucket.
+    let named = |name: &str| {
+        valid
+            .column_by_name(name)
+            .map(|c| (Field::new(name, c.data_type().clone(), true), Arc::clone(c)))
+            .expect("every mapped column is selected")
+    };
+    let mut layout: Vec<(Field, ArrayRef)> = spec
+        .business_columns()
+        .map(|c| named(c.name.as_str()))
+        .collect();
+    layout.push(named(OP_COLUMN));
+    layout.extend(spec.sequence_by.iter().map(|s| named(s.as_str())));
+    let keys: Vec<ArrayRef> = spec.keys.iter().map(|k| named(k.as_str()).1).collect();
+    layout.push((
+        Field::new(KEY_BUCKET, DataType::Int32, false),
+        Arc::new(key_buckets(&keys)?),
+    ));
+    let (fields, columns): (Vec<Field>, Vec<ArrayRef>) = layout.into_iter().unzip();
+    let events = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| LakeError::arrow(format!("typing {target}"), e))?;
+    Ok(Typed {
+        events,
+        rows,
+        rejected,
+    })
+}

@@ -1,0 +1,320 @@
+//! Reading the key buckets a run replaces and writing them back.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
+use arrow::compute::CastOptions;
+use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use datafusion::datasource::{MemTable, provider_as_source};
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::prelude::SessionContext;
+use deltalake::DeltaTable;
+use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::protocol::SaveMode;
+use lake_core::{LakeError, Result, TableId, Touched, transaction_version};
+use parquet::basic::Compression;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use super::{cores, in_parallel};
+use crate::spec::KEY_BUCKET;
+
+/// Rows per Parquet data page in the SCD2 table.
+pub const PAGE_ROWS: usize = 1024;
+
+/// The rows of `table` in `buckets`, as Arrow batches typed like `schema`.
+pub(crate) async fn scan_buckets(
+    table: &DeltaTable,
+    id: &TableId,
+    buckets: &BTreeSet<i32>,
+    schema: &SchemaRef,
+) -> Result<Vec<RecordBatch>> {
+    if buckets.is_empty() || table.version().is_none_or(|v| v == 0) {
+        return Ok(Vec::new());
+    }
+    let fail = |e| LakeError::datafusion(id.to_string(), e);
+    let mut config = datafusion::prelude::SessionConfig::new();
+    // Plain strings, as the tables are written: no per-batch conversion.
+    config
+        .options_mut()
+        .execution
+        .parquet
+        .schema_force_view_types = false;
+    let ctx = SessionContext::new_with_config(config);
+    let provider = lake_core::delta_provider(&ctx, table, &id.to_string()).await?;
+    ctx.register_table("t", provider).map_err(fail)?;
+    // A partition filter on small integers: Delta prunes the other buckets.
+    let list: Vec<String> = buckets.iter().map(i32::to_string).collect();
+    let sql = format!(
+        "SELECT * FROM t WHERE {KEY_BUCKET} IN ({})",
+        list.join(", ")
+    );
+    let batches = ctx
+        .sql(&sql)
+        .await
+        .map_err(fail)?
+        .collect()
+        .await
+        .map_err(fail)?;
+    batches
+        .into_iter()
+        .map(|batch| conform(batch, schema, id))
+        .collect()
+}
+
+/// `batch` with its columns in `schema`'s order and types. A value that
+/// does not convert is an error, never a silent null.
+pub(crate) fn conform(batch: RecordBatch, schema: &SchemaRef, id: &TableId) -> Result<RecordBatch> {
+    let strict = CastOptions {
+        safe: false,
+        ..CastOptions::default()
+    };
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let column = batch
+                .column_by_name(field.name())
+                .ok_or_else(|| LakeError::Schema {
+                    table: id.to_string(),
+                    message: format!("column `{}` missing", field.name()),
+                })?;
+            if column.data_type() == field.data_type() {
+                Ok(Arc::clone(column))
+            } else {
+                arrow::compute::cast_with_options(column, field.data_type(), &strict)
+                    .map_err(|e| LakeError::arrow(format!("column `{}` of {id}", field.name()), e))
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new(Arc::clone(schema), columns)
+        .map_err(|e| LakeError::arrow(id.to_string(), e))
+}
+
+/// Where a silver row goes in its file: cluster value, `valid_from`, then
+/// its batch and row.
+type SortKey = (Option<i64>, i64, u32, u32);
+
+/// Per batch, a column as integers that order as its values do: the
+/// values themselves for integers, dates and timestamps (no copy for 64-bit
+/// ones), dense ranks over all batches for other types.
+fn orderable(columns: &[&ArrayRef]) -> Result<Vec<Int64Array>> {
+    let fail = |e| LakeError::arrow("silver rows", e);
+    let integers = columns.iter().all(|c| {
+        c.data_type().is_integer()
+            || matches!(
+                c.data_type(),
+                DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
+            )
+    });
+    if integers {
+        return columns
+            .iter()
+            .map(|c| {
+                arrow::compute::cast(c, &DataType::Int64)
+                    .map(|c| c.as_primitive::<Int64Type>().clone())
+                    .map_err(fail)
+            })
+            .collect();
+    }
+    let arrays: Vec<&dyn Array> = columns.iter().map(|c| c.as_ref()).collect();
+    let all = arrow::compute::concat(&arrays).map_err(fail)?;
+    let ranks = crate::scd2::columnar::sequence_ranks(&[Arc::clone(&all)]).map_err(fail)?;
+    let ranks = Int64Array::new(ranks.into(), all.logical_nulls());
+    let mut at = 0;
+    Ok(columns
+        .iter()
+        .map(|c| {
+            let part = ranks.slice(at, c.len());
+            at += c.len();
+            part
+        })
+        .collect())
+}
+
+/// New and copied rows as one batch per core, each holding whole buckets
+/// (bucket modulo the number of parts), sorted by the cluster column: with
+/// small pages, each file's page index then lets a reader of a few values
+/// (a gold refresh of a few dates) skip the pages of the others. Ties are
+/// broken by `valid_from` and the row's position, integers: comparing keys
+/// as strings made this sort cost more than the merge it serves. The parts
+/// are sorted on their own threads and written by their own Parquet
+/// writers ([`parallel_input`]).
+pub(crate) fn sorted_for_readers(
+    all: Vec<RecordBatch>,
+    cluster_by: Option<&str>,
+    valid_from: &str,
+) -> Result<Vec<RecordBatch>> {
+    let parts = cores().min(crate::orders::BUCKETS as usize);
+    let mismatch = |what: &str| LakeError::Schema {
+        table: "silver rows".to_string(),
+        message: format!("{what} is missing or has an unexpected type"),
+    };
+    let named = |name: &str| -> Result<Vec<&ArrayRef>> {
+        all.iter()
+            .map(|b| b.column_by_name(name).ok_or_else(|| mismatch(name)))
+            .collect()
+    };
+    let cluster = cluster_by
+        .map(|c| named(c).and_then(|c| orderable(&c)))
+        .transpose()?;
+    let from_columns = named(valid_from)?;
+    let from = if from_columns
+        .iter()
+        .all(|c| matches!(c.data_type(), DataType::Struct(_)))
+    {
+        None
+    } else {
+        Some(orderable(&from_columns)?)
+    };
+    // Sort keys gathered per batch, then one interleave per part: the rows
+    // are copied once, not concatenated first and taken again.
+    let mut orders: Vec<Vec<SortKey>> = vec![Vec::new(); parts];
+    for (b, batch) in all.iter().enumerate() {
+        let bucket = batch
+            .column_by_name(KEY_BUCKET)
+            .and_then(|c| c.as_any().downcast_ref::<arrow::array::Int32Array>())
+            .ok_or_else(|| mismatch(KEY_BUCKET))?;
+        let cluster = cluster.as_ref().map(|c| &c[b]);
+        let from = from.as_ref().map(|f| f[b].values());
+        for i in 0..batch.num_rows() {
+            let part = bucket.value(i).rem_euclid(parts as i32) as usize;
+            let value = cluster.and_then(|c| c.is_valid(i).then(|| c.value(i)));
+            let from = from.map_or(0, |f| f[i]);
+            orders[part].push((value, from, b as u32, i as u32));
+        }
+    }
+    let batches: Vec<&RecordBatch> = all.iter().collect();
+    let sort_part = |mut order: Vec<SortKey>| {
+        order.sort_unstable();
+        let indices: Vec<(usize, usize)> = order
+            .into_iter()
+            .map(|(_, _, b, i)| (b as usize, i as usize))
+            .collect();
+        arrow::compute::interleave_record_batch(&batches, &indices)
+            .map_err(|e| LakeError::arrow("silver rows", e))
+    };
+    in_parallel(orders, sort_part).into_iter().collect()
+}
+
+/// Appends `batch` to `table` with `txn` unless a commit with that
+/// transaction version exists.
+pub(crate) async fn append_once(
+    table: DeltaTable,
+    partition_columns: &[&str],
+    batch: RecordBatch,
+    txn: &Transaction,
+    id: &TableId,
+) -> Result<Option<u64>> {
+    if transaction_version(&table, &txn.app_id, &id.to_string())
+        .await?
+        .is_some_and(|v| v >= txn.version)
+    {
+        return Ok(None);
+    }
+    let table = table
+        .write(vec![batch])
+        .with_save_mode(SaveMode::Append)
+        .with_partition_columns(partition_columns.iter().copied())
+        .with_commit_properties(
+            CommitProperties::default().with_application_transaction(txn.clone()),
+        )
+        .await
+        .map_err(|e| LakeError::delta(id.to_string(), e))?;
+    Ok(table.version())
+}
+
+/// Parquet settings of the SCD2 table: snappy, statistics per page, and
+/// pages of at most [`PAGE_ROWS`] rows, so the page index of a file sorted
+/// by the cluster column narrows a filter on it to the pages holding its
+/// values.
+///
+/// Columns with about one value per row (`plain`: keys, amounts, JSON, the
+/// validity instants) are written without a dictionary: it would overflow
+/// and fall back to plain encoding anyway, after the cost of building it.
+fn silver_writer_properties(plain: &[String]) -> WriterProperties {
+    plain
+        .iter()
+        .fold(WriterProperties::builder(), |builder, column| {
+            builder.set_column_dictionary_enabled(column.as_str().into(), false)
+        })
+        .set_compression(Compression::SNAPPY)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_data_page_row_count_limit(PAGE_ROWS)
+        .build()
+}
+
+/// `parts` (from [`sorted_for_readers`]) as a scan with one input
+/// partition each: deltalake then encodes their buckets' Parquet files in
+/// parallel (one writer per input partition, rows hashed by bucket), and as
+/// every bucket comes from one part, its rows keep their order.
+fn parallel_input(
+    parts: Vec<RecordBatch>,
+    schema: &SchemaRef,
+    id: &TableId,
+) -> Result<LogicalPlan> {
+    let fail = |e| LakeError::datafusion(id.to_string(), e);
+    let table = MemTable::try_new(
+        Arc::clone(schema),
+        parts.into_iter().map(|p| vec![p]).collect(),
+    )
+    .map_err(fail)?;
+    LogicalPlanBuilder::scan("silver_rows", provider_as_source(Arc::new(table)), None)
+        .and_then(LogicalPlanBuilder::build)
+        .map_err(fail)
+}
+
+/// What [`replace_buckets`] writes and where.
+pub(crate) struct Replacement<'a> {
+    /// The SCD2 (or SCD1) table.
+    pub silver: &'a DeltaTable,
+    /// Its id, for errors.
+    pub id: &'a TableId,
+    /// Its schema.
+    pub schema: &'a SchemaRef,
+    /// The buckets replaced (none: an append).
+    pub buckets: &'a BTreeSet<i32>,
+    /// Columns written without a dictionary.
+    pub plain: Vec<String>,
+}
+
+/// Replaces the partitions of `buckets` with `rows` and moves the bookmark, in one commit.
+pub(crate) async fn replace_buckets(
+    target: Replacement<'_>,
+    rows: Vec<RecordBatch>,
+    txn: Transaction,
+    touched: &Touched,
+) -> Result<u64> {
+    let Replacement {
+        silver,
+        id,
+        schema,
+        buckets,
+        plain,
+    } = target;
+    let properties = CommitProperties::default()
+        .with_application_transaction(txn)
+        .with_metadata([touched.to_commit_metadata()]);
+    let write = silver
+        .clone()
+        .write(Vec::new())
+        .with_input_plan(parallel_input(rows, schema, id)?)
+        .with_partition_columns([KEY_BUCKET])
+        .with_writer_properties(silver_writer_properties(&plain))
+        .with_commit_properties(properties);
+    let write = if buckets.is_empty() {
+        write.with_save_mode(SaveMode::Append)
+    } else {
+        let list: Vec<String> = buckets.iter().map(i32::to_string).collect();
+        write
+            .with_save_mode(SaveMode::Overwrite)
+            .with_replace_where(format!("{KEY_BUCKET} IN ({})", list.join(", ")))
+    };
+    let table = write
+        .await
+        .map_err(|e| LakeError::delta(id.to_string(), e))?;
+    table
+        .version()
+        .ok_or_else(|| LakeError::not_found(format!("version of {id}")))
+}

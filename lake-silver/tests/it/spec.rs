@@ -1,0 +1,320 @@
+//! Declarative silver specs (`SilverSpec`) over real bronze and silver
+//! tables: mapping, casts, derived columns, quarantine, compound keys,
+//! tracked-column lists, delete rules, null-ignoring updates, struct
+//! sequences and validity names.
+
+use lake_core::{RefineReport, TableId};
+use lake_silver::{ColumnSpec, ColumnType, DeleteRule, SilverSpec, SilverTable};
+
+use crate::support::Lake;
+
+fn customers_bronze() -> TableId {
+    TableId::bronze("crm", "customers").unwrap()
+}
+
+const CUSTOMERS: &str = r#"
+source = "bronze.crm.customers"
+target = "silver.crm.customers"
+keys = ["tenant", "customer_id"]
+sequence_by = "updated_at"
+track_history = { exclude = ["last_seen"] }
+deletes = { column = "op", values = ["D"] }
+validity = { from = "start_at", to = "end_at", current = "current" }
+
+[[columns]]
+name = "tenant"
+type = "string"
+
+[[columns]]
+name = "customer_id"
+from = "id"
+type = "int64"
+
+[[columns]]
+name = "email_domain"
+expr = "lower(split_part(email, '@', 2))"
+
+[[columns]]
+name = "tier"
+
+[[columns]]
+name = "age"
+type = "int32"
+
+[[columns]]
+name = "last_seen"
+
+[[columns]]
+name = "updated_at"
+type = "timestamp"
+"#;
+
+fn customer(tenant: &str, id: &str, rest: &str, at: &str) -> String {
+    format!("{{\"tenant\":{tenant},\"id\":{id},{rest},\"updated_at\":\"2025-11-04T{at}:00Z\"}}")
+}
+
+async fn run(lake: &Lake, spec: &SilverSpec) -> RefineReport {
+    let report = SilverTable::new(spec.clone())
+        .unwrap()
+        .run(&lake.storage)
+        .await
+        .unwrap();
+    report.reconcile().unwrap();
+    report
+}
+
+const CUSTOMER_ROWS: &str = "SELECT tenant, customer_id, email_domain, tier, age, last_seen, \
+     start_at, end_at, current FROM t ORDER BY tenant, customer_id, start_at";
+
+#[tokio::test]
+async fn a_toml_spec_maps_casts_derives_quarantines_and_keeps_untracked_columns_in_place() {
+    let lake = Lake::new();
+    let spec = SilverSpec::from_toml(CUSTOMERS).unwrap();
+    let gold = r#""email":"A@Example.com","tier":"gold""#;
+    lake.ingest_into(
+        &customers_bronze(),
+        "b1",
+        &[
+            customer(
+                "\"t1\"",
+                "1",
+                &format!(r#"{gold},"age":30,"last_seen":"mon","op":"I""#),
+                "10:00",
+            ),
+            // Only the untracked `last_seen` changes: no new version.
+            customer(
+                "\"t1\"",
+                "1",
+                &format!(r#"{gold},"age":30,"last_seen":"tue","op":"U""#),
+                "11:00",
+            ),
+            customer(
+                "\"t2\"",
+                "1",
+                r#""email":"b@x.org","age":"x","op":"I""#,
+                "10:00",
+            ),
+            customer("null", "2", r#""email":"c@x.org","op":"I""#, "10:00"),
+            customer("\"t1\"", "\"two\"", r#""op":"I""#, "10:00"),
+            r#"{"tenant":"t1","id":3,"updated_at":"yesterday","op":"I"}"#.to_string(),
+            customer(
+                "\"t1\"",
+                "1",
+                r#""email":"a@example.com","tier":"platinum","age":31,"last_seen":"wed","op":"U""#,
+                "12:00",
+            ),
+            customer(
+                "\"t2\"",
+                "5",
+                r#""email":"e@x.org","tier":"gold","op":"I""#,
+                "09:00",
+            ),
+            customer("\"t2\"", "5", r#""op":"D""#, "13:00"),
+        ],
+    )
+    .await;
+    let report = run(&lake, &spec).await;
+    assert_eq!(
+        (report.rows_read, report.valid, report.quarantined),
+        (9, 5, 4)
+    );
+    let silver = spec.target.clone();
+    let history = vec![
+        "t1|1|example.com|gold|30|tue|2025-11-04T10:00:00Z|2025-11-04T12:00:00Z|false",
+        "t1|1|example.com|platinum|31|wed|2025-11-04T12:00:00Z||true",
+        "t2|5|x.org|gold|||2025-11-04T09:00:00Z|2025-11-04T13:00:00Z|false",
+    ];
+    assert_eq!(lake.rows(&silver, CUSTOMER_ROWS).await, history);
+    let quarantine = lake
+        .rows_at(
+            &lake.storage.layout().quarantine(&silver),
+            "SELECT reason, _source_line FROM t ORDER BY _source_line",
+        )
+        .await;
+    assert_eq!(
+        quarantine,
+        [
+            "bad_age|3",
+            "null_tenant|4",
+            "bad_customer_id|5",
+            "bad_updated_at|6"
+        ]
+    );
+    // The event log keeps the delivered events with their operation.
+    let changes = lake
+        .rows(
+            &silver.changes_table().unwrap(),
+            "SELECT customer_id, _op FROM t ORDER BY updated_at, customer_id",
+        )
+        .await;
+    // Only the op value `c` is a create; `I` is an upsert like `U`.
+    assert_eq!(changes, ["5|u", "1|u", "1|u", "1|u", "5|d"]);
+
+    // Late events that change only `last_seen` update the version they fall
+    // in when they are its latest event, and nothing else; a rerun is a no-op.
+    lake.ingest_into(
+        &customers_bronze(),
+        "b2",
+        &[
+            customer(
+                "\"t1\"",
+                "1",
+                &format!(r#"{gold},"age":30,"last_seen":"late","op":"U""#),
+                "10:30",
+            ),
+            customer(
+                "\"t1\"",
+                "1",
+                &format!(r#"{gold},"age":30,"last_seen":"later","op":"U""#),
+                "11:30",
+            ),
+        ],
+    )
+    .await;
+    let report = run(&lake, &spec).await;
+    assert_eq!((report.valid, report.quarantined), (2, 0));
+    let mut history = history;
+    history[0] = "t1|1|example.com|gold|30|later|2025-11-04T10:00:00Z|2025-11-04T12:00:00Z|false";
+    assert_eq!(lake.rows(&silver, CUSTOMER_ROWS).await, history);
+    let rerun = run(&lake, &spec).await;
+    assert_eq!(rerun.rows_read, 0);
+    assert_eq!(lake.rows(&silver, CUSTOMER_ROWS).await, history);
+}
+
+fn stock_spec(target: &str) -> SilverSpec {
+    let column = |name: &str, data_type| ColumnSpec::new(name).unwrap().cast(data_type);
+    SilverSpec::new(
+        TableId::bronze("erp", "stock").unwrap(),
+        target.parse().unwrap(),
+        &["sku"],
+        &["epoch", "lsn"],
+    )
+    .unwrap()
+    .column(column("sku", ColumnType::String))
+    .column(column("price", ColumnType::Float64))
+    .column(column("stock", ColumnType::Int64))
+    .column(column("epoch", ColumnType::Int64))
+    .column(column("lsn", ColumnType::Int64))
+    .with_deletes(DeleteRule::Condition {
+        condition: "deleted = true".to_string(),
+    })
+    .with_ignore_null_updates(true)
+}
+
+fn stock(epoch: i64, lsn: i64, rest: &str) -> String {
+    format!("{{\"sku\":\"a\",\"epoch\":{epoch},\"lsn\":{lsn},{rest}}}")
+}
+
+#[tokio::test]
+async fn null_updates_carry_values_over_struct_sequences_in_any_batch_order() {
+    let lake = Lake::new();
+    let bronze = TableId::bronze("erp", "stock").unwrap();
+    let events = [
+        stock(1, 5, r#""price":10,"stock":3"#),
+        // A null price keeps 10; lsn 10 sorts after 5 as a number, not as text.
+        stock(1, 10, r#""price":null,"stock":4"#),
+        // A new epoch outranks any lsn; the absent stock keeps 4.
+        stock(2, 1, r#""price":12"#),
+        stock(2, 2, r#""deleted":true"#),
+        // After a delete nothing is in force: its nulls stay null.
+        stock(2, 3, r#""stock":1"#),
+    ];
+    let one = stock_spec("silver.erp.stock_at_once");
+    let split = stock_spec("silver.erp.stock");
+    // Batches out of order, the lsn-10 event last (late), processed one by one.
+    for (i, batch) in [vec![4, 0], vec![2, 3], vec![1]].into_iter().enumerate() {
+        let lines: Vec<String> = batch.iter().map(|&e| events[e].clone()).collect();
+        lake.ingest_into(&bronze, &format!("b{i}"), &lines).await;
+        run(&lake, &split).await;
+    }
+    // The same events all at once.
+    run(&lake, &one).await;
+    let sql = "SELECT sku, price, stock, valid_from.epoch, valid_from.lsn, valid_to.epoch, \
+               valid_to.lsn, is_current FROM t ORDER BY valid_from.epoch, valid_from.lsn";
+    let want = [
+        "a|10.0|3|1|5|1|10|false",
+        "a|10.0|4|1|10|2|1|false",
+        "a|12.0|4|2|1|2|2|false",
+        "a||1|2|3|||true",
+    ];
+    assert_eq!(lake.rows(&split.target, sql).await, want);
+    assert_eq!(lake.rows(&one.target, sql).await, want);
+}
+
+#[tokio::test]
+async fn scd1_from_a_spec_keeps_the_latest_state_and_drops_deleted_keys() {
+    let lake = Lake::new();
+    let bronze = TableId::bronze("erp", "stock").unwrap();
+    let spec = stock_spec("silver.erp.stock_now").with_mode(lake_silver::Mode::Scd1);
+    lake.ingest_into(
+        &bronze,
+        "b1",
+        &[
+            stock(1, 5, r#""price":10,"stock":3"#),
+            stock(1, 10, r#""stock":4"#),
+            r#"{"sku":"b","epoch":1,"lsn":1,"price":1,"stock":1}"#.to_string(),
+        ],
+    )
+    .await;
+    run(&lake, &spec).await;
+    let delete = r#"{"sku":"b","epoch":1,"lsn":2,"deleted":true}"#.to_string();
+    lake.ingest_into(&bronze, "b2", &[delete]).await;
+    run(&lake, &spec).await;
+    let rows = lake
+        .rows(
+            &spec.target,
+            "SELECT sku, price, stock, valid_to IS NULL, is_current FROM t ORDER BY sku",
+        )
+        .await;
+    assert_eq!(rows, ["a|10.0|4|true|true"]);
+}
+
+#[test]
+fn a_bad_spec_names_the_field() {
+    let error = |text: &str| SilverSpec::from_toml(text).unwrap_err().to_string();
+    let base = |extra: &str| {
+        format!(
+            "source = \"bronze.a.b\"\ntarget = \"silver.a.b\"\nkeys = [\"k\"]\nsequence_by = \"s\"\n{extra}\n\
+             [[columns]]\nname = \"k\"\n[[columns]]\nname = \"s\"\ntype = \"timestamp\"\n[[columns]]\nname = \"v\"\n"
+        )
+    };
+    assert!(SilverSpec::from_toml(&base("")).is_ok());
+    assert!(error(&base("track_history = { include = [\"k\"] }")).contains("track_history"));
+    assert!(
+        error(&base("track_history = { include = [\"w\"] }"))
+            .contains("`w` is not one of the columns")
+    );
+    assert!(error(&base("cluster_by = \"s\"")).contains("cluster_by"));
+    assert!(error(&base("validity = { from = \"v\" }")).contains("validity"));
+    assert!(error(&base("deletes = { column = \"op\", values = [] }")).contains("deletes"));
+    assert!(error(&base("typing = { orders = \"flat\" }")).contains("typing"));
+    assert!(error(&base("surprise = 1")).contains("surprise"));
+    let bad_type = base("").replace("type = \"timestamp\"", "type = \"timestamptz\"");
+    assert!(error(&bad_type).contains("unknown type `timestamptz`"));
+    let twice = base("").replace("name = \"v\"", "name = \"k\"");
+    assert!(error(&twice).contains("`k` appears twice"));
+    let both = base("").replace("name = \"v\"", "name = \"v\"\nfrom = \"x\"\nexpr = \"1\"");
+    assert!(error(&both).contains("sets both `from` and `expr`"));
+    let technical = base("").replace("name = \"v\"", "name = \"_v\"");
+    assert!(error(&technical).contains("technical"));
+}
+
+#[tokio::test]
+async fn a_bad_expression_names_the_column() {
+    let lake = Lake::new();
+    let bronze = TableId::bronze("erp", "stock").unwrap();
+    lake.ingest_into(&bronze, "b1", &[stock(1, 1, r#""price":1"#)])
+        .await;
+    let spec = stock_spec("silver.erp.bad").column(
+        ColumnSpec::new("half")
+            .unwrap()
+            .expr("no_such_function(price)"),
+    );
+    let error = SilverTable::new(spec)
+        .unwrap()
+        .run(&lake.storage)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("columns[5].expr"), "{error}");
+    assert!(error.to_string().contains("`half`"), "{error}");
+}
