@@ -22,6 +22,14 @@
 //! target = "silver.sales.orders"
 //! mode = "scd2"                  # or "scd1": the latest state of each key only
 //!
+//! [[silver]]                     # or any declarative spec (lake_silver::spec)
+//! [silver.spec]
+//! source = "bronze.crm.customers"
+//! target = "silver.crm.customers"
+//! keys = ["customer_id"]
+//! sequence_by = "updated_at"
+//! columns = [{ name = "customer_id", type = "int64" }, { name = "updated_at", type = "timestamp" }]
+//!
 //! [[gold]]
 //! daily_summary = { source = "silver.sales.orders", target = "gold.analytics.daily_summary" }
 //!
@@ -50,7 +58,7 @@ use lake_core::{
 };
 use lake_gold::{AggregationSpec, GoldAggregation, daily_summary};
 use lake_quality::Suite;
-use lake_silver::{Mode, OrdersSilver};
+use lake_silver::{CdcFormat, Mode, SilverSpec, SilverTable};
 use serde::{Deserialize, Serialize};
 
 /// Which catalog the pipeline registers its tables in.
@@ -114,19 +122,68 @@ pub enum SilverStage {
     Orders,
 }
 
-/// A silver stage.
+/// A silver stage: the reference `orders` stage (`stage`, `source`,
+/// `target`, `mode`), or any declarative spec (`spec`, see
+/// [`lake_silver::spec`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SilverConfig {
-    /// Which stage.
-    pub stage: SilverStage,
-    /// The bronze table read.
-    pub source: TableId,
-    /// The silver table written.
-    pub target: TableId,
-    /// SCD2 (every version, the default) or SCD1 (latest state only).
+    /// Which ready-made stage.
+    #[serde(default)]
+    pub stage: Option<SilverStage>,
+    /// The bronze table read by `stage`.
+    #[serde(default)]
+    pub source: Option<TableId>,
+    /// The silver table written by `stage`.
+    #[serde(default)]
+    pub target: Option<TableId>,
+    /// SCD2 (every version, the default) or SCD1 (latest state only), for `stage`.
     #[serde(default)]
     pub mode: Mode,
+    /// A declarative silver spec, instead of `stage`.
+    #[serde(default)]
+    pub spec: Option<SilverSpec>,
+}
+
+impl SilverConfig {
+    /// The stage this entry describes; `i` names it in errors.
+    fn stage(&self, i: usize) -> Result<SilverTable> {
+        let field = |name: &str| format!("silver[{i}].{name}");
+        let spec = match (&self.stage, &self.spec) {
+            (Some(SilverStage::Orders), None) => {
+                let (Some(source), Some(target)) = (&self.source, &self.target) else {
+                    return Err(LakeError::config(
+                        field("source"),
+                        "the `orders` stage needs `source` and `target`",
+                    ));
+                };
+                SilverSpec::orders(source.clone(), target.clone(), CdcFormat::Flat)?
+                    .with_mode(self.mode)
+            }
+            (None, Some(spec)) => {
+                if self.source.is_some() || self.target.is_some() {
+                    return Err(LakeError::config(
+                        field("source"),
+                        "with `spec`, set `source` and `target` inside the spec",
+                    ));
+                }
+                spec.clone()
+            }
+            _ => {
+                return Err(LakeError::config(
+                    format!("silver[{i}]"),
+                    "set exactly one of `stage` and `spec`",
+                ));
+            }
+        };
+        SilverTable::new(spec).map_err(|e| match e {
+            LakeError::Config {
+                field: name,
+                message,
+            } => LakeError::config(field(&format!("spec.{name}")), message),
+            other => other,
+        })
+    }
 }
 
 /// Source and target of a ready-made gold spec.
@@ -215,10 +272,11 @@ impl PipelineConfig {
                 options: BronzeOptions::default(),
             }],
             silver: vec![SilverConfig {
-                stage: SilverStage::Orders,
-                source: bronze,
-                target: silver.clone(),
+                stage: Some(SilverStage::Orders),
+                source: Some(bronze),
+                target: Some(silver.clone()),
                 mode: Mode::Scd2,
+                spec: None,
             }],
             gold: vec![GoldConfig {
                 daily_summary: Some(Tables {
@@ -284,13 +342,8 @@ impl PipelineConfig {
                 BronzeWriter::new(bronze.table.clone())?.with_options(bronze.options.clone()),
             ));
         }
-        for silver in &self.silver {
-            let stage = match silver.stage {
-                SilverStage::Orders => {
-                    OrdersSilver::new(silver.source.clone(), silver.target.clone())?
-                }
-            };
-            builder = builder.with_refine(Arc::new(stage));
+        for (i, silver) in self.silver.iter().enumerate() {
+            builder = builder.with_refine(Arc::new(silver.stage(i)?));
         }
         for (i, gold) in self.gold.iter().enumerate() {
             let spec = match (&gold.daily_summary, &gold.spec) {
@@ -386,6 +439,15 @@ mod tests {
         source = "bronze.shop.orders"
         target = "silver.sales.orders"
 
+        [[silver]]
+        [silver.spec]
+        source = "bronze.crm.customers"
+        target = "silver.crm.customers"
+        keys = ["customer_id"]
+        sequence_by = "updated_at"
+        mode = "scd1"
+        columns = [{ name = "customer_id", type = "int64" }, { name = "updated_at", type = "timestamp" }]
+
         [[gold]]
         daily_summary = { source = "silver.sales.orders", target = "gold.analytics.daily_summary" }
 
@@ -420,6 +482,13 @@ mod tests {
     async fn a_full_config_builds_and_means_what_the_reference_builder_means() {
         let config = PipelineConfig::from_toml(FULL).unwrap();
         assert_eq!(config.gold.len(), 2);
+        let customers = config.silver[1].stage(1).unwrap();
+        assert_eq!(customers.spec().mode, Mode::Scd1);
+        assert_eq!(customers.spec().keys[0].as_str(), "customer_id");
+        // `mode` reaches the reference stage too.
+        let scd1 = "[[silver]]\nstage = \"orders\"\nsource = \"bronze.a.b\"\ntarget = \"silver.a.b\"\nmode = \"scd1\"";
+        let scd1 = PipelineConfig::from_toml(scd1).unwrap();
+        assert_eq!(scd1.silver[0].stage(0).unwrap().spec().mode, Mode::Scd1);
         config.build(Some("memory:///")).await.unwrap();
         let reference = PipelineConfig::reference().unwrap();
         let text = toml::to_string(&reference).unwrap();
@@ -442,6 +511,13 @@ mod tests {
             "[[silver]]\nstage = \"customers\"\nsource = \"bronze.a.b\"\ntarget = \"silver.a.b\"",
         );
         assert!(e.contains("customers"), "{e}");
+        let spec = "[[silver]]\n[silver.spec]\nsource = \"bronze.a.b\"\ntarget = \"silver.a.b\"\nkeys = [\"k\"]\nsequence_by = \"s\"\ncolumns = [{ name = \"s\" }]";
+        let e = error(spec);
+        assert!(e.contains("silver[0].spec.keys"), "{e}");
+        let e = error(&spec.replace("[silver.spec]", "stage = \"orders\"\n[silver.spec]"));
+        assert!(e.contains("exactly one of `stage` and `spec`"), "{e}");
+        let e = error("[[silver]]\nstage = \"orders\"\nsource = \"bronze.a.b\"");
+        assert!(e.contains("silver[0].source"), "{e}");
         let e = error("[[bronze]]\ntable = \"bronze.shop.../etc\"");
         assert!(e.contains("bronze.shop.../etc") || e.contains("../"), "{e}");
         let e = error(

@@ -193,6 +193,15 @@ impl OrdersSilver {
         self.table.run_with(storage, validators).await
     }
 
+    /// See [`SilverTable::rebuild`].
+    pub async fn rebuild(
+        &self,
+        storage: &StorageRef,
+        validators: &[ValidatorRef],
+    ) -> Result<RefineReport> {
+        self.table.rebuild(storage, validators).await
+    }
+
     /// Registers the SCD2 and changes tables (idempotent).
     pub async fn register(&self, storage: &StorageRef, catalog: &CatalogRef) -> Result<()> {
         self.table.register(storage, catalog).await

@@ -52,7 +52,9 @@ use crate::scd2::{self, EventColumns, Op, Plan, VersionRows};
 use crate::spec::{KEY_BUCKET, SilverSpec, Typing};
 use bronze::{LINEAGE, read_added_rows};
 use typing::Typed;
-use write::{Replacement, append_once, conform, replace_buckets, scan_buckets, sorted_for_readers};
+use write::{
+    Replacement, append_once, conform, overwrite, replace_buckets, scan_buckets, sorted_for_readers,
+};
 
 /// The silver stage of one [`SilverSpec`].
 #[derive(Debug, Clone)]
@@ -94,6 +96,35 @@ impl SilverTable {
         storage: &StorageRef,
         validators: &[ValidatorRef],
     ) -> Result<RefineReport> {
+        self.process(storage, validators, false).await
+    }
+
+    /// Recomputes the silver table, its event log and its quarantine from
+    /// every bronze commit, replacing what they held: after a change of
+    /// the spec (a new column, another cast, another tracked list), or to
+    /// repair. The schemas follow the spec; the bookmark ends at bronze's
+    /// latest version, so the next [`run`](Self::run) is incremental again.
+    ///
+    /// The three tables are replaced in three commits (event log,
+    /// quarantine, then silver with the bookmark). A rebuild that fails
+    /// midway leaves silver as it was; rerun it, or run incrementally,
+    /// which then plans from the rebuilt event log. Gold, seeing the
+    /// rewrite without recorded values, refreshes fully. Every event is
+    /// held in memory at once: size the machine for the whole event log.
+    pub async fn rebuild(
+        &self,
+        storage: &StorageRef,
+        validators: &[ValidatorRef],
+    ) -> Result<RefineReport> {
+        self.process(storage, validators, true).await
+    }
+
+    async fn process(
+        &self,
+        storage: &StorageRef,
+        validators: &[ValidatorRef],
+        rebuild: bool,
+    ) -> Result<RefineReport> {
         let spec = &self.spec;
         let target = self.target();
         let mut report = RefineReport::empty(target.clone());
@@ -107,8 +138,10 @@ impl SilverTable {
         let silver_location = layout.table_location(target);
         let silver = storage.open_table(&silver_location).await?;
         let bookmark = match silver.version() {
-            Some(_) => transaction_version(&silver, &self.app_id(), &target.to_string()).await?,
-            None => None,
+            Some(_) if !rebuild => {
+                transaction_version(&silver, &self.app_id(), &target.to_string()).await?
+            }
+            _ => None,
         };
         if bookmark.is_some_and(|b| b >= bronze_version as i64) {
             return Ok(report);
@@ -154,7 +187,11 @@ impl SilverTable {
                 &[KEY_BUCKET],
             )
             .await?;
-        let changes_schema = changes_schema(&changes, &changes_id)?;
+        let changes_schema = if rebuild {
+            typed.schema()
+        } else {
+            changes_schema(&changes, &changes_id)?
+        };
         // A column bronze has not typed the same way as before (an
         // undeclared type that changed) converts or fails, never nulls.
         typed = conform(typed, &changes_schema, &changes_id)?;
@@ -203,7 +240,22 @@ impl SilverTable {
             let quarantine = storage
                 .ensure_table(&location, &QUARANTINE_SCHEMA, &[])
                 .await?;
-            if let Some(v) = append_once(quarantine, &[], batch, &txn, target).await? {
+            let written = if rebuild {
+                Some(overwrite(quarantine, &[], batch, &txn, target).await?)
+            } else {
+                append_once(quarantine, &[], batch, &txn, target).await?
+            };
+            if let Some(v) = written {
+                report
+                    .table_versions
+                    .insert(format!("quarantine of {target}"), v);
+            }
+        } else if rebuild {
+            let location = layout.quarantine(target);
+            let quarantine = storage.open_table(&location).await?;
+            if quarantine.version().is_some() {
+                let empty = RecordBatch::new_empty(Arc::clone(&QUARANTINE_SCHEMA));
+                let v = overwrite(quarantine, &[], empty, &txn, target).await?;
                 report
                     .table_versions
                     .insert(format!("quarantine of {target}"), v);
@@ -235,14 +287,24 @@ impl SilverTable {
         let kept = tokio::spawn(read_rows_of_other_keys(
             silver.clone(),
             target.clone(),
-            buckets.clone(),
+            // A rebuild keeps nothing.
+            if rebuild {
+                BTreeSet::new()
+            } else {
+                buckets.clone()
+            },
             Arc::clone(&silver_schema),
             spec.keys.clone(),
             keys.clone(),
         ));
         let key_set = KeySet::new(&keys).map_err(|e| arrow_error(&changes_id, e))?;
         let mut all = Vec::new();
-        for batch in scan_buckets(&changes, &changes_id, &buckets, &changes_schema).await? {
+        let logged = if rebuild {
+            BTreeSet::new()
+        } else {
+            buckets.clone()
+        };
+        for batch in scan_buckets(&changes, &changes_id, &logged, &changes_schema).await? {
             let mask = key_set
                 .mask(&columns_of(&batch, &spec.keys, &changes_id)?)
                 .map_err(|e| arrow_error(&changes_id, e))?;
@@ -263,9 +325,12 @@ impl SilverTable {
         let (plan, planned) = plan_histories(spec, &all, first_new, &changes_id)?;
         report.duplicates += plan.duplicates;
         report.sequence_conflicts += plan.conflicts;
-        if !plan.fresh.is_empty() {
-            // As delivered: carrying nulls forward is redone on every plan.
-            let fresh = take_rows(&all, plan.fresh.iter().map(|&r| Some(r)), &changes_id)?;
+        // As delivered: carrying nulls forward is redone on every plan.
+        let fresh = take_rows(&all, plan.fresh.iter().map(|&r| Some(r)), &changes_id)?;
+        if rebuild {
+            let v = overwrite(changes, &[KEY_BUCKET], fresh, &txn, &changes_id).await?;
+            report.table_versions.insert(changes_id.to_string(), v);
+        } else if fresh.num_rows() > 0 {
             // The table opened to read the log: no second log replay.
             if let Some(v) = append_once(changes, &[KEY_BUCKET], fresh, &txn, &changes_id).await? {
                 report.table_versions.insert(changes_id.to_string(), v);
@@ -281,7 +346,13 @@ impl SilverTable {
         // the key's events, so the values of all events of this run's keys
         // (the rows of `all`) cover both the old and the new value of a key
         // whose value moved.
-        let touched = touched_values(spec, &all)?;
+        // A rebuild records nothing, so that gold refreshes everything: the
+        // rows it removes may hold values no event of the new log has.
+        let touched = if rebuild {
+            Touched::new()
+        } else {
+            touched_values(spec, &all)?
+        };
         let versions: Vec<&VersionRows> = plan
             .versions
             .iter()
@@ -302,7 +373,7 @@ impl SilverTable {
             silver: &silver,
             id: target,
             schema: &silver_schema,
-            buckets: &buckets,
+            buckets: (!rebuild).then_some(&buckets),
             plain: plain_columns(spec, &silver_schema),
         };
         let version = replace_buckets(replacement, rows, txn, &touched).await?;

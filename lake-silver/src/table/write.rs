@@ -12,6 +12,7 @@ use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
+use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use lake_core::{LakeError, Result, TableId, Touched, transaction_version};
 use parquet::basic::Compression;
@@ -225,6 +226,30 @@ pub(crate) async fn append_once(
     Ok(table.version())
 }
 
+/// Replaces everything `table` holds, schema included, with `batch`,
+/// recording `txn`.
+pub(crate) async fn overwrite(
+    table: DeltaTable,
+    partition_columns: &[&str],
+    batch: RecordBatch,
+    txn: &Transaction,
+    id: &TableId,
+) -> Result<u64> {
+    let table = table
+        .write(vec![batch])
+        .with_save_mode(SaveMode::Overwrite)
+        .with_schema_mode(SchemaMode::Overwrite)
+        .with_partition_columns(partition_columns.iter().copied())
+        .with_commit_properties(
+            CommitProperties::default().with_application_transaction(txn.clone()),
+        )
+        .await
+        .map_err(|e| LakeError::delta(id.to_string(), e))?;
+    table
+        .version()
+        .ok_or_else(|| LakeError::not_found(format!("version of {id}")))
+}
+
 /// Parquet settings of the SCD2 table: snappy, statistics per page, and
 /// pages of at most [`PAGE_ROWS`] rows, so the page index of a file sorted
 /// by the cluster column narrows a filter on it to the pages holding its
@@ -273,8 +298,9 @@ pub(crate) struct Replacement<'a> {
     pub id: &'a TableId,
     /// Its schema.
     pub schema: &'a SchemaRef,
-    /// The buckets replaced (none: an append).
-    pub buckets: &'a BTreeSet<i32>,
+    /// The buckets replaced (none: an append), or `None` for the whole
+    /// table, schema included (a rebuild).
+    pub buckets: Option<&'a BTreeSet<i32>>,
     /// Columns written without a dictionary.
     pub plain: Vec<String>,
 }
@@ -303,13 +329,17 @@ pub(crate) async fn replace_buckets(
         .with_partition_columns([KEY_BUCKET])
         .with_writer_properties(silver_writer_properties(&plain))
         .with_commit_properties(properties);
-    let write = if buckets.is_empty() {
-        write.with_save_mode(SaveMode::Append)
-    } else {
-        let list: Vec<String> = buckets.iter().map(i32::to_string).collect();
-        write
+    let write = match buckets {
+        None => write
             .with_save_mode(SaveMode::Overwrite)
-            .with_replace_where(format!("{KEY_BUCKET} IN ({})", list.join(", ")))
+            .with_schema_mode(SchemaMode::Overwrite),
+        Some(buckets) if buckets.is_empty() => write.with_save_mode(SaveMode::Append),
+        Some(buckets) => {
+            let list: Vec<String> = buckets.iter().map(i32::to_string).collect();
+            write
+                .with_save_mode(SaveMode::Overwrite)
+                .with_replace_where(format!("{KEY_BUCKET} IN ({})", list.join(", ")))
+        }
     };
     let table = write
         .await

@@ -85,6 +85,17 @@ async fn history_quarantine_late_arrivals_and_reruns() {
     assert_eq!(report.rows_read, 0);
     assert!(report.table_versions.is_empty());
     assert_eq!(lake.history().await, before);
+
+    // A full rebuild from bronze gives the same tables, counts every bronze
+    // row once, and leaves the next run incremental.
+    let stage = lake_silver::OrdersSilver::new(bronze(), silver()).unwrap();
+    let report = stage.rebuild(&lake.storage, &[]).await.unwrap();
+    report.reconcile().unwrap();
+    assert_eq!((report.rows_read, report.quarantined), (11, 4));
+    assert_eq!(lake.history().await, before);
+    let quarantine = lake.storage.layout().quarantine(&silver());
+    assert_eq!(lake.rows_at(&quarantine, "SELECT count(*) FROM t").await, ["4"]);
+    assert_eq!(lake.refine().await.rows_read, 0);
 }
 
 #[tokio::test]

@@ -318,3 +318,82 @@ async fn a_bad_expression_names_the_column() {
     assert!(error.to_string().contains("columns[5].expr"), "{error}");
     assert!(error.to_string().contains("`half`"), "{error}");
 }
+
+#[tokio::test]
+async fn a_rebuild_replays_bronze_under_a_changed_spec_and_runs_stay_incremental_after() {
+    let lake = Lake::new();
+    let spec = SilverSpec::from_toml(CUSTOMERS).unwrap();
+    let line = |last_seen: &str, at: &str| {
+        customer(
+            "\"t1\"",
+            "1",
+            &format!(
+                r#""email":"a@x.org","tier":"gold","age":30,"last_seen":"{last_seen}","op":"U""#
+            ),
+            at,
+        )
+    };
+    lake.ingest_into(
+        &customers_bronze(),
+        "b1",
+        &[
+            line("mon", "10:00"),
+            line("tue", "11:00"),
+            "{\"id\":1}".to_string(),
+        ],
+    )
+    .await;
+    run(&lake, &spec).await;
+    let silver = spec.target.clone();
+    let versions = "SELECT last_seen, start_at FROM t ORDER BY start_at";
+    assert_eq!(
+        lake.rows(&silver, versions).await,
+        ["tue|2025-11-04T10:00:00Z"]
+    );
+
+    // Now `last_seen` is tracked and a derived column is added.
+    let changed = SilverSpec::from_toml(
+        &CUSTOMERS
+            .replace("track_history = { exclude = [\"last_seen\"] }\n", "")
+            .replace(
+                "[[columns]]\nname = \"tier\"",
+                "[[columns]]\nname = \"senior\"\nexpr = \"age >= 30\"\n\n[[columns]]\nname = \"tier\"",
+            ),
+    )
+    .unwrap();
+    let stage = SilverTable::new(changed.clone()).unwrap();
+    let report = stage.rebuild(&lake.storage, &[]).await.unwrap();
+    report.reconcile().unwrap();
+    assert_eq!(
+        (report.rows_read, report.valid, report.quarantined),
+        (3, 2, 1)
+    );
+    let versions = "SELECT last_seen, senior, start_at FROM t ORDER BY start_at";
+    let rebuilt = [
+        "mon|true|2025-11-04T10:00:00Z",
+        "tue|true|2025-11-04T11:00:00Z",
+    ];
+    assert_eq!(lake.rows(&silver, versions).await, rebuilt);
+    // The quarantine and the event log were replaced, not appended to.
+    let quarantine = lake.storage.layout().quarantine(&silver);
+    assert_eq!(
+        lake.rows_at(&quarantine, "SELECT count(*) FROM t").await,
+        ["1"]
+    );
+    let log = silver.changes_table().unwrap();
+    assert_eq!(
+        lake.rows(&log, "SELECT count(*), count(senior) FROM t")
+            .await,
+        ["2|2"]
+    );
+
+    // A run after it is incremental, under the new spec.
+    assert_eq!(stage.run(&lake.storage).await.unwrap().rows_read, 0);
+    lake.ingest_into(&customers_bronze(), "b2", &[line("wed", "12:00")])
+        .await;
+    let report = stage.run(&lake.storage).await.unwrap();
+    assert_eq!(report.rows_read, 1);
+    let mut want = rebuilt.to_vec();
+    want.push("wed|true|2025-11-04T12:00:00Z");
+    assert_eq!(lake.rows(&silver, versions).await, want);
+}
