@@ -94,7 +94,10 @@ async fn history_quarantine_late_arrivals_and_reruns() {
     assert_eq!((report.rows_read, report.quarantined), (11, 4));
     assert_eq!(lake.history().await, before);
     let quarantine = lake.storage.layout().quarantine(&silver());
-    assert_eq!(lake.rows_at(&quarantine, "SELECT count(*) FROM t").await, ["4"]);
+    assert_eq!(
+        lake.rows_at(&quarantine, "SELECT count(*) FROM t").await,
+        ["4"]
+    );
     assert_eq!(lake.refine().await.rows_read, 0);
 }
 
