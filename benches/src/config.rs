@@ -58,7 +58,7 @@ use lake_core::{
 };
 use lake_gold::{AggregationSpec, GoldAggregation, daily_summary};
 use lake_quality::Suite;
-use lake_silver::{CdcFormat, Mode, SilverSpec, SilverTable};
+use lake_silver::{Mode, SilverSpec, SilverTable};
 use serde::{Deserialize, Serialize};
 
 /// Which catalog the pipeline registers its tables in.
@@ -157,8 +157,7 @@ impl SilverConfig {
                         "the `orders` stage needs `source` and `target`",
                     ));
                 };
-                SilverSpec::orders(source.clone(), target.clone(), CdcFormat::Flat)?
-                    .with_mode(self.mode)
+                SilverSpec::orders(source.clone(), target.clone())?.with_mode(self.mode)
             }
             (None, Some(spec)) => {
                 if self.source.is_some() || self.target.is_some() {

@@ -23,7 +23,7 @@ use lake_core::{
 use crate::rules::{Invalid, OrderEvent, type_debezium_order, type_order};
 use crate::scd2::Op;
 pub use crate::spec::KEY_BUCKET;
-use crate::spec::{SilverSpec, Typing};
+use crate::spec::SilverSpec;
 use crate::table::{Fnv, SilverTable};
 
 fn utc_micros() -> DataType {
@@ -148,7 +148,7 @@ pub enum Mode {
 impl OrdersSilver {
     /// Refines `source` (a bronze table of order events) into `target`.
     pub fn new(source: TableId, target: TableId) -> Result<Self> {
-        let spec = SilverSpec::orders(source, target, CdcFormat::Flat)?;
+        let spec = SilverSpec::orders(source, target)?;
         Ok(Self {
             table: SilverTable::new(spec)?,
         })
@@ -171,7 +171,7 @@ impl OrdersSilver {
     /// Reads the bronze records as `format` (flat events by default).
     #[must_use]
     pub fn with_cdc_format(self, format: CdcFormat) -> Self {
-        self.with_spec(|spec| spec.typing = Typing::Orders(format))
+        self.with_spec(|spec| spec.cdc = format)
     }
 
     /// The spec this stage runs.

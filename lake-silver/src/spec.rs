@@ -51,6 +51,17 @@
 //!   `ignore_null_updates`). It is applied when histories are computed, from
 //!   each key's whole event log, so it keeps order independence.
 //!
+//! - With `cdc = "debezium"`, records are Debezium envelopes (`op`,
+//!   `before`, `after`, `source`, `ts_ms`, or the same inside Kafka
+//!   Connect's `payload`): a `from` column reads the field of `after`, or of
+//!   `before` for a delete; `r` (a snapshot read) is a create and any other
+//!   unknown op is quarantined as `bad_op`. The sequence must come from the
+//!   envelope through `expr` (`source['lsn']`, `ts_ms`): a delete's `before`
+//!   image holds the values of the write it ends, so an image column would
+//!   tie the delete with that write. Declare the bronze schema of such a
+//!   source, so that bronze does not infer `before` from a batch where it
+//!   is always null.
+//!
 //! [`SilverSpec::check`] refuses what can be refused without the data;
 //! the mapping's SQL is checked by DataFusion against the bronze schema on
 //! the first run.
@@ -101,6 +112,10 @@ pub struct SilverSpec {
     /// the reference workload's rules (see [`SilverSpec::orders`]).
     #[serde(default)]
     pub typing: Typing,
+    /// How a record encodes its change: flat, or a Debezium envelope whose
+    /// `after` image (`before` for a delete) holds the mapped columns.
+    #[serde(default)]
+    pub cdc: CdcFormat,
     /// A column each file is sorted by, so that readers filtering on it
     /// (a gold refresh of a few dates) skip pages through the page index.
     #[serde(default)]
@@ -355,7 +370,7 @@ pub enum Typing {
     /// The reference workload's rules (`SEMANTICS.md`, [`crate::rules`])
     /// applied to each record's original text in `_raw`; the spec must be
     /// [`SilverSpec::orders`]'s.
-    Orders(CdcFormat),
+    Orders,
 }
 
 fn one_or_many<'de, D: Deserializer<'de>>(
@@ -413,6 +428,7 @@ impl SilverSpec {
             mode: Mode::Scd2,
             validity: ValidityColumns::default(),
             typing: Typing::Columns,
+            cdc: CdcFormat::Flat,
             cluster_by: None,
             touched: Vec::new(),
         })
@@ -421,7 +437,7 @@ impl SilverSpec {
     /// The reference workload's spec (`SEMANTICS.md`): `order_id` keys,
     /// `updated_at` orders, `op` = `d` deletes, every column tracked, files
     /// clustered by `order_date` and the order dates recorded for gold.
-    pub fn orders(source: TableId, target: TableId, format: CdcFormat) -> Result<Self> {
+    pub fn orders(source: TableId, target: TableId) -> Result<Self> {
         let mut spec = Self::new(source, target, &["order_id"], &["updated_at"])?;
         let types = [
             ("order_id", ColumnType::String),
@@ -441,7 +457,7 @@ impl SilverSpec {
             column: "op".to_string(),
             values: vec!["d".to_string()],
         });
-        spec.typing = Typing::Orders(format);
+        spec.typing = Typing::Orders;
         spec.cluster_by = Some(Ident::new(crate::orders::ORDER_DATE)?);
         spec.touched = idents(&[crate::orders::ORDER_DATE]);
         Ok(spec)
@@ -553,7 +569,7 @@ impl SilverSpec {
     /// The changes table's operation column.
     pub fn op_column(&self) -> &str {
         match self.typing {
-            Typing::Orders(_) => "op",
+            Typing::Orders => "op",
             Typing::Columns => OP_COLUMN,
         }
     }
@@ -578,10 +594,11 @@ impl SilverSpec {
                 format!("{} is not a silver table", self.target),
             ));
         }
-        if let Typing::Orders(format) = self.typing {
-            let reference = Self::orders(self.source.clone(), self.target.clone(), format)?;
+        if self.typing == Typing::Orders {
+            let reference = Self::orders(self.source.clone(), self.target.clone())?;
             let same = Self {
                 mode: self.mode,
+                cdc: self.cdc,
                 ..reference
             };
             if *self != same {
@@ -711,6 +728,28 @@ impl SilverSpec {
                 ));
             }
             _ => {}
+        }
+        if self.cdc == CdcFormat::Debezium && self.typing == Typing::Columns {
+            if self.deletes.is_some() {
+                return Err(LakeError::config(
+                    "deletes",
+                    "under cdc = \"debezium\" the envelope's op says what is a delete; remove `deletes`",
+                ));
+            }
+            if let Some(name) = self
+                .sequence_by
+                .iter()
+                .find(|s| self.column_spec(s).is_some_and(|c| c.expr.is_none()))
+            {
+                return Err(LakeError::config(
+                    "sequence_by",
+                    format!(
+                        "`{name}` reads the row image, but a delete's `before` image holds the \
+                         values of the write it ends, so the delete would tie with that write; \
+                         derive the sequence from the envelope (expr = \"source['lsn']\" or \"ts_ms\")"
+                    ),
+                ));
+            }
         }
         let validity = [
             &self.validity.from,

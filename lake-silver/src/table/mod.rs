@@ -157,7 +157,7 @@ impl SilverTable {
 
         // 2. The rows bronze added after the bookmark.
         let projection = match spec.typing {
-            Typing::Orders(_) => Some(&LINEAGE[..]),
+            Typing::Orders => Some(&LINEAGE[..]),
             Typing::Columns => None,
         };
         let bronze = read_added_rows(
@@ -176,7 +176,7 @@ impl SilverTable {
             rows: mut lineage,
             mut rejected,
         } = match spec.typing {
-            Typing::Orders(format) => typing::type_orders(&bronze, format)?,
+            Typing::Orders => typing::type_orders(&bronze, spec.cdc)?,
             Typing::Columns => typing::type_columns(spec, &bronze).await?,
         };
         let changes_id = target.changes_table()?;
@@ -408,7 +408,7 @@ impl SilverTable {
 impl RefineStage for SilverTable {
     fn name(&self) -> &str {
         match self.spec.typing {
-            Typing::Orders(_) => "silver orders",
+            Typing::Orders => "silver orders",
             Typing::Columns => "silver",
         }
     }
@@ -477,7 +477,7 @@ fn plain_columns(spec: &SilverSpec, schema: &SchemaRef) -> Vec<String> {
             plain.push(field.name().clone());
         }
     }
-    if matches!(spec.typing, Typing::Orders(_)) {
+    if spec.typing == Typing::Orders {
         // Canonical JSON of free-form attributes: nearly unique per row.
         plain.push("metadata".to_string());
     }

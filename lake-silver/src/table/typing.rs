@@ -9,7 +9,8 @@ use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array, new_null_array,
 };
 use arrow::datatypes::{DataType, Field, Schema};
-use datafusion::common::{Column, DataFusionError, SchemaError};
+use datafusion::common::{Column, DataFusionError, ScalarValue, SchemaError};
+use datafusion::functions::core::expr_fn::get_field;
 use datafusion::logical_expr::{Expr, lit, try_cast, when};
 use datafusion::prelude::SessionContext;
 use lake_core::{LakeError, Result};
@@ -96,6 +97,56 @@ fn column(name: &str) -> Expr {
     Expr::Column(Column::new_unqualified(name))
 }
 
+/// A field of a Debezium envelope: a bronze column, or a field of the
+/// `payload` that Kafka Connect's JSON converter wraps the envelope in.
+fn envelope(schema: &Schema, name: &str) -> Option<(Expr, DataType)> {
+    if let Ok(field) = schema.field_with_name(name) {
+        return Some((column(name), field.data_type().clone()));
+    }
+    let DataType::Struct(fields) = schema.field_with_name("payload").ok()?.data_type() else {
+        return None;
+    };
+    let (_, field) = fields.find(name)?;
+    Some((
+        get_field(column("payload"), name),
+        field.data_type().clone(),
+    ))
+}
+
+/// The column `name` of a Debezium envelope's row image: `before` for a
+/// delete (the row it removed), `after` otherwise; null where the image
+/// lacks the field, typed as the other image has it.
+fn image_value(schema: &Schema, name: &str) -> Result<Expr> {
+    let image = |which: &str| -> Option<(Expr, DataType)> {
+        match envelope(schema, which)? {
+            (expr, DataType::Struct(fields)) => {
+                let (_, field) = fields.find(name)?;
+                Some((get_field(expr, name), field.data_type().clone()))
+            }
+            _ => None,
+        }
+    };
+    let (before, after) = (image("before"), image("after"));
+    let data_type = after
+        .as_ref()
+        .or(before.as_ref())
+        .map_or(DataType::Utf8, |(_, t)| t.clone());
+    let null = || {
+        ScalarValue::try_from(&data_type)
+            .map(lit)
+            .map_err(|e| LakeError::datafusion(format!("the Debezium field `{name}`"), e))
+    };
+    let before = before.map_or_else(null, |(e, _)| Ok(e))?;
+    let after = after.map_or_else(null, |(e, _)| Ok(e))?;
+    let op = envelope(schema, "op").map_or_else(
+        || lit(ScalarValue::Utf8(None)),
+        |(op, _)| try_cast(op, DataType::Utf8),
+    );
+    when(op.eq(lit("d")), before)
+        .otherwise(after)
+        .map_err(|e| LakeError::datafusion(format!("the Debezium field `{name}`"), e))
+}
+
 /// The spec's SQL, planned against the bronze columns.
 struct Parsed {
     /// Each column's expression, for derived columns.
@@ -162,10 +213,13 @@ pub(crate) async fn type_columns(spec: &SilverSpec, bronze: &RecordBatch) -> Res
         .map(|f| f.as_ref().clone())
         .collect();
     let mut columns: Vec<ArrayRef> = bronze.columns().to_vec();
+    let debezium = spec.cdc == CdcFormat::Debezium;
+    // Under Debezium the columns come from the row images, not from bronze.
     let mut wanted: Vec<&str> = spec
         .columns
         .iter()
         .filter_map(|c| c.source_column())
+        .filter(|_| !debezium)
         .collect();
     if let Some(DeleteRule::Column { column, .. }) = &spec.deletes {
         wanted.push(column);
@@ -209,6 +263,7 @@ pub(crate) async fn type_columns(spec: &SilverSpec, bronze: &RecordBatch) -> Res
     for (i, spec_column) in spec.columns.iter().enumerate() {
         let base = match (derived[i].take(), spec_column.source_column()) {
             (Some(expr), _) => expr,
+            (None, Some(source)) if debezium => image_value(frame.schema().as_arrow(), source)?,
             (None, Some(source)) => column(source),
             (None, None) => unreachable!("a column without `expr` reads a bronze column"),
         };
@@ -227,6 +282,21 @@ pub(crate) async fn type_columns(spec: &SilverSpec, bronze: &RecordBatch) -> Res
         select.push(flag.alias(format!("__lake_bad_{i}")));
     }
     let op = match &spec.deletes {
+        None if debezium => {
+            // `r` (a snapshot read) is a create; anything else is `bad_op`.
+            let op = envelope(frame.schema().as_arrow(), "op").map_or_else(
+                || lit(ScalarValue::Utf8(None)),
+                |(op, _)| try_cast(op, DataType::Utf8),
+            );
+            when(
+                op.clone().eq(lit("c")).or(op.clone().eq(lit("r"))),
+                lit("c"),
+            )
+            .when(op.clone().eq(lit("u")), lit("u"))
+            .when(op.eq(lit("d")), lit("d"))
+            .otherwise(lit(ScalarValue::Utf8(None)))
+            .map_err(fail)?
+        }
         None => lit("u"),
         Some(DeleteRule::Column {
             column: name,
@@ -266,6 +336,14 @@ pub(crate) async fn type_columns(spec: &SilverSpec, bronze: &RecordBatch) -> Res
             .map(|(_, at)| typed.column(*at).as_boolean().clone())
     };
     let mut rules: Vec<(String, BooleanArray)> = Vec::new();
+    if debezium {
+        let op = typed
+            .column_by_name(OP_COLUMN)
+            .ok_or_else(|| LakeError::other(format!("typing {target}"), "op lost"))?;
+        let nulls = arrow::compute::is_null(op)
+            .map_err(|e| LakeError::arrow(format!("typing {target}"), e))?;
+        rules.push(("bad_op".to_string(), nulls));
+    }
     for name in spec.keys.iter().chain(&spec.sequence_by) {
         let i = index(name.as_str()).expect("checked: keys and sequence are mapped");
         if let Some(flags) = bad(i) {

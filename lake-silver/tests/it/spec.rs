@@ -287,7 +287,7 @@ fn a_bad_spec_names_the_field() {
     assert!(error(&base("cluster_by = \"s\"")).contains("cluster_by"));
     assert!(error(&base("validity = { from = \"v\" }")).contains("validity"));
     assert!(error(&base("deletes = { column = \"op\", values = [] }")).contains("deletes"));
-    assert!(error(&base("typing = { orders = \"flat\" }")).contains("typing"));
+    assert!(error(&base("typing = \"orders\"")).contains("typing"));
     assert!(error(&base("surprise = 1")).contains("surprise"));
     let bad_type = base("").replace("type = \"timestamp\"", "type = \"timestamptz\"");
     assert!(error(&bad_type).contains("unknown type `timestamptz`"));
@@ -396,4 +396,105 @@ async fn a_rebuild_replays_bronze_under_a_changed_spec_and_runs_stay_incremental
     let mut want = rebuilt.to_vec();
     want.push("wed|true|2025-11-04T12:00:00Z");
     assert_eq!(lake.rows(&silver, versions).await, want);
+}
+
+const ACCOUNTS: &str = r#"
+source = "bronze.pg.accounts"
+target = "silver.pg.accounts"
+keys = ["id"]
+sequence_by = "lsn"
+cdc = "debezium"
+
+[[columns]]
+name = "id"
+type = "int64"
+
+[[columns]]
+name = "owner"
+
+[[columns]]
+name = "balance"
+type = "float64"
+
+[[columns]]
+name = "lsn"
+expr = "source['lsn']"
+type = "int64"
+"#;
+
+/// Debezium envelopes through a spec: columns come from `after` (`before`
+/// for a delete), `r` is a create, an unknown op is `bad_op`, and the
+/// sequence comes from the envelope, so a delete closes the last version
+/// instead of tying with it. Kafka Connect's `payload` wrapper is read too.
+#[tokio::test]
+async fn debezium_envelopes_through_a_spec() {
+    let lake = Lake::new();
+    let spec = SilverSpec::from_toml(ACCOUNTS).unwrap();
+    let row = |id: u32, owner: &str, balance: u32| {
+        format!(r#"{{"id":{id},"owner":"{owner}","balance":{balance}}}"#)
+    };
+    let envelope = |op: &str, before: &str, after: &str, lsn: u32| {
+        format!(
+            r#"{{"op":"{op}","before":{before},"after":{after},"source":{{"lsn":{lsn}}},"ts_ms":{lsn}}}"#
+        )
+    };
+    lake.ingest_into(
+        &spec.source,
+        "b1",
+        &[
+            envelope("c", "null", &row(1, "ann", 10), 100),
+            envelope("u", &row(1, "ann", 10), &row(1, "ann", 25), 200),
+            envelope("r", "null", &row(2, "bob", 5), 50),
+            envelope("d", &row(2, "bob", 5), "null", 300),
+            envelope("x", "null", &row(3, "cy", 1), 1),
+        ],
+    )
+    .await;
+    let report = run(&lake, &spec).await;
+    assert_eq!((report.valid, report.quarantined), (4, 1));
+    let sql = "SELECT id, owner, balance, valid_from, valid_to, is_current FROM t ORDER BY id, valid_from";
+    assert_eq!(
+        lake.rows(&spec.target, sql).await,
+        [
+            "1|ann|10.0|100|200|false",
+            "1|ann|25.0|200||true",
+            "2|bob|5.0|50|300|false"
+        ]
+    );
+    let quarantine = lake.storage.layout().quarantine(&spec.target);
+    assert_eq!(
+        lake.rows_at(&quarantine, "SELECT reason FROM t").await,
+        ["bad_op"]
+    );
+
+    let wrapped = SilverSpec::from_toml(
+        &ACCOUNTS
+            .replace("bronze.pg.accounts", "bronze.pg.wrapped")
+            .replace("silver.pg.accounts", "silver.pg.wrapped")
+            .replace("source['lsn']", "payload['source']['lsn']"),
+    )
+    .unwrap();
+    let line = format!(
+        r#"{{"schema":{{"type":"struct"}},"payload":{}}}"#,
+        envelope("c", "null", &row(7, "zed", 1), 10)
+    );
+    lake.ingest_into(&wrapped.source, "b1", &[line]).await;
+    run(&lake, &wrapped).await;
+    assert_eq!(
+        lake.rows(&wrapped.target, sql).await,
+        ["7|zed|1.0|10||true"]
+    );
+
+    // A sequence read from the image is refused, and so are delete rules.
+    let image_sequence = ACCOUNTS.replace("expr = \"source['lsn']\"", "");
+    let error = SilverSpec::from_toml(&image_sequence)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("sequence_by") && error.contains("before"),
+        "{error}"
+    );
+    let deletes = format!("deletes = {{ condition = \"op = 'd'\" }}\n{ACCOUNTS}");
+    let error = SilverSpec::from_toml(&deletes).unwrap_err().to_string();
+    assert!(error.contains("deletes"), "{error}");
 }
