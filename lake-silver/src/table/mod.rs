@@ -27,6 +27,7 @@ mod typing;
 mod write;
 
 use std::collections::{BTreeSet, HashSet};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -39,6 +40,8 @@ use async_trait::async_trait;
 use chrono::Utc;
 use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 use lake_core::{
     Action, CatalogExt, CatalogRef, ExpectationSummary, Ident, LakeError, RefineReport,
     RefineStage, Result, StageContext, StorageExt, StorageRef, TableDefinition, TableId, Touched,
@@ -500,14 +503,45 @@ fn columns_of(batch: &RecordBatch, names: &[Ident], id: &TableId) -> Result<Vec<
         .collect()
 }
 
-/// A set of keys, compared column by column in Arrow's row format.
-struct KeySet {
-    converter: RowConverter,
-    keys: HashSet<Box<[u8]>>,
+/// A set of keys. A single text key (the common case, and every run reads
+/// all rows of the buckets it replaces through here) is looked up by its
+/// string in a table of row numbers into the key column; other keys are
+/// compared column by column in Arrow's row format.
+enum KeySet {
+    Text {
+        keys: StringArray,
+        table: HashTable<u32>,
+        hasher: RandomState,
+    },
+    Rows {
+        converter: RowConverter,
+        keys: HashSet<Box<[u8]>>,
+    },
 }
 
 impl KeySet {
     fn new(keys: &[ArrayRef]) -> Result<Self, arrow::error::ArrowError> {
+        if let [key] = keys
+            && let Some(text) = key.as_string_opt::<i32>()
+        {
+            let hasher = RandomState::default();
+            let mut table = HashTable::with_capacity(text.len());
+            for (i, key) in text.iter().enumerate() {
+                let Some(key) = key else { continue };
+                let hash = hasher.hash_one(key);
+                let same = |j: &u32| text.value(*j as usize) == key;
+                if table.find(hash, same).is_none() {
+                    table.insert_unique(hash, i as u32, |j: &u32| {
+                        hasher.hash_one(text.value(*j as usize))
+                    });
+                }
+            }
+            return Ok(Self::Text {
+                keys: text.clone(),
+                table,
+                hasher,
+            });
+        }
         let converter = RowConverter::new(
             keys.iter()
                 .map(|k| SortField::new(k.data_type().clone()))
@@ -515,16 +549,45 @@ impl KeySet {
         )?;
         let rows = converter.convert_columns(keys)?;
         let keys = rows.iter().map(|r| r.data().into()).collect();
-        Ok(Self { converter, keys })
+        Ok(Self::Rows { converter, keys })
     }
 
     /// Which rows of `columns` hold a key of the set.
     fn mask(&self, columns: &[ArrayRef]) -> Result<BooleanArray, arrow::error::ArrowError> {
-        let rows = self.converter.convert_columns(columns)?;
-        Ok(rows
-            .iter()
-            .map(|r| Some(self.keys.contains(r.data())))
-            .collect())
+        match self {
+            Self::Text {
+                keys,
+                table,
+                hasher,
+            } => {
+                let [column] = columns else {
+                    return Err(arrow::error::ArrowError::InvalidArgumentError(
+                        "one key column expected".to_string(),
+                    ));
+                };
+                let column = column.as_string_opt::<i32>().ok_or_else(|| {
+                    arrow::error::ArrowError::InvalidArgumentError(
+                        "a text key column expected".to_string(),
+                    )
+                })?;
+                Ok(column
+                    .iter()
+                    .map(|key| {
+                        Some(key.is_some_and(|key| {
+                            table
+                                .find(hasher.hash_one(key), |j: &u32| {
+                                    keys.value(*j as usize) == key
+                                })
+                                .is_some()
+                        }))
+                    })
+                    .collect())
+            }
+            Self::Rows { converter, keys } => {
+                let rows = converter.convert_columns(columns)?;
+                Ok(rows.iter().map(|r| Some(keys.contains(r.data()))).collect())
+            }
+        }
     }
 }
 
