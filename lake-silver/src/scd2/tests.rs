@@ -28,6 +28,16 @@ fn spans(h: &History) -> Vec<(i64, Option<i64>, String)> {
 
 use Op::{Create as C, Delete as D, Update as U};
 
+/// `events` with the ones `dup` picks delivered again, in an order
+/// shuffled deterministically from `seed`.
+fn redelivered_shuffled<T: Clone>(events: &[T], dup: &[prop::sample::Index], seed: u64) -> Vec<T> {
+    let mut all = events.to_vec();
+    if !events.is_empty() {
+        all.extend(dup.iter().map(|index| index.get(events).clone()));
+    }
+    lake_testing::shuffled(&all, seed)
+}
+
 #[test]
 fn create_update_delete_recreate() {
     let h = history(vec![
@@ -191,19 +201,7 @@ proptest! {
         dup in prop::collection::vec(any::<prop::sample::Index>(), 0..6),
     ) {
         let reference = history(events.clone());
-        let mut shuffled = events.clone();
-        for index in &dup {
-            if !events.is_empty() {
-                shuffled.push(index.get(&events).clone());
-            }
-        }
-        // A deterministic shuffle from the seed.
-        let mut state = seed | 1;
-        for i in (1..shuffled.len()).rev() {
-            state ^= state << 13; state ^= state >> 7; state ^= state << 17;
-            shuffled.swap(i, (state % (i as u64 + 1)) as usize);
-        }
-        let other = history(shuffled);
+        let other = history(redelivered_shuffled(&events, &dup, seed));
         prop_assert_eq!(&other.versions, &reference.versions);
         prop_assert_eq!(&other.events, &reference.events);
         prop_assert_eq!(&other.conflicts, &reference.conflicts);
@@ -449,20 +447,7 @@ proptest! {
         ignore_nulls in any::<bool>(),
     ) {
         let reference = spec_versions(&events, ignore_nulls);
-        let mut shuffled = events.clone();
-        for index in &dup {
-            if !events.is_empty() {
-                shuffled.push(events[index.index(events.len())]);
-            }
-        }
-        // A deterministic shuffle from the seed.
-        let mut state = seed | 1;
-        for i in (1..shuffled.len()).rev() {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            shuffled.swap(i, (state % (i as u64 + 1)) as usize);
-        }
+        let shuffled = redelivered_shuffled(&events, &dup, seed);
         prop_assert_eq!(spec_versions(&shuffled, ignore_nulls), reference.clone());
         // Tracked values change at every version boundary that is not a delete.
         for pair in reference.windows(2) {

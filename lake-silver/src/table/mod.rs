@@ -56,7 +56,7 @@ use crate::spec::{KEY_BUCKET, SilverSpec, Typing};
 use bronze::{LINEAGE, read_added_rows};
 use typing::Typed;
 use write::{
-    Replacement, append_once, conform, overwrite, replace_buckets, scan_buckets, sorted_for_readers,
+    Commit, Replacement, commit_batch, conform, replace_buckets, scan_buckets, sorted_for_readers,
 };
 
 /// The silver stage of one [`SilverSpec`].
@@ -237,28 +237,20 @@ impl SilverTable {
         report.valid = typed.num_rows() as u64;
         report.quarantined = rejected.len() as u64;
         let txn = Transaction::new(self.app_id(), bronze_version as i64);
-        if !rejected.is_empty() {
-            let location = layout.quarantine(target);
+        let commit = if rebuild {
+            Commit::Replace
+        } else {
+            Commit::AppendOnce
+        };
+        let location = layout.quarantine(target);
+        // A rebuild also empties a quarantine that no row goes to any more.
+        let empty_it = rebuild && storage.open_table(&location).await?.version().is_some();
+        if !rejected.is_empty() || empty_it {
             let batch = quarantine_batch(&bronze, &rejected, bronze_version)?;
             let quarantine = storage
                 .ensure_table(&location, &QUARANTINE_SCHEMA, &[])
                 .await?;
-            let written = if rebuild {
-                Some(overwrite(quarantine, &[], batch, &txn, target).await?)
-            } else {
-                append_once(quarantine, &[], batch, &txn, target).await?
-            };
-            if let Some(v) = written {
-                report
-                    .table_versions
-                    .insert(format!("quarantine of {target}"), v);
-            }
-        } else if rebuild {
-            let location = layout.quarantine(target);
-            let quarantine = storage.open_table(&location).await?;
-            if quarantine.version().is_some() {
-                let empty = RecordBatch::new_empty(Arc::clone(&QUARANTINE_SCHEMA));
-                let v = overwrite(quarantine, &[], empty, &txn, target).await?;
+            if let Some(v) = commit_batch(quarantine, &[], batch, &txn, target, commit).await? {
                 report
                     .table_versions
                     .insert(format!("quarantine of {target}"), v);
@@ -330,12 +322,11 @@ impl SilverTable {
         report.sequence_conflicts += plan.conflicts;
         // As delivered: carrying nulls forward is redone on every plan.
         let fresh = take_rows(&all, plan.fresh.iter().map(|&r| Some(r)), &changes_id)?;
-        if rebuild {
-            let v = overwrite(changes, &[KEY_BUCKET], fresh, &txn, &changes_id).await?;
-            report.table_versions.insert(changes_id.to_string(), v);
-        } else if fresh.num_rows() > 0 {
+        if rebuild || fresh.num_rows() > 0 {
             // The table opened to read the log: no second log replay.
-            if let Some(v) = append_once(changes, &[KEY_BUCKET], fresh, &txn, &changes_id).await? {
+            let written =
+                commit_batch(changes, &[KEY_BUCKET], fresh, &txn, &changes_id, commit).await?;
+            if let Some(v) = written {
                 report.table_versions.insert(changes_id.to_string(), v);
             }
         }

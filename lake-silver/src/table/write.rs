@@ -199,24 +199,41 @@ pub(crate) fn sorted_for_readers(
     in_parallel(orders, sort_part).into_iter().collect()
 }
 
-/// Appends `batch` to `table` with `txn` unless a commit with that
-/// transaction version exists.
-pub(crate) async fn append_once(
+/// How [`commit_batch`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Commit {
+    /// Appends, unless a commit with the transaction's version exists.
+    AppendOnce,
+    /// Replaces everything the table holds, schema included (a rebuild).
+    Replace,
+}
+
+/// Writes `batch` to `table` as `commit` says, recording `txn`; the new
+/// version, or `None` when the append had been done already.
+pub(crate) async fn commit_batch(
     table: DeltaTable,
     partition_columns: &[&str],
     batch: RecordBatch,
     txn: &Transaction,
     id: &TableId,
+    commit: Commit,
 ) -> Result<Option<u64>> {
-    if transaction_version(&table, &txn.app_id, &id.to_string())
-        .await?
-        .is_some_and(|v| v >= txn.version)
-    {
-        return Ok(None);
-    }
-    let table = table
-        .write(vec![batch])
-        .with_save_mode(SaveMode::Append)
+    let write = match commit {
+        Commit::AppendOnce => {
+            if transaction_version(&table, &txn.app_id, &id.to_string())
+                .await?
+                .is_some_and(|v| v >= txn.version)
+            {
+                return Ok(None);
+            }
+            table.write(vec![batch]).with_save_mode(SaveMode::Append)
+        }
+        Commit::Replace => table
+            .write(vec![batch])
+            .with_save_mode(SaveMode::Overwrite)
+            .with_schema_mode(SchemaMode::Overwrite),
+    };
+    let table = write
         .with_partition_columns(partition_columns.iter().copied())
         .with_commit_properties(
             CommitProperties::default().with_application_transaction(txn.clone()),
@@ -224,30 +241,6 @@ pub(crate) async fn append_once(
         .await
         .map_err(|e| LakeError::delta(id.to_string(), e))?;
     Ok(table.version())
-}
-
-/// Replaces everything `table` holds, schema included, with `batch`,
-/// recording `txn`.
-pub(crate) async fn overwrite(
-    table: DeltaTable,
-    partition_columns: &[&str],
-    batch: RecordBatch,
-    txn: &Transaction,
-    id: &TableId,
-) -> Result<u64> {
-    let table = table
-        .write(vec![batch])
-        .with_save_mode(SaveMode::Overwrite)
-        .with_schema_mode(SchemaMode::Overwrite)
-        .with_partition_columns(partition_columns.iter().copied())
-        .with_commit_properties(
-            CommitProperties::default().with_application_transaction(txn.clone()),
-        )
-        .await
-        .map_err(|e| LakeError::delta(id.to_string(), e))?;
-    table
-        .version()
-        .ok_or_else(|| LakeError::not_found(format!("version of {id}")))
 }
 
 /// Parquet settings of the SCD2 table: snappy, statistics per page, and

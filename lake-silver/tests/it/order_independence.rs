@@ -28,6 +28,28 @@ fn arb_event() -> impl Strategy<Value = String> {
         })
 }
 
+/// `events` with one delivered twice, shuffled from `seed` (late
+/// arrivals), and cut into batches at `cuts`.
+fn late_batches(
+    events: &[String],
+    duplicate: prop::sample::Index,
+    seed: u64,
+    cuts: &[prop::sample::Index],
+) -> Vec<Vec<String>> {
+    let mut all = events.to_vec();
+    all.push(duplicate.get(events).clone());
+    let shuffled = lake_testing::shuffled(&all, seed);
+    let mut bounds: Vec<usize> = cuts.iter().map(|c| c.index(shuffled.len())).collect();
+    bounds.push(0);
+    bounds.push(shuffled.len());
+    bounds.sort();
+    bounds.dedup();
+    bounds
+        .windows(2)
+        .map(|pair| shuffled[pair[0]..pair[1]].to_vec())
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
@@ -47,26 +69,15 @@ proptest! {
             let expected = whole.history().await;
 
             // Shuffled (late arrivals), with a redelivery, in random batches.
-            let mut shuffled = events.clone();
-            shuffled.push(duplicate.get(&events).clone());
-            let mut state = seed | 1;
-            for i in (1..shuffled.len()).rev() {
-                state ^= state << 13; state ^= state >> 7; state ^= state << 17;
-                shuffled.swap(i, (state % (i as u64 + 1)) as usize);
-            }
-            let mut bounds: Vec<usize> = cuts.iter().map(|c| c.index(shuffled.len())).collect();
-            bounds.push(0);
-            bounds.push(shuffled.len());
-            bounds.sort();
-            bounds.dedup();
+            let batches = late_batches(&events, duplicate, seed, &cuts);
             let split = Lake::new();
             // The same batches also feed an SCD1 table of the same events.
             let latest = TableId::silver("sales", "orders_latest").unwrap();
             let scd1 = OrdersSilver::new(bronze(), latest.clone())
                 .unwrap()
                 .with_mode(Mode::Scd1);
-            for (n, pair) in bounds.windows(2).enumerate() {
-                split.ingest(&format!("b{n}"), &shuffled[pair[0]..pair[1]]).await;
+            for (n, batch) in batches.iter().enumerate() {
+                split.ingest(&format!("b{n}"), batch).await;
                 split.refine().await;
                 scd1.run(&split.storage).await.unwrap().reconcile().unwrap();
             }
@@ -161,21 +172,10 @@ proptest! {
             stage.run(&whole.storage).await.unwrap().reconcile().unwrap();
             let expected = whole.rows(&spec.target, sql).await;
 
-            let mut shuffled = events.clone();
-            shuffled.push(duplicate.get(&events).clone());
-            let mut state = seed | 1;
-            for i in (1..shuffled.len()).rev() {
-                state ^= state << 13; state ^= state >> 7; state ^= state << 17;
-                shuffled.swap(i, (state % (i as u64 + 1)) as usize);
-            }
-            let mut bounds: Vec<usize> = cuts.iter().map(|c| c.index(shuffled.len())).collect();
-            bounds.push(0);
-            bounds.push(shuffled.len());
-            bounds.sort();
-            bounds.dedup();
+            let batches = late_batches(&events, duplicate, seed, &cuts);
             let split = Lake::new();
-            for (n, pair) in bounds.windows(2).enumerate() {
-                split.ingest_into(&spec.source, &format!("b{n}"), &shuffled[pair[0]..pair[1]]).await;
+            for (n, batch) in batches.iter().enumerate() {
+                split.ingest_into(&spec.source, &format!("b{n}"), batch).await;
                 stage.run(&split.storage).await.unwrap().reconcile().unwrap();
             }
             assert_eq!(split.rows(&spec.target, sql).await, expected);
