@@ -63,13 +63,16 @@ use write::{
 #[derive(Debug, Clone)]
 pub struct SilverTable {
     spec: SilverSpec,
+    /// `silver {entity}`: the stage's name in reports.
+    name: String,
 }
 
 impl SilverTable {
     /// The stage of `spec`, once [checked](SilverSpec::check).
     pub fn new(spec: SilverSpec) -> Result<Self> {
         spec.check()?;
-        Ok(Self { spec })
+        let name = format!("silver {}", spec.target.name);
+        Ok(Self { spec, name })
     }
 
     /// The spec.
@@ -401,10 +404,7 @@ impl SilverTable {
 #[async_trait]
 impl RefineStage for SilverTable {
     fn name(&self) -> &str {
-        match self.spec.typing {
-            Typing::Orders => "silver orders",
-            Typing::Columns => "silver",
-        }
+        &self.name
     }
 
     fn target(&self) -> &TableId {
