@@ -389,11 +389,17 @@ pub(crate) async fn type_columns(spec: &SilverSpec, bronze: &RecordBatch) -> Res
         .unwrap_or_default();
 
     // The changes layout: business columns, op, sequence, bucket.
+    // A column of the null type (SQL over columns bronze never had, with
+    // no `type`) is stored as text: Delta has no null type.
     let named = |name: &str| {
-        valid
+        let column = valid
             .column_by_name(name)
-            .map(|c| (Field::new(name, c.data_type().clone(), true), Arc::clone(c)))
-            .expect("every mapped column is selected")
+            .expect("every mapped column is selected");
+        let column = match column.data_type() {
+            DataType::Null => new_null_array(&DataType::Utf8, column.len()),
+            _ => Arc::clone(column),
+        };
+        (Field::new(name, column.data_type().clone(), true), column)
     };
     let mut layout: Vec<(Field, ArrayRef)> = spec
         .business_columns()

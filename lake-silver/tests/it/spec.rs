@@ -317,6 +317,15 @@ async fn a_bad_expression_names_the_column() {
         .unwrap_err();
     assert!(error.to_string().contains("columns[5].expr"), "{error}");
     assert!(error.to_string().contains("`half`"), "{error}");
+
+    // SQL over a column bronze never had, with no type, is stored as text.
+    let spec = stock_spec("silver.erp.later")
+        .column(ColumnSpec::new("later").unwrap().expr("not_yet_seen"));
+    run(&lake, &spec).await;
+    let rows = lake
+        .rows(&spec.target, "SELECT sku, later IS NULL FROM t")
+        .await;
+    assert_eq!(rows, ["a|true"]);
 }
 
 #[tokio::test]
