@@ -31,7 +31,9 @@
 //! - `columns` map bronze columns (or SQL expressions over them) to typed
 //!   silver columns. A cast is safe: a non-null value that does not convert
 //!   quarantines its row with the reason `bad_{column}`. A bronze column
-//!   that does not exist yet reads as null.
+//!   that does not exist yet reads as null. A value bronze could not store
+//!   in the column it inferred (kept only in `_raw`) is read again from
+//!   `_raw` as text, so it is cast or quarantined, not read as null.
 //! - A row whose key column or sequence column is null is quarantined
 //!   (`null_{column}`).
 //! - The sequence columns become the validity columns: `valid_from` and

@@ -147,6 +147,54 @@ fn image_value(schema: &Schema, name: &str) -> Result<Expr> {
         .map_err(|e| LakeError::datafusion(format!("the Debezium field `{name}`"), e))
 }
 
+/// The JSON text of `columns` in each record's `_raw`, for the bronze
+/// columns of a type other than text: under bronze's `evolve` policy a value
+/// that does not fit the column bronze inferred (`"n/a"` in a number
+/// column) is stored there as null and kept only in `_raw`, and reading
+/// the null would lose it silently. Read again as text, it gets the spec's
+/// cast, and quarantine when that fails.
+///
+/// `None` when there is nothing to read again, or when `_raw` does not
+/// decode as JSON objects with scalar values there (a CSV source, or an
+/// object where bronze has a number): such values stay null, as before.
+fn lost_values(bronze: &RecordBatch, columns: &[&str]) -> Option<RecordBatch> {
+    let raw = bronze.column_by_name("_raw")?.as_string_opt::<i32>()?;
+    let schema = bronze.schema();
+    let mut wanted: Vec<Field> = Vec::new();
+    for &name in columns {
+        let Ok(field) = schema.field_with_name(name) else {
+            continue;
+        };
+        let scalar = field.data_type().is_primitive() || *field.data_type() == DataType::Boolean;
+        if scalar && !wanted.iter().any(|f| f.name() == name) {
+            wanted.push(Field::new(name, DataType::Utf8, true));
+        }
+    }
+    if wanted.is_empty() || bronze.num_rows() == 0 {
+        return None;
+    }
+    let mut decoder = arrow_json::ReaderBuilder::new(Arc::new(Schema::new(wanted)))
+        .with_coerce_primitive(true)
+        .with_batch_size(bronze.num_rows())
+        .build_decoder()
+        .ok()?;
+    for i in 0..raw.len() {
+        let text = if raw.is_valid(i) { raw.value(i) } else { "{}" };
+        let mut bytes = text.as_bytes();
+        while !bytes.is_empty() {
+            let read = decoder.decode(bytes).ok()?;
+            if read == 0 {
+                return None;
+            }
+            bytes = &bytes[read..];
+        }
+        // One record per line, so rows stay aligned with bronze's.
+        decoder.decode(b"\n").ok()?;
+    }
+    let lost = decoder.flush().ok()??;
+    (lost.num_rows() == bronze.num_rows()).then_some(lost)
+}
+
 /// The spec's SQL, planned against the bronze columns.
 struct Parsed {
     /// Each column's expression, for derived columns.
@@ -230,6 +278,24 @@ pub(crate) async fn type_columns(spec: &SilverSpec, bronze: &RecordBatch) -> Res
             columns.push(new_null_array(&DataType::Utf8, n));
         }
     }
+    // Values bronze could not store in the column it inferred, read again
+    // from the record's original text (see `lost_values`).
+    let mut recovered: Vec<(String, String)> = Vec::new();
+    if !debezium {
+        let sources: Vec<&str> = spec
+            .columns
+            .iter()
+            .filter_map(|c| c.source_column())
+            .collect();
+        if let Some(lost) = lost_values(bronze, &sources) {
+            for (field, column) in lost.schema().fields().iter().zip(lost.columns()) {
+                let name = format!("__lake_raw_{}", recovered.len());
+                recovered.push((field.name().clone(), name.clone()));
+                fields.push(Field::new(name, DataType::Utf8, true));
+                columns.push(Arc::clone(column));
+            }
+        }
+    }
     fields.push(Field::new(ROW, DataType::UInt32, false));
     columns.push(Arc::new(UInt32Array::from_iter_values(0..n as u32)));
     // The SQL of the spec may name bronze columns that no record has had
@@ -267,13 +333,41 @@ pub(crate) async fn type_columns(spec: &SilverSpec, bronze: &RecordBatch) -> Res
             (None, Some(source)) => column(source),
             (None, None) => unreachable!("a column without `expr` reads a bronze column"),
         };
-        let value = match spec_column.data_type {
-            Some(data_type) => {
+        let raw = spec_column
+            .source_column()
+            .filter(|_| spec_column.expr.is_none())
+            .and_then(|source| recovered.iter().find(|(from, _)| from == source))
+            .map(|(_, raw)| column(raw));
+        let value = match (spec_column.data_type, raw) {
+            (Some(data_type), None) => {
                 let cast = try_cast(base.clone(), data_type.data_type());
                 flags.push((i, base.is_not_null().and(cast.clone().is_null())));
                 cast
             }
-            None => base,
+            (None, None) => base,
+            (data_type, Some(raw)) => {
+                // The bronze value when there is one, else the text bronze
+                // could not store; either failing the type is `bad_{column}`.
+                let source = spec_column.source_column().unwrap_or_default();
+                let data_type = match data_type {
+                    Some(data_type) => data_type.data_type(),
+                    None => frame
+                        .schema()
+                        .as_arrow()
+                        .field_with_name(source)
+                        .map(|f| f.data_type().clone())
+                        .map_err(|e| LakeError::arrow(format!("typing {target}"), e))?,
+                };
+                let value = when(
+                    base.clone().is_not_null(),
+                    try_cast(base.clone(), data_type.clone()),
+                )
+                .otherwise(try_cast(raw.clone(), data_type))
+                .map_err(fail)?;
+                let present = base.is_not_null().or(raw.is_not_null());
+                flags.push((i, present.and(value.clone().is_null())));
+                value
+            }
         };
         select.push(value.alias(spec_column.name.as_str()));
     }

@@ -507,3 +507,50 @@ async fn debezium_envelopes_through_a_spec() {
     let error = SilverSpec::from_toml(&deletes).unwrap_err().to_string();
     assert!(error.contains("deletes"), "{error}");
 }
+
+/// Under bronze's `evolve` policy a value that does not fit the column
+/// bronze inferred is null there and kept in `_raw`; silver reads it from
+/// `_raw` again, so a bad value is quarantined instead of read as null,
+/// and a value of the right meaning but another JSON kind keeps it.
+#[tokio::test]
+async fn values_bronze_could_not_store_are_typed_from_raw() {
+    let lake = Lake::new();
+    let spec = SilverSpec::from_toml(CUSTOMERS).unwrap();
+    let with_age = |id: u32, age: &str, at: &str| {
+        customer(
+            "\"t1\"",
+            &id.to_string(),
+            &format!(r#""age":{age},"op":"U""#),
+            at,
+        )
+    };
+    // Bronze infers `age` as a number from this batch.
+    lake.ingest_into(&customers_bronze(), "b1", &[with_age(1, "30", "10:00")])
+        .await;
+    run(&lake, &spec).await;
+    lake.ingest_into(
+        &customers_bronze(),
+        "b2",
+        &[
+            with_age(2, "\"thirty\"", "10:00"),
+            with_age(3, "\"31\"", "10:00"),
+            with_age(4, "null", "10:00"),
+        ],
+    )
+    .await;
+    let report = run(&lake, &spec).await;
+    assert_eq!((report.valid, report.quarantined), (2, 1));
+    let ages = lake
+        .rows(
+            &spec.target,
+            "SELECT customer_id, age FROM t ORDER BY customer_id",
+        )
+        .await;
+    assert_eq!(ages, ["1|30", "3|31", "4|"]);
+    let quarantine = lake.storage.layout().quarantine(&spec.target);
+    assert_eq!(
+        lake.rows_at(&quarantine, "SELECT reason, _source_line FROM t")
+            .await,
+        ["bad_age|1"]
+    );
+}
