@@ -196,7 +196,7 @@ impl SilverTable {
         let changes_schema = if rebuild {
             typed.schema()
         } else {
-            changes_schema(&changes, &changes_id)?
+            table_schema(&changes, &changes_id)?
         };
         // A column bronze has not typed the same way as before (an
         // undeclared type that changed) converts or fails, never nulls.
@@ -246,13 +246,24 @@ impl SilverTable {
             Commit::AppendOnce
         };
         let location = layout.quarantine(target);
+        let quarantine = if rebuild || !rejected.is_empty() {
+            Some(storage.open_table(&location).await?)
+        } else {
+            None
+        };
         // A rebuild also empties a quarantine that no row goes to any more.
-        let empty_it = rebuild && storage.open_table(&location).await?.version().is_some();
-        if !rejected.is_empty() || empty_it {
+        if let Some(quarantine) = quarantine
+            && (!rejected.is_empty() || quarantine.version().is_some())
+        {
             let batch = quarantine_batch(&bronze, &rejected, bronze_version)?;
-            let quarantine = storage
-                .ensure_table(&location, &QUARANTINE_SCHEMA, &[])
-                .await?;
+            let quarantine = match quarantine.version() {
+                Some(_) => quarantine,
+                None => {
+                    storage
+                        .ensure_table(&location, &QUARANTINE_SCHEMA, &[])
+                        .await?
+                }
+            };
             if let Some(v) = commit_batch(quarantine, &[], batch, &txn, target, commit).await? {
                 report
                     .table_versions
@@ -276,9 +287,17 @@ impl SilverTable {
             .copied()
             .collect();
         let silver_schema = silver_schema(spec, &changes_schema)?;
-        let silver = storage
-            .ensure_table(&silver_location, &silver_schema, &[KEY_BUCKET])
-            .await?;
+        // Opened once, at the bookmark; created here on the first run.
+        let silver = match silver.version() {
+            Some(_) => silver,
+            None => {
+                storage
+                    .ensure_table(&silver_location, &silver_schema, &[KEY_BUCKET])
+                    .await?
+            }
+        };
+        // One key set for both scans below.
+        let key_set = Arc::new(KeySet::new(&keys).map_err(|e| arrow_error(&changes_id, e))?);
         // The rows of other keys in the buckets this run replaces are read
         // at the same time as the log, on another task: the two scans are
         // independent and each keeps about one core busy.
@@ -293,9 +312,8 @@ impl SilverTable {
             },
             Arc::clone(&silver_schema),
             spec.keys.clone(),
-            keys.clone(),
+            Arc::clone(&key_set),
         ));
-        let key_set = KeySet::new(&keys).map_err(|e| arrow_error(&changes_id, e))?;
         let mut all = Vec::new();
         let logged = if rebuild {
             BTreeSet::new()
@@ -390,7 +408,7 @@ impl SilverTable {
             if table.version().is_none() {
                 continue;
             }
-            let schema = changes_schema(&table, &id)?;
+            let schema = table_schema(&table, &id)?;
             let mut definition = TableDefinition::delta(id, location, schema, vec![bucket.clone()]);
             definition
                 .properties
@@ -427,7 +445,7 @@ impl RefineStage for SilverTable {
 }
 
 /// The schema of a Delta table as Arrow sees it.
-fn changes_schema(table: &DeltaTable, id: &TableId) -> Result<SchemaRef> {
+fn table_schema(table: &DeltaTable, id: &TableId) -> Result<SchemaRef> {
     Ok(table
         .snapshot()
         .map_err(|e| LakeError::delta(id.to_string(), e))?
@@ -590,9 +608,8 @@ async fn read_rows_of_other_keys(
     buckets: BTreeSet<i32>,
     schema: SchemaRef,
     key_names: Vec<Ident>,
-    keys: Vec<ArrayRef>,
+    key_set: Arc<KeySet>,
 ) -> Result<Vec<RecordBatch>> {
-    let key_set = KeySet::new(&keys).map_err(|e| arrow_error(&id, e))?;
     let mut kept = Vec::new();
     for batch in scan_buckets(&silver, &id, &buckets, &schema).await? {
         let columns = columns_of(&batch, &key_names, &id)?;
@@ -662,10 +679,22 @@ fn touched_values(spec: &SilverSpec, events: &RecordBatch) -> Result<Touched> {
         let Some(column) = events.column_by_name(name.as_str()) else {
             continue;
         };
-        let text = arrow::compute::cast(column, &DataType::Utf8)
-            .map_err(|e| arrow_error(&spec.target, e))?;
-        let values: HashSet<Option<&str>> = text.as_string::<i32>().iter().collect();
-        for value in values {
+        // Distinct values first (a few hundred dates among many events),
+        // then only those written as text.
+        let fail = |e| arrow_error(&spec.target, e);
+        let converter =
+            RowConverter::new(vec![SortField::new(column.data_type().clone())]).map_err(fail)?;
+        let rows = converter
+            .convert_columns(std::slice::from_ref(column))
+            .map_err(fail)?;
+        let mut seen = HashSet::new();
+        let firsts: UInt32Array = (0..rows.num_rows())
+            .filter(|&i| seen.insert(rows.row(i).data()))
+            .map(|i| i as u32)
+            .collect();
+        let distinct = arrow::compute::take(column, &firsts, None).map_err(fail)?;
+        let text = arrow::compute::cast(&distinct, &DataType::Utf8).map_err(fail)?;
+        for value in text.as_string::<i32>() {
             touched.insert(name.as_str(), value.map(str::to_string));
         }
     }
