@@ -23,6 +23,7 @@
 //! midway is finished by the next one, and re-running changes nothing.
 
 mod bronze;
+mod key_filter;
 mod typing;
 mod write;
 
@@ -38,6 +39,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use async_trait::async_trait;
 use chrono::Utc;
+use datafusion::common::Column;
+use datafusion::prelude::Expr;
 use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
 use foldhash::fast::RandomState;
@@ -320,15 +323,24 @@ impl SilverTable {
         } else {
             buckets.clone()
         };
-        for batch in scan_buckets(&changes, &changes_id, &logged, &changes_schema).await? {
-            let mask = key_set
-                .mask(&columns_of(&batch, &spec.keys, &changes_id)?)
-                .map_err(|e| arrow_error(&changes_id, e))?;
-            all.push(
-                arrow::compute::filter_record_batch(&batch, &mask)
-                    .map_err(|e| arrow_error(&changes_id, e))?,
-            );
-        }
+        let of_these_keys = key_filter::key_in_set(
+            Arc::clone(&key_set),
+            keys.iter().map(|k| k.data_type().clone()).collect(),
+            spec.keys
+                .iter()
+                .map(|k| Expr::Column(Column::from_name(k.as_str())))
+                .collect(),
+        );
+        all.extend(
+            scan_buckets(
+                &changes,
+                &changes_id,
+                &logged,
+                &changes_schema,
+                Some(of_these_keys),
+            )
+            .await?,
+        );
         let first_new = all.iter().map(RecordBatch::num_rows).sum();
         all.push(typed.clone());
         let all = arrow::compute::concat_batches(&changes_schema, &all)
@@ -516,7 +528,7 @@ fn columns_of(batch: &RecordBatch, names: &[Ident], id: &TableId) -> Result<Vec<
 /// all rows of the buckets it replaces through here) is looked up by its
 /// string in a table of row numbers into the key column; other keys are
 /// compared column by column in Arrow's row format.
-enum KeySet {
+pub(crate) enum KeySet {
     Text {
         keys: StringArray,
         table: HashTable<u32>,
@@ -526,6 +538,19 @@ enum KeySet {
         converter: RowConverter,
         keys: HashSet<Box<[u8]>>,
     },
+}
+
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (kind, len) = match self {
+            Self::Text { table, .. } => ("text", table.len()),
+            Self::Rows { keys, .. } => ("rows", keys.len()),
+        };
+        f.debug_struct("KeySet")
+            .field("kind", &kind)
+            .field("keys", &len)
+            .finish()
+    }
 }
 
 impl KeySet {
@@ -611,7 +636,7 @@ async fn read_rows_of_other_keys(
     key_set: Arc<KeySet>,
 ) -> Result<Vec<RecordBatch>> {
     let mut kept = Vec::new();
-    for batch in scan_buckets(&silver, &id, &buckets, &schema).await? {
+    for batch in scan_buckets(&silver, &id, &buckets, &schema, None).await? {
         let columns = columns_of(&batch, &key_names, &id)?;
         let mask = key_set.mask(&columns).map_err(|e| arrow_error(&id, e))?;
         let mask = arrow::compute::not(&mask).map_err(|e| arrow_error(&id, e))?;

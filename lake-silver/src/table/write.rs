@@ -8,7 +8,7 @@ use arrow::compute::CastOptions;
 use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{Expr, SessionContext, col, lit};
 use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
@@ -24,40 +24,38 @@ use crate::spec::KEY_BUCKET;
 /// Rows per Parquet data page in the SCD2 table.
 pub const PAGE_ROWS: usize = 1024;
 
-/// The rows of `table` in `buckets`, as Arrow batches typed like `schema`.
+/// The rows of `table` in `buckets`, as Arrow batches typed like `schema`;
+/// with `rows`, only the rows that filter keeps, applied while the files
+/// are read (see [`super::key_filter`]).
 pub(crate) async fn scan_buckets(
     table: &DeltaTable,
     id: &TableId,
     buckets: &BTreeSet<i32>,
     schema: &SchemaRef,
+    rows: Option<Expr>,
 ) -> Result<Vec<RecordBatch>> {
     if buckets.is_empty() || table.version().is_none_or(|v| v == 0) {
         return Ok(Vec::new());
     }
     let fail = |e| LakeError::datafusion(id.to_string(), e);
     let mut config = datafusion::prelude::SessionConfig::new();
+    let parquet = &mut config.options_mut().execution.parquet;
     // Plain strings, as the tables are written: no per-batch conversion.
-    config
-        .options_mut()
-        .execution
-        .parquet
-        .schema_force_view_types = false;
+    parquet.schema_force_view_types = false;
+    // The row filter: other columns are decoded only for the rows it keeps.
+    parquet.pushdown_filters = rows.is_some();
     let ctx = SessionContext::new_with_config(config);
     let provider = lake_core::delta_provider(&ctx, table, &id.to_string()).await?;
-    ctx.register_table("t", provider).map_err(fail)?;
     // A partition filter on small integers: Delta prunes the other buckets.
-    let list: Vec<String> = buckets.iter().map(i32::to_string).collect();
-    let sql = format!(
-        "SELECT * FROM t WHERE {KEY_BUCKET} IN ({})",
-        list.join(", ")
-    );
-    let batches = ctx
-        .sql(&sql)
-        .await
-        .map_err(fail)?
-        .collect()
-        .await
+    let in_buckets = col(KEY_BUCKET).in_list(buckets.iter().map(|b| lit(*b)).collect(), false);
+    let mut frame = ctx
+        .read_table(provider)
+        .and_then(|frame| frame.filter(in_buckets))
         .map_err(fail)?;
+    if let Some(rows) = rows {
+        frame = frame.filter(rows).map_err(fail)?;
+    }
+    let batches = frame.collect().await.map_err(fail)?;
     batches
         .into_iter()
         .map(|batch| conform(batch, schema, id))
