@@ -44,9 +44,8 @@ fn business_fields() -> Vec<Field> {
 }
 
 /// Buckets keys are spread over; both silver tables are partitioned by
-/// [`KEY_BUCKET`], so a run replaces whole partitions (a metadata-only
-/// overwrite in Delta) and reads only the event-log partitions it needs,
-/// instead of building predicates over thousands of keys.
+/// [`KEY_BUCKET`] (the SCD2 table then by the current flag), so a run reads
+/// and rewrites only the partitions of the keys it touched.
 ///
 /// 16, not more: every reader of the table opens one file per bucket, and
 /// on a 1 M-order table opening 64 files cost a gold refresh of a few dates

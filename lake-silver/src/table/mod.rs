@@ -12,11 +12,22 @@
 //!    the reason and their lineage, as do rows failing a `drop`
 //!    expectation.
 //! 4. New distinct events are appended to the changes table (the event log).
-//! 5. Keys are spread over [`BUCKETS`] partitions of both silver tables.
-//!    For every bucket the batch touched, each key's history is recomputed
-//!    from all of its events ([`crate::scd2::plan`], over Arrow columns) and
-//!    the buckets are replaced in one commit (`replaceWhere` on the bucket
-//!    partitions) that also moves the bookmark.
+//! 5. Keys are spread over [`BUCKETS`] partitions of both silver tables;
+//!    the event log of the run's keys is read from their buckets through a
+//!    key filter the Parquet reader applies. Each key's history is
+//!    recomputed from all of its events ([`crate::scd2::plan`], over Arrow
+//!    columns).
+//! 6. The SCD2 table is also partitioned by the current flag, so closed
+//!    versions sit in files apart from current ones. A version that ended
+//!    before the run's earliest event cannot change, so the commit that
+//!    moves the bookmark replaces only the run's keys' rows that are
+//!    current or ended later (`replaceWhere` on bucket, key and `valid_to`):
+//!    deltalake rewrites the files holding such rows, copying their other
+//!    rows, and leaves the files of settled history alone. Only current
+//!    rows, about one per key, are rewritten on every run; history is
+//!    written about once. A table created in the older layout (partitioned
+//!    by bucket only) has its touched buckets rewritten whole until a
+//!    [rebuild](SilverTable::rebuild) moves it to this one.
 //!
 //! Every step is idempotent per bronze version (the changes and quarantine
 //! commits carry their own application transactions), so a run that fails
@@ -40,7 +51,8 @@ use arrow::row::{RowConverter, SortField};
 use async_trait::async_trait;
 use chrono::Utc;
 use datafusion::common::Column;
-use datafusion::prelude::Expr;
+use datafusion::common::ScalarValue;
+use datafusion::prelude::{Expr, lit};
 use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
 use foldhash::fast::RandomState;
@@ -291,53 +303,65 @@ impl SilverTable {
             .collect();
         let silver_schema = silver_schema(spec, &changes_schema)?;
         // Opened once, at the bookmark; created here on the first run.
+        let layout_columns = silver_partitions(spec);
         let silver = match silver.version() {
             Some(_) => silver,
             None => {
+                let columns: Vec<&str> = layout_columns.iter().map(String::as_str).collect();
                 storage
-                    .ensure_table(&silver_location, &silver_schema, &[KEY_BUCKET])
+                    .ensure_table(&silver_location, &silver_schema, &columns)
                     .await?
             }
         };
+        // Closed versions apart from current ones (see `silver_partitions`);
+        // a rebuild writes that layout whatever the table had.
+        let partitions = if rebuild {
+            layout_columns
+        } else {
+            partition_columns(&silver, target)?
+        };
+        let closed_apart = partitions == silver_partitions(spec);
         // One key set for both scans below.
         let key_set = Arc::new(KeySet::new(&keys).map_err(|e| arrow_error(&changes_id, e))?);
         // The rows of other keys in the buckets this run replaces are read
         // at the same time as the log, on another task: the two scans are
         // independent and each keeps about one core busy.
-        let kept = tokio::spawn(read_rows_of_other_keys(
-            silver.clone(),
-            target.clone(),
-            // A rebuild keeps nothing.
-            if rebuild {
-                BTreeSet::new()
-            } else {
-                buckets.clone()
-            },
-            Arc::clone(&silver_schema),
-            spec.keys.clone(),
-            Arc::clone(&key_set),
-        ));
+        // In the older layout (closed and current rows in the same files),
+        // every row of the buckets is rewritten: this reads the others.
+        let kept = (!closed_apart).then(|| {
+            tokio::spawn(read_rows_of_other_keys(
+                silver.clone(),
+                target.clone(),
+                buckets.clone(),
+                Arc::clone(&silver_schema),
+                spec.keys.clone(),
+                Arc::clone(&key_set),
+            ))
+        });
         let mut all = Vec::new();
         let logged = if rebuild {
             BTreeSet::new()
         } else {
             buckets.clone()
         };
-        let of_these_keys = key_filter::key_in_set(
-            Arc::clone(&key_set),
-            keys.iter().map(|k| k.data_type().clone()).collect(),
-            spec.keys
-                .iter()
-                .map(|k| Expr::Column(Column::from_name(k.as_str())))
-                .collect(),
-        );
+        // The rows of this run's keys, as a scan filter.
+        let of_these_keys = || {
+            key_filter::key_in_set(
+                Arc::clone(&key_set),
+                keys.iter().map(|k| k.data_type().clone()).collect(),
+                spec.keys
+                    .iter()
+                    .map(|k| Expr::Column(Column::from_name(k.as_str())))
+                    .collect(),
+            )
+        };
         all.extend(
             scan_buckets(
                 &changes,
                 &changes_id,
                 &logged,
                 &changes_schema,
-                Some(of_these_keys),
+                Some(of_these_keys()),
             )
             .await?,
         );
@@ -387,10 +411,30 @@ impl SilverTable {
             .collect();
         report.rows_written = versions.len() as u64;
         let new_rows = silver_rows(spec, &planned, &versions, &silver_schema, target)?;
-        let mut rows = kept
-            .await
-            .map_err(|e| LakeError::other(format!("reading the rows of {target} to keep"), e))??;
-        rows.push(new_rows);
+        let (rows, replaced) = match kept {
+            Some(kept) => {
+                let mut rows = kept.await.map_err(|e| {
+                    LakeError::other(format!("reading the rows of {target} to keep"), e)
+                })??;
+                rows.push(new_rows);
+                (rows, None)
+            }
+            // A rebuild replaces everything.
+            None if rebuild => (vec![new_rows], None),
+            // Only this run's keys' rows that its events can change are
+            // replaced: deltalake keeps the other rows of the files it
+            // rewrites, and files of closed versions that ended before the
+            // run's earliest event are not even read.
+            None => match settled_before(spec, &typed, target)? {
+                Some(earliest) => {
+                    let to = Expr::Column(Column::from_name(spec.validity.to.as_str()));
+                    let open = to.clone().is_null().or(to.gt_eq(lit(earliest.clone())));
+                    let new_rows = unsettled(spec, new_rows, &earliest, target)?;
+                    (vec![new_rows], Some(of_these_keys().and(open)))
+                }
+                None => (vec![new_rows], Some(of_these_keys())),
+            },
+        };
         let rows = sorted_for_readers(
             rows,
             spec.cluster_by.as_ref().map(Ident::as_str),
@@ -400,7 +444,9 @@ impl SilverTable {
             silver: &silver,
             id: target,
             schema: &silver_schema,
+            partitions: &partitions,
             buckets: (!rebuild).then_some(&buckets),
+            rows: replaced,
             plain: plain_columns(spec, &silver_schema),
         };
         let version = replace_buckets(replacement, rows, txn, &touched).await?;
@@ -408,11 +454,10 @@ impl SilverTable {
         Ok(report)
     }
 
-    /// Registers the SCD2 and changes tables, partitioned by key bucket
-    /// (idempotent), with the schemas they have in storage.
+    /// Registers the SCD2 and changes tables (idempotent), with the schemas
+    /// and partition columns they have in storage.
     pub async fn register(&self, storage: &StorageRef, catalog: &CatalogRef) -> Result<()> {
         let layout = storage.layout();
-        let bucket = Ident::new(KEY_BUCKET)?;
         let changes = self.target().changes_table()?;
         for id in [self.target().clone(), changes] {
             let location = layout.table_location(&id);
@@ -421,7 +466,11 @@ impl SilverTable {
                 continue;
             }
             let schema = table_schema(&table, &id)?;
-            let mut definition = TableDefinition::delta(id, location, schema, vec![bucket.clone()]);
+            let partitions = partition_columns(&table, &id)?
+                .iter()
+                .map(|c| Ident::new(c))
+                .collect::<Result<Vec<_>>>()?;
+            let mut definition = TableDefinition::delta(id, location, schema, partitions);
             definition
                 .properties
                 .insert("lake.source".to_string(), self.spec.source.to_string());
@@ -828,6 +877,89 @@ fn sequence_values(columns: &[ArrayRef]) -> Result<Vec<i64>, arrow::error::Arrow
             .to_vec());
     }
     scd2::columnar::sequence_ranks(columns)
+}
+
+/// The silver table's partition columns: the key bucket, then the current
+/// flag. Apart from current rows, which every run of their bucket may
+/// rewrite, the files of closed versions are written once and then only
+/// read: a version that ended before a run's earliest event cannot change
+/// (see [`settled_before`]).
+fn silver_partitions(spec: &SilverSpec) -> Vec<String> {
+    vec![KEY_BUCKET.to_string(), spec.validity.current.to_string()]
+}
+
+/// The partition columns `table` was created with.
+fn partition_columns(table: &DeltaTable, id: &TableId) -> Result<Vec<String>> {
+    Ok(table
+        .snapshot()
+        .map_err(|e| LakeError::delta(id.to_string(), e))?
+        .metadata()
+        .partition_columns()
+        .to_vec())
+}
+
+/// The earliest sequence of this run's events, when versions can be told
+/// settled by it: an SCD2 table with one integer, date or timestamp
+/// sequence column.
+///
+/// A version that ended before it is final: its values come from events
+/// up to its end, and no event of this run lands there, so recomputing
+/// its key gives it again unchanged. Every event a run plans is in
+/// `events` or was planned before, so this holds after a run that failed
+/// past the event-log commit too.
+fn settled_before(
+    spec: &SilverSpec,
+    events: &RecordBatch,
+    id: &TableId,
+) -> Result<Option<ScalarValue>> {
+    if spec.mode != Mode::Scd2 || events.num_rows() == 0 {
+        return Ok(None);
+    }
+    let sequence = sequence_column(spec, events, id)?;
+    let data_type = sequence.data_type().clone();
+    if !(data_type.is_integer()
+        || matches!(
+            data_type,
+            DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
+        ))
+    {
+        return Ok(None);
+    }
+    let values =
+        arrow::compute::cast(&sequence, &DataType::Int64).map_err(|e| arrow_error(id, e))?;
+    let Some(earliest) = arrow::compute::min(values.as_primitive::<arrow::datatypes::Int64Type>())
+    else {
+        return Ok(None);
+    };
+    ScalarValue::Int64(Some(earliest))
+        .cast_to(&data_type)
+        .map(Some)
+        .map_err(|e| LakeError::datafusion(id.to_string(), e))
+}
+
+/// The rows of `rows` whose version may have changed: current, or ended at
+/// or after `earliest` (the others are in the table already).
+fn unsettled(
+    spec: &SilverSpec,
+    rows: RecordBatch,
+    earliest: &ScalarValue,
+    id: &TableId,
+) -> Result<RecordBatch> {
+    let fail = |e| arrow_error(id, e);
+    let to = rows
+        .column_by_name(spec.validity.to.as_str())
+        .ok_or_else(|| LakeError::Schema {
+            table: id.to_string(),
+            message: format!("column `{}` missing", spec.validity.to),
+        })?;
+    let earliest = earliest
+        .to_scalar()
+        .map_err(|e| LakeError::datafusion(id.to_string(), e))?;
+    let later = arrow::compute::kernels::cmp::gt_eq(to, &earliest).map_err(fail)?;
+    let open = arrow::compute::is_null(to).map_err(fail)?;
+    // A null comparison (an open version) is decided by `open`.
+    let keep = arrow::compute::or_kleene(&open, &later).map_err(fail)?;
+    arrow::compute::filter_record_batch(&rows, &keep).map_err(fail)
 }
 
 /// The rows of `batch` at `rows` (a null index gives a null row).

@@ -289,14 +289,20 @@ pub(crate) struct Replacement<'a> {
     pub id: &'a TableId,
     /// Its schema.
     pub schema: &'a SchemaRef,
+    /// Its partition columns (the table's own, or the new ones of a rebuild).
+    pub partitions: &'a [String],
     /// The buckets replaced (none: an append), or `None` for the whole
     /// table, schema included (a rebuild).
     pub buckets: Option<&'a BTreeSet<i32>>,
+    /// Within the buckets, only the rows this filter selects are replaced;
+    /// deltalake copies the other rows of the files it rewrites, and leaves
+    /// files without such rows alone. `None`: whole buckets.
+    pub rows: Option<Expr>,
     /// Columns written without a dictionary.
     pub plain: Vec<String>,
 }
 
-/// Replaces the partitions of `buckets` with `rows` and moves the bookmark, in one commit.
+/// Replaces the rows `target` selects with `rows` and moves the bookmark, in one commit.
 pub(crate) async fn replace_buckets(
     target: Replacement<'_>,
     rows: Vec<RecordBatch>,
@@ -307,7 +313,9 @@ pub(crate) async fn replace_buckets(
         silver,
         id,
         schema,
+        partitions,
         buckets,
+        rows: only,
         plain,
     } = target;
     let properties = CommitProperties::default()
@@ -317,7 +325,7 @@ pub(crate) async fn replace_buckets(
         .clone()
         .write(Vec::new())
         .with_input_plan(parallel_input(rows, schema, id)?)
-        .with_partition_columns([KEY_BUCKET])
+        .with_partition_columns(partitions.iter().cloned())
         .with_writer_properties(silver_writer_properties(&plain))
         .with_commit_properties(properties);
     let write = match buckets {
@@ -326,10 +334,15 @@ pub(crate) async fn replace_buckets(
             .with_schema_mode(SchemaMode::Overwrite),
         Some(buckets) if buckets.is_empty() => write.with_save_mode(SaveMode::Append),
         Some(buckets) => {
-            let list: Vec<String> = buckets.iter().map(i32::to_string).collect();
+            let in_buckets =
+                col(KEY_BUCKET).in_list(buckets.iter().map(|b| lit(*b)).collect(), false);
+            let replaced = match only {
+                Some(rows) => in_buckets.and(rows),
+                None => in_buckets,
+            };
             write
                 .with_save_mode(SaveMode::Overwrite)
-                .with_replace_where(format!("{KEY_BUCKET} IN ({})", list.join(", ")))
+                .with_replace_where(replaced)
         }
     };
     let table = write

@@ -1,6 +1,7 @@
 //! Integration tests of lake-silver: real bronze and silver Delta tables on local files.
 
 mod expectations;
+mod layout;
 mod order_independence;
 mod orders;
 mod pipeline;
