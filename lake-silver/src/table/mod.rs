@@ -468,7 +468,7 @@ impl SilverTable {
             let schema = table_schema(&table, &id)?;
             let partitions = partition_columns(&table, &id)?
                 .iter()
-                .map(|c| Ident::new(c))
+                .map(Ident::new)
                 .collect::<Result<Vec<_>>>()?;
             let mut definition = TableDefinition::delta(id, location, schema, partitions);
             definition
