@@ -50,8 +50,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use async_trait::async_trait;
 use chrono::Utc;
-use datafusion::common::Column;
-use datafusion::common::ScalarValue;
+use datafusion::common::{Column, ScalarValue};
 use datafusion::prelude::{Expr, lit};
 use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
@@ -316,18 +315,17 @@ impl SilverTable {
         // Closed versions apart from current ones (see `silver_partitions`);
         // a rebuild writes that layout whatever the table had.
         let partitions = if rebuild {
-            layout_columns
+            layout_columns.clone()
         } else {
             partition_columns(&silver, target)?
         };
-        let closed_apart = partitions == silver_partitions(spec);
+        let closed_apart = partitions == layout_columns;
         // One key set for both scans below.
         let key_set = Arc::new(KeySet::new(&keys).map_err(|e| arrow_error(&changes_id, e))?);
-        // The rows of other keys in the buckets this run replaces are read
-        // at the same time as the log, on another task: the two scans are
-        // independent and each keeps about one core busy.
         // In the older layout (closed and current rows in the same files),
-        // every row of the buckets is rewritten: this reads the others.
+        // every row of the buckets is rewritten, so the rows of other keys
+        // are read, at the same time as the log, on another task: the two
+        // scans are independent and each keeps about one core busy.
         let kept = (!closed_apart).then(|| {
             tokio::spawn(read_rows_of_other_keys(
                 silver.clone(),
@@ -859,16 +857,22 @@ fn plan_histories(
     Ok((plan, planned))
 }
 
+/// Whether values of `data_type` cast to `Int64` keep their order:
+/// integers, dates and timestamps.
+pub(crate) fn orders_as_integer(data_type: &DataType) -> bool {
+    data_type.is_integer()
+        || matches!(
+            data_type,
+            DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
+        )
+}
+
 /// The sequence of each event as integers ordered as the sequence is: the
 /// column itself when it is an integer, a date or a timestamp, else ranks
 /// (see [`scd2::columnar::sequence_ranks`]).
 fn sequence_values(columns: &[ArrayRef]) -> Result<Vec<i64>, arrow::error::ArrowError> {
     if let [column] = columns
-        && (column.data_type().is_integer()
-            || matches!(
-                column.data_type(),
-                DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
-            ))
+        && orders_as_integer(column.data_type())
     {
         let cast = arrow::compute::cast(column, &DataType::Int64)?;
         return Ok(cast
@@ -917,12 +921,7 @@ fn settled_before(
     }
     let sequence = sequence_column(spec, events, id)?;
     let data_type = sequence.data_type().clone();
-    if !(data_type.is_integer()
-        || matches!(
-            data_type,
-            DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
-        ))
-    {
+    if !orders_as_integer(&data_type) {
         return Ok(None);
     }
     let values =

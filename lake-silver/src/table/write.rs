@@ -18,7 +18,7 @@ use lake_core::{LakeError, Result, TableId, Touched, transaction_version};
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use super::{cores, in_parallel};
+use super::{cores, in_parallel, orders_as_integer};
 use crate::spec::KEY_BUCKET;
 
 /// Rows per Parquet data page in the SCD2 table.
@@ -100,13 +100,7 @@ type SortKey = (Option<i64>, i64, u32, u32);
 /// ones), dense ranks over all batches for other types.
 fn orderable(columns: &[&ArrayRef]) -> Result<Vec<Int64Array>> {
     let fail = |e| LakeError::arrow("silver rows", e);
-    let integers = columns.iter().all(|c| {
-        c.data_type().is_integer()
-            || matches!(
-                c.data_type(),
-                DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
-            )
-    });
+    let integers = columns.iter().all(|c| orders_as_integer(c.data_type()));
     if integers {
         return columns
             .iter()

@@ -4,11 +4,7 @@
 use lake_core::StorageExt;
 use lake_silver::OrdersSilver;
 
-use crate::support::{Lake, bronze, event, silver};
-
-fn t(hour: u32, minute: u32) -> String {
-    format!("2025-11-04T{hour:02}:{minute:02}:00Z")
-}
+use crate::support::{Lake, bronze, event, silver, t};
 
 impl Lake {
     /// The data files of the SCD2 table holding closed versions.

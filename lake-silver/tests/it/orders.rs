@@ -1,10 +1,6 @@
 //! The SEMANTICS.md cases through real bronze and silver tables.
 
-use crate::support::{Lake, bronze, event, silver};
-
-fn t(hour: u32, minute: u32) -> String {
-    format!("2025-11-04T{hour:02}:{minute:02}:00Z")
-}
+use crate::support::{Lake, bronze, event, silver, t};
 
 #[tokio::test]
 async fn history_quarantine_late_arrivals_and_reruns() {

@@ -98,6 +98,11 @@ impl Lake {
     }
 }
 
+/// An instant on 2025-11-04, as the events of these tests write it.
+pub fn t(hour: u32, minute: u32) -> String {
+    format!("2025-11-04T{hour:02}:{minute:02}:00Z")
+}
+
 /// One event line of the reference workload.
 pub fn event(order: &str, status: &str, amount: &str, op: &str, at: &str) -> String {
     format!(
