@@ -444,7 +444,7 @@ impl SilverTable {
             schema: &silver_schema,
             partitions: &partitions,
             buckets: (!rebuild).then_some(&buckets),
-            rows: replaced,
+            only: replaced,
             plain: plain_columns(spec, &silver_schema),
         };
         let version = replace_buckets(replacement, rows, txn, &touched).await?;

@@ -46,11 +46,9 @@ pub(crate) async fn scan_buckets(
     parquet.pushdown_filters = rows.is_some();
     let ctx = SessionContext::new_with_config(config);
     let provider = lake_core::delta_provider(&ctx, table, &id.to_string()).await?;
-    // A partition filter on small integers: Delta prunes the other buckets.
-    let in_buckets = col(KEY_BUCKET).in_list(buckets.iter().map(|b| lit(*b)).collect(), false);
     let mut frame = ctx
         .read_table(provider)
-        .and_then(|frame| frame.filter(in_buckets))
+        .and_then(|frame| frame.filter(in_buckets(buckets)))
         .map_err(fail)?;
     if let Some(rows) = rows {
         frame = frame.filter(rows).map_err(fail)?;
@@ -60,6 +58,12 @@ pub(crate) async fn scan_buckets(
         .into_iter()
         .map(|batch| conform(batch, schema, id))
         .collect()
+}
+
+/// The rows of `buckets`: a partition filter on small integers, so Delta
+/// prunes the files of the other buckets.
+fn in_buckets(buckets: &BTreeSet<i32>) -> Expr {
+    col(KEY_BUCKET).in_list(buckets.iter().map(|b| lit(*b)).collect(), false)
 }
 
 /// `batch` with its columns in `schema`'s order and types. A value that
@@ -291,7 +295,7 @@ pub(crate) struct Replacement<'a> {
     /// Within the buckets, only the rows this filter selects are replaced;
     /// deltalake copies the other rows of the files it rewrites, and leaves
     /// files without such rows alone. `None`: whole buckets.
-    pub rows: Option<Expr>,
+    pub only: Option<Expr>,
     /// Columns written without a dictionary.
     pub plain: Vec<String>,
 }
@@ -309,7 +313,7 @@ pub(crate) async fn replace_buckets(
         schema,
         partitions,
         buckets,
-        rows: only,
+        only,
         plain,
     } = target;
     let properties = CommitProperties::default()
@@ -328,11 +332,9 @@ pub(crate) async fn replace_buckets(
             .with_schema_mode(SchemaMode::Overwrite),
         Some(buckets) if buckets.is_empty() => write.with_save_mode(SaveMode::Append),
         Some(buckets) => {
-            let in_buckets =
-                col(KEY_BUCKET).in_list(buckets.iter().map(|b| lit(*b)).collect(), false);
             let replaced = match only {
-                Some(rows) => in_buckets.and(rows),
-                None => in_buckets,
+                Some(rows) => in_buckets(buckets).and(rows),
+                None => in_buckets(buckets),
             };
             write
                 .with_save_mode(SaveMode::Overwrite)
