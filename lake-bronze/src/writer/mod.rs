@@ -142,6 +142,7 @@ impl BronzeWriter {
             self.table.clone(),
             self.writer_properties(&batch.batch_id, ingested_at),
             self.options.target_file_size.filter(|size| *size > 0),
+            &date_partition_values(ingested_at)?,
         );
         let outcome = if format == InputFormat::JsonLines {
             let mut reader = JsonReader::new(&self.table, &batch, &self.options, existing, lineage);

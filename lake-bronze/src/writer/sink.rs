@@ -12,16 +12,23 @@
 //! commit: nullable columns, so readers of the previous version are
 //! unaffected) and a new writer continues; files written before simply lack
 //! the column, which Delta reads as null.
+//!
+//! Every row of one delivered batch has the same ingestion date, so the
+//! sink hands deltalake that one partition with each batch
+//! (`write_partition`). Its generic `write` would group the rows by
+//! partition value and copy every column with `take`, even for one group.
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
+use delta_kernel::expressions::Scalar;
 use deltalake::DeltaTable;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, StructField, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
-use lake_core::{LakeError, Result, StorageExt, StorageRef, TableId};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
+use indexmap::IndexMap;
+use lake_core::{LakeError, PartitionValue, Result, StorageExt, StorageRef, TableId};
 use parquet::file::properties::WriterProperties;
 use tracing::debug;
 use url::Url;
@@ -46,6 +53,9 @@ pub(super) struct DeltaSink {
     location: Url,
     properties: WriterProperties,
     target_file_size: Option<u64>,
+    /// The batch's partition: its ingestion date, one value per column of
+    /// [`columns::PARTITION_COLUMNS`].
+    partition: IndexMap<String, Scalar>,
     writer: Option<RecordBatchWriter>,
     schema: Option<SchemaRef>,
     adds: Vec<Add>,
@@ -58,14 +68,21 @@ impl DeltaSink {
         table_id: TableId,
         properties: WriterProperties,
         target_file_size: Option<u64>,
+        partition: &[PartitionValue],
     ) -> Self {
         let location = storage.layout().table_location(&table_id);
+        let partition = columns::PARTITION_COLUMNS
+            .iter()
+            .zip(partition)
+            .map(|(column, value)| (column.to_string(), Scalar::from(value.as_str())))
+            .collect();
         Self {
             storage,
             table_id,
             location,
             properties,
             target_file_size,
+            partition,
             writer: None,
             schema: None,
             adds: Vec::new(),
@@ -92,8 +109,10 @@ impl DeltaSink {
         }
         self.rows += batch.num_rows() as u64;
         let writer = self.writer.as_mut().expect("rotate sets a writer");
-        let result = writer.write(batch).await;
-        result.map_err(|e| self.fail(e))
+        let result = writer
+            .write_partition(batch, &self.partition, WriteMode::Default)
+            .await;
+        result.map(drop).map_err(|e| self.fail(e))
     }
 
     /// Finishes the current files and starts a writer for `schema`, adding

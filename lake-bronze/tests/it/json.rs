@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use lake_bronze::{BronzeOptions, BronzeWriter, SchemaPolicy};
-use lake_core::{IngestStage, InputFormat, LakeError, RawBatch};
+use lake_core::{IngestStage, InputFormat, LakeError, RawBatch, StorageExt};
 
 use crate::support::{Lake, orders};
 
@@ -143,6 +143,36 @@ async fn reingesting_a_batch_adds_nothing() {
     let other = lake.ingest(&w, "batch-8", text).await;
     assert!(!other.already_ingested);
     assert_eq!(lake.scalar(&table, "SELECT count(*) FROM t").await, "4");
+}
+
+#[tokio::test]
+async fn every_row_lands_in_the_partition_of_its_ingestion_date() {
+    let lake = Lake::new();
+    // Chunks of two records, so one delivery is several writes.
+    let w = writer().with_options(BronzeOptions {
+        batch_rows: 2,
+        ..BronzeOptions::default()
+    });
+    let text: String = (0..7).map(|i| format!("{{\"order_id\":\"o{i}\"}}\n")).collect();
+    lake.ingest(&w, "b1", &text).await;
+    let table = lake.location(&orders());
+    let partitions = lake
+        .rows(
+            &table,
+            "SELECT year, month, day, to_char(_ingested_at, '%Y|%m|%d') = \
+             concat(year, '|', month, '|', day), count(*) FROM t GROUP BY 1, 2, 3, 4",
+        )
+        .await;
+    assert_eq!(partitions.len(), 1, "{partitions:?}");
+    assert!(partitions[0].ends_with("|true|7"), "{partitions:?}");
+    // The Delta log names the partition of every file, and the files sit
+    // under its path, so engines that prune by path see the same date.
+    let delta = lake.storage.open_table(&table).await.unwrap();
+    let files: Vec<String> = delta.get_file_uris().unwrap().collect();
+    assert!(!files.is_empty());
+    let path = partitions[0].split('|').take(3).collect::<Vec<_>>();
+    let path = format!("year={}/month={}/day={}/", path[0], path[1], path[2]);
+    assert!(files.iter().all(|f| f.contains(&path)), "{files:?} outside {path}");
 }
 
 #[tokio::test]
