@@ -15,8 +15,10 @@
 //! a bronze table against a floor measured in the same run: arrow-json
 //! decoding plus a plain Parquet write of the same bytes, without Delta,
 //! dead letters or lineage. It prints one JSON line with both timings and
-//! their ratio. Pin it to one core with `taskset -c 0` to measure per-core
-//! throughput.
+//! their ratio. Bronze is timed twice: on a current-thread runtime (one
+//! core, as the floor) and on a runtime with two workers, where its file
+//! encoder runs beside the decoder. Pin it to one core with `taskset -c 0`
+//! to measure per-core throughput.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -449,11 +451,16 @@ fn bronze_command(args: &[String]) -> AnyResult<()> {
     let megabytes = text.len() as f64 / 1e6;
     drop(text);
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let one_core = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let two_workers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()?;
     let mut floor = Vec::new();
     let mut ours = Vec::new();
+    let mut ours_two = Vec::new();
     for round in 0..repeat {
         if only.as_deref() != Some("bronze") {
             floor.push(time_floor(
@@ -463,11 +470,13 @@ fn bronze_command(args: &[String]) -> AnyResult<()> {
         }
         if only.as_deref() != Some("floor") {
             let lake = dir.path().join(format!("lake-{round}"));
-            ours.push(runtime.block_on(time_bronze(&input, &lake))?);
+            ours.push(one_core.block_on(time_bronze(&input, &lake))?);
+            let lake = dir.path().join(format!("lake-two-{round}"));
+            ours_two.push(two_workers.block_on(time_bronze(&input, &lake))?);
         }
     }
     let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
-    let (floor_s, ours_s) = (best(&floor), best(&ours));
+    let (floor_s, ours_s, two_s) = (best(&floor), best(&ours), best(&ours_two));
     println!(
         "{}",
         serde_json::json!({
@@ -481,8 +490,12 @@ fn bronze_command(args: &[String]) -> AnyResult<()> {
             "bronze_rows_per_second": lines / ours_s,
             "bronze_megabytes_per_second": megabytes / ours_s,
             "ratio_bronze_to_floor": ours_s / floor_s,
+            "bronze_two_workers_seconds": two_s,
+            "bronze_two_workers_rows_per_second": lines / two_s,
+            "ratio_bronze_two_workers_to_floor": two_s / floor_s,
             "floor_runs": floor,
             "bronze_runs": ours,
+            "bronze_two_workers_runs": ours_two,
         })
     );
     Ok(())

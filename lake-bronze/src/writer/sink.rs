@@ -18,6 +18,8 @@
 //! (`write_partition`). Its generic `write` would group the rows by
 //! partition value and copy every column with `take`, even for one group.
 
+use std::sync::Arc;
+
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
 use delta_kernel::expressions::Scalar;
@@ -30,6 +32,8 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use indexmap::IndexMap;
 use lake_core::{LakeError, PartitionValue, Result, StorageExt, StorageRef, TableId};
 use parquet::file::properties::WriterProperties;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tracing::debug;
 use url::Url;
 
@@ -47,22 +51,24 @@ pub(super) enum Written {
 }
 
 /// Writes the rows of one delivered batch into data files of one table.
+///
+/// The files are encoded on a task of their own, fed through a channel
+/// that holds one batch: Parquet encoding and compression cost about as
+/// much as decoding the input, so on a multi-threaded runtime the reader
+/// decodes the next batch while this one is encoded. The channel's bound
+/// keeps memory at a few batches, however fast the input arrives.
 pub(super) struct DeltaSink {
     storage: StorageRef,
     table_id: TableId,
     location: Url,
-    properties: WriterProperties,
-    target_file_size: Option<u64>,
-    /// The batch's partition: its ingestion date, one value per column of
-    /// [`columns::PARTITION_COLUMNS`].
-    partition: IndexMap<String, Scalar>,
-    writer: Option<RecordBatchWriter>,
-    schema: Option<SchemaRef>,
-    adds: Vec<Add>,
+    sender: Option<mpsc::Sender<RecordBatch>>,
+    encoder: Option<JoinHandle<Result<Vec<Add>>>>,
     rows: u64,
 }
 
 impl DeltaSink {
+    /// A sink whose encoder task starts now; it must be created inside a
+    /// tokio runtime.
     pub(super) fn new(
         storage: StorageRef,
         table_id: TableId,
@@ -76,21 +82,29 @@ impl DeltaSink {
             .zip(partition)
             .map(|(column, value)| (column.to_string(), Scalar::from(value.as_str())))
             .collect();
-        Self {
-            storage,
-            table_id,
-            location,
+        let encoder = Encoder {
+            storage: Arc::clone(&storage),
+            table_id: table_id.clone(),
+            location: location.clone(),
             properties,
             target_file_size,
             partition,
             writer: None,
             schema: None,
             adds: Vec::new(),
+        };
+        let (sender, receiver) = mpsc::channel(1);
+        Self {
+            storage,
+            table_id,
+            location,
+            sender: Some(sender),
+            encoder: Some(tokio::spawn(encoder.run(receiver))),
             rows: 0,
         }
     }
 
-    /// Rows written so far.
+    /// Rows handed to the sink so far.
     pub(super) fn rows(&self) -> u64 {
         self.rows
     }
@@ -99,55 +113,51 @@ impl DeltaSink {
         LakeError::delta(self.table_id.to_string(), error)
     }
 
-    /// Encodes `batch` into the current data file.
+    /// Hands `batch` to the encoder; waits while it is busy with the
+    /// previous one.
     pub(super) async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        if self.schema.as_ref() != Some(&batch.schema()) {
-            self.rotate(batch.schema()).await?;
-        }
         self.rows += batch.num_rows() as u64;
-        let writer = self.writer.as_mut().expect("rotate sets a writer");
-        let result = writer
-            .write_partition(batch, &self.partition, WriteMode::Default)
-            .await;
-        result.map(drop).map_err(|e| self.fail(e))
+        let sent = match &self.sender {
+            Some(sender) => sender.send(batch).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        // The encoder stopped early, which it does only on an error.
+        self.sender = None;
+        match self.finish_encoding().await {
+            Err(error) => Err(error),
+            Ok(_) => Err(LakeError::Reconciliation {
+                stage: self.table_id.to_string(),
+                message: "the bronze file encoder stopped before its input ended".to_string(),
+            }),
+        }
     }
 
-    /// Finishes the current files and starts a writer for `schema`, adding
-    /// its new columns to the table first.
-    async fn rotate(&mut self, schema: SchemaRef) -> Result<()> {
-        if let Some(mut writer) = self.writer.take() {
-            let adds = writer.flush().await.map_err(|e| self.fail(e))?;
-            self.adds.extend(adds);
+    /// Closes the channel and waits for the encoder's files.
+    async fn finish_encoding(&mut self) -> Result<Vec<Add>> {
+        self.sender = None;
+        let Some(encoder) = self.encoder.take() else {
+            return Ok(Vec::new());
+        };
+        match encoder.await {
+            Ok(adds) => adds,
+            Err(join) => Err(LakeError::config(
+                "bronze file encoder",
+                format!("{}: the encoding task failed: {join}", self.table_id),
+            )),
         }
-        let table_created = self
-            .storage
-            .ensure_table(&self.location, &schema, &columns::PARTITION_COLUMNS)
-            .await?;
-        add_missing_columns(&self.storage, &self.location, &self.table_id, &schema).await?;
-        let table = self.storage.open_table(&self.location).await?;
-        drop(table_created);
-        let mut writer = RecordBatchWriter::for_table(&table)
-            .map_err(|e| self.fail(e))?
-            .with_writer_properties(self.properties.clone());
-        if let Some(size) = self.target_file_size {
-            writer = writer.with_target_file_size(size);
-        }
-        self.writer = Some(writer);
-        self.schema = Some(schema);
-        Ok(())
     }
 
     /// Commits every file written, with the application transaction `app_id`,
     /// unless a commit with that transaction exists already.
     pub(super) async fn commit(mut self, app_id: &str) -> Result<Written> {
-        if let Some(mut writer) = self.writer.take() {
-            let adds = writer.flush().await.map_err(|e| self.fail(e))?;
-            self.adds.extend(adds);
-        }
-        let actions: Vec<Action> = self.adds.iter().cloned().map(Action::Add).collect();
+        let adds = self.finish_encoding().await?;
+        let actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
         for attempt in 1..=MAX_COMMIT_ATTEMPTS {
             let table = self.storage.open_table(&self.location).await?;
             let version = table.version().ok_or_else(|| {
@@ -186,6 +196,87 @@ impl DeltaSink {
             }
         }
         unreachable!("the loop returns on its last attempt")
+    }
+}
+
+impl Drop for DeltaSink {
+    /// A sink dropped before its commit (the read failed) stops encoding:
+    /// files that no commit will name are not worth finishing.
+    fn drop(&mut self) {
+        if let Some(encoder) = self.encoder.take() {
+            encoder.abort();
+        }
+    }
+}
+
+/// The encoding side of a [`DeltaSink`], owned by its task.
+struct Encoder {
+    storage: StorageRef,
+    table_id: TableId,
+    location: Url,
+    properties: WriterProperties,
+    target_file_size: Option<u64>,
+    /// The batch's partition: its ingestion date, one value per column of
+    /// [`columns::PARTITION_COLUMNS`].
+    partition: IndexMap<String, Scalar>,
+    writer: Option<RecordBatchWriter>,
+    schema: Option<SchemaRef>,
+    adds: Vec<Add>,
+}
+
+impl Encoder {
+    /// Encodes every batch received, then finishes the files; stops at
+    /// the first error.
+    async fn run(mut self, mut batches: mpsc::Receiver<RecordBatch>) -> Result<Vec<Add>> {
+        while let Some(batch) = batches.recv().await {
+            self.write(batch).await?;
+        }
+        if let Some(mut writer) = self.writer.take() {
+            let adds = writer.flush().await.map_err(|e| self.fail(e))?;
+            self.adds.extend(adds);
+        }
+        Ok(self.adds)
+    }
+
+    fn fail(&self, error: deltalake::DeltaTableError) -> LakeError {
+        LakeError::delta(self.table_id.to_string(), error)
+    }
+
+    /// Encodes `batch` into the current data file.
+    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        if self.schema.as_ref() != Some(&batch.schema()) {
+            self.rotate(batch.schema()).await?;
+        }
+        let writer = self.writer.as_mut().expect("rotate sets a writer");
+        let result = writer
+            .write_partition(batch, &self.partition, WriteMode::Default)
+            .await;
+        result.map(drop).map_err(|e| self.fail(e))
+    }
+
+    /// Finishes the current files and starts a writer for `schema`, adding
+    /// its new columns to the table first.
+    async fn rotate(&mut self, schema: SchemaRef) -> Result<()> {
+        if let Some(mut writer) = self.writer.take() {
+            let adds = writer.flush().await.map_err(|e| self.fail(e))?;
+            self.adds.extend(adds);
+        }
+        let table_created = self
+            .storage
+            .ensure_table(&self.location, &schema, &columns::PARTITION_COLUMNS)
+            .await?;
+        add_missing_columns(&self.storage, &self.location, &self.table_id, &schema).await?;
+        let table = self.storage.open_table(&self.location).await?;
+        drop(table_created);
+        let mut writer = RecordBatchWriter::for_table(&table)
+            .map_err(|e| self.fail(e))?
+            .with_writer_properties(self.properties.clone());
+        if let Some(size) = self.target_file_size {
+            writer = writer.with_target_file_size(size);
+        }
+        self.writer = Some(writer);
+        self.schema = Some(schema);
+        Ok(())
     }
 }
 
