@@ -10,10 +10,13 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use std::collections::VecDeque;
+
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_json::ReaderBuilder;
 use lake_core::{LakeError, RawBatch, Result, TableId};
+use tokio::runtime::RuntimeFlavor;
 
 use crate::columns;
 use crate::dlq::DeadLetters;
@@ -22,15 +25,32 @@ use crate::options::{BronzeOptions, SchemaPolicy};
 
 use super::batch::{Lineage, ReadOutcome, normalize_field, output_schema, without_reserved};
 
-/// Records of the current chunk, waiting to be decoded together.
+/// Records waiting to be decoded together, one after another.
 #[derive(Default)]
-struct Chunk {
+struct Records {
     /// The records, each followed by `\n`.
     text: String,
     /// Where each record starts in `text`.
     starts: Vec<usize>,
     /// Each record's line number.
     lines: Vec<i64>,
+}
+
+impl Records {
+    fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    fn record(&self, i: usize) -> &str {
+        let end = self.starts.get(i + 1).copied().unwrap_or(self.text.len());
+        &self.text[self.starts[i]..end - 1]
+    }
+}
+
+/// The current chunk: its records and the keys they use.
+#[derive(Default)]
+struct Chunk {
+    records: Records,
     /// Every distinct top-level key seen in the chunk (raw, undecoded).
     keys: HashSet<Box<[u8]>>,
     /// The current line's keys, each followed by [`KEY_SEPARATOR`].
@@ -44,12 +64,11 @@ const KEY_SEPARATOR: u8 = 0xFF;
 
 impl Chunk {
     fn len(&self) -> usize {
-        self.starts.len()
+        self.records.len()
     }
 
     fn record(&self, i: usize) -> &str {
-        let end = self.starts.get(i + 1).copied().unwrap_or(self.text.len());
-        &self.text[self.starts[i]..end - 1]
+        self.records.record(i)
     }
 
     /// Adds the current line's keys to the chunk's key set. Records of one
@@ -67,13 +86,64 @@ impl Chunk {
         std::mem::swap(&mut self.last_keys, &mut self.line_keys);
     }
 
-    fn clear(&mut self) {
-        self.text.clear();
-        self.starts.clear();
-        self.lines.clear();
+    /// The records, leaving the chunk empty for the next ones.
+    fn take(&mut self) -> Records {
         self.keys.clear();
         self.last_keys.clear();
+        std::mem::take(&mut self.records)
     }
+}
+
+/// Chunks whose decoding may still run while the reader reads on: one, so
+/// the reader checks the next chunk's lines while the previous one is
+/// decoded. Each holds its records and their columns, so this bounds memory.
+const DECODING_AT_ONCE: usize = 1;
+
+/// A chunk being decoded, in input order.
+enum Decoding {
+    /// Decoded here (a current-thread runtime, or no runtime).
+    Done(std::result::Result<RecordBatch, Failed>),
+    /// Decoded on a task of its own. A task, not the blocking pool: the
+    /// decoder's buffers are freed on the runtime's workers (by the file
+    /// encoder), and memory allocated on extra threads stays in their
+    /// allocator arenas, which raised the peak of a whole pipeline run by
+    /// a third.
+    Running(tokio::task::JoinHandle<std::result::Result<RecordBatch, Failed>>),
+}
+
+/// A chunk arrow-json refused, kept to find the line to blame.
+struct Failed {
+    error: arrow::error::ArrowError,
+    schema: SchemaRef,
+    records: Records,
+}
+
+/// Decodes `records` against `schema` and adds the lineage columns.
+fn decode_records(
+    schema: SchemaRef,
+    records: Records,
+    lineage: &Lineage,
+    ignore_conflicts: bool,
+) -> std::result::Result<RecordBatch, Failed> {
+    let n = records.len();
+    let fail = |error, records| Failed {
+        error,
+        schema: Arc::clone(&schema),
+        records,
+    };
+    let data = match decode(&schema, records.text.as_bytes(), n, ignore_conflicts) {
+        Ok(batch) => batch,
+        Err(error) => return Err(fail(error, records)),
+    };
+    let mut columns: Vec<ArrayRef> = data.columns().to_vec();
+    // Sized up front: the values are the chunk's text less its line ends.
+    let mut raw = StringBuilder::with_capacity(n, records.text.len() - n);
+    for i in 0..n {
+        raw.append_value(records.record(i));
+    }
+    let lines = Int64Array::from(records.lines.clone());
+    columns.extend(lineage.columns(Some(Arc::new(raw.finish())), lines));
+    RecordBatch::try_new(output_schema(&schema), columns).map_err(|error| fail(error, records))
 }
 
 pub(super) struct JsonReader<'a> {
@@ -81,10 +151,10 @@ pub(super) struct JsonReader<'a> {
     source_file: String,
     options: &'a BronzeOptions,
     schema: Option<SchemaRef>,
-    lineage: Lineage,
+    lineage: Arc<Lineage>,
     splitter: LineSplitter,
     chunk: Chunk,
-    batches: Vec<RecordBatch>,
+    decoding: VecDeque<Decoding>,
     dead: DeadLetters,
     lines: u64,
     rows: u64,
@@ -104,10 +174,10 @@ impl<'a> JsonReader<'a> {
             source_file: batch.source_file.clone(),
             options,
             schema,
-            lineage,
+            lineage: Arc::new(lineage),
             splitter: LineSplitter::new(),
             chunk: Chunk::default(),
-            batches: Vec::new(),
+            decoding: VecDeque::new(),
             dead: DeadLetters::default(),
             lines: 0,
             rows: 0,
@@ -139,10 +209,11 @@ impl<'a> JsonReader<'a> {
             }
             Classified::Record(text) => {
                 self.chunk.note_keys();
-                self.chunk.starts.push(self.chunk.text.len());
-                self.chunk.text.push_str(text);
-                self.chunk.text.push('\n');
-                self.chunk.lines.push(number as i64);
+                let records = &mut self.chunk.records;
+                records.starts.push(records.text.len());
+                records.text.push_str(text);
+                records.text.push('\n');
+                records.lines.push(number as i64);
                 if self.chunk.len() >= self.options.batch_rows.max(1) {
                     self.decode_chunk()?;
                 }
@@ -151,19 +222,44 @@ impl<'a> JsonReader<'a> {
         Ok(())
     }
 
-    /// The batches decoded so far, for the sink.
-    pub(super) fn take_batches(&mut self) -> Vec<RecordBatch> {
-        std::mem::take(&mut self.batches)
+    /// The batches decoded so far, in input order, for the sink. Waits for
+    /// chunks still being decoded while more than [`DECODING_AT_ONCE`] are,
+    /// or for all of them when `all`.
+    pub(super) async fn decoded(&mut self, all: bool) -> Result<Vec<RecordBatch>> {
+        let mut batches = Vec::new();
+        while let Some(front) = self.decoding.front() {
+            let ready = match front {
+                Decoding::Done(_) => true,
+                Decoding::Running(task) => task.is_finished(),
+            };
+            if !(ready || all || self.decoding.len() > DECODING_AT_ONCE) {
+                break;
+            }
+            let decoded = match self.decoding.pop_front().expect("front exists") {
+                Decoding::Done(decoded) => decoded,
+                Decoding::Running(task) => task.await.map_err(|e| {
+                    LakeError::config(
+                        "bronze decoder",
+                        format!("{}: decoding {} failed: {e}", self.table, self.source_file),
+                    )
+                })?,
+            };
+            match decoded {
+                Ok(batch) => batches.push(batch),
+                Err(failed) => return Err(self.locate_decode_error(failed)),
+            }
+        }
+        Ok(batches)
     }
 
-    pub(super) fn finish(mut self) -> Result<ReadOutcome> {
+    pub(super) async fn finish(mut self) -> Result<ReadOutcome> {
         let splitter = std::mem::take(&mut self.splitter);
         let bytes = splitter.bytes_read();
         splitter.finish(|line| self.on_line(line.number, line.offset, line.bytes))?;
         if self.chunk.len() > 0 {
             self.decode_chunk()?;
         }
-        let batches = std::mem::take(&mut self.batches);
+        let batches = self.decoded(true).await?;
         let dead_count = self.dead.len() as u64;
         Ok(ReadOutcome {
             batches,
@@ -176,26 +272,24 @@ impl<'a> JsonReader<'a> {
         })
     }
 
+    /// Starts decoding the current chunk: on a task when the runtime has
+    /// several workers, so the next chunk is read and checked meanwhile;
+    /// here otherwise, so a current-thread runtime stays on one thread.
     fn decode_chunk(&mut self) -> Result<()> {
         let schema = self.settle_schema()?;
-        let n = self.chunk.len();
         let ignore_conflicts = self.options.schema_policy != SchemaPolicy::Freeze;
-        let decoded = decode(&schema, self.chunk.text.as_bytes(), n, ignore_conflicts);
-        let data = match decoded {
-            Ok(batch) => batch,
-            Err(e) => return Err(self.locate_decode_error(&schema, e)),
+        let records = self.chunk.take();
+        self.rows += records.len() as u64;
+        let lineage = Arc::clone(&self.lineage);
+        let job = move || decode_records(schema, records, &lineage, ignore_conflicts);
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let decoding = match runtime {
+            Some(runtime) if runtime.runtime_flavor() != RuntimeFlavor::CurrentThread => {
+                Decoding::Running(runtime.spawn(async move { job() }))
+            }
+            _ => Decoding::Done(job()),
         };
-        let mut columns: Vec<ArrayRef> = data.columns().to_vec();
-        let raw: ArrayRef = Arc::new(StringArray::from_iter_values(
-            (0..n).map(|i| self.chunk.record(i)),
-        ));
-        let lines = Int64Array::from(std::mem::take(&mut self.chunk.lines));
-        columns.extend(self.lineage.columns(Some(raw), lines));
-        let batch = RecordBatch::try_new(output_schema(&schema), columns)
-            .map_err(|e| LakeError::arrow(format!("bronze batch of {}", self.table), e))?;
-        self.rows += n as u64;
-        self.batches.push(batch);
-        self.chunk.clear();
+        self.decoding.push_back(decoding);
         Ok(())
     }
 
@@ -285,24 +379,25 @@ impl<'a> JsonReader<'a> {
                 });
                 found
             })
-            .map_or(0, |i| self.chunk.lines[i])
+            .map_or(0, |i| self.chunk.records.lines[i])
     }
 
     /// Decodes record by record to name the line a chunk-level error came from.
-    fn locate_decode_error(
-        &self,
-        schema: &SchemaRef,
-        error: arrow::error::ArrowError,
-    ) -> LakeError {
-        for i in 0..self.chunk.len() {
-            let mut record = self.chunk.record(i).to_string();
+    fn locate_decode_error(&self, failed: Failed) -> LakeError {
+        let Failed {
+            error,
+            schema,
+            records,
+        } = failed;
+        for i in 0..records.len() {
+            let mut record = records.record(i).to_string();
             record.push('\n');
-            if let Err(e) = decode(schema, record.as_bytes(), 1, false) {
+            if let Err(e) = decode(&schema, record.as_bytes(), 1, false) {
                 return LakeError::Schema {
                     table: self.table.to_string(),
                     message: format!(
                         "line {} of {}: {e} (schema policy {:?})",
-                        self.chunk.lines[i], self.source_file, self.options.schema_policy
+                        records.lines[i], self.source_file, self.options.schema_policy
                     ),
                 };
             }

@@ -147,7 +147,7 @@ impl BronzeWriter {
         let outcome = if format == InputFormat::JsonLines {
             let mut reader = JsonReader::new(&self.table, &batch, &self.options, existing, lineage);
             read_payload(batch.payload, &batch.source_file, &mut reader, &mut sink).await?;
-            reader.finish()?
+            reader.finish().await?
         } else {
             let mut reader =
                 ColumnarReader::new(&self.table, &batch, &self.options, existing, lineage);
@@ -448,7 +448,7 @@ async fn read_payload(
 }
 
 async fn drain(reader: &mut JsonReader<'_>, sink: &mut DeltaSink) -> Result<()> {
-    for batch in reader.take_batches() {
+    for batch in reader.decoded(false).await? {
         sink.write(batch).await?;
     }
     Ok(())

@@ -145,17 +145,30 @@ async fn reingesting_a_batch_adds_nothing() {
     assert_eq!(lake.scalar(&table, "SELECT count(*) FROM t").await, "4");
 }
 
-#[tokio::test]
+// Two workers: chunks are decoded on the blocking pool and files encoded on
+// a task of their own, as in a service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_row_lands_in_the_partition_of_its_ingestion_date() {
     let lake = Lake::new();
-    // Chunks of two records, so one delivery is several writes.
+    // Chunks of two records, so one delivery is several decodes and writes.
     let w = writer().with_options(BronzeOptions {
         batch_rows: 2,
         ..BronzeOptions::default()
     });
-    let text: String = (0..7).map(|i| format!("{{\"order_id\":\"o{i}\"}}\n")).collect();
+    let text: String = (0..7)
+        .map(|i| format!("{{\"order_id\":\"o{}\"}}\n", i + 1))
+        .collect();
     lake.ingest(&w, "b1", &text).await;
     let table = lake.location(&orders());
+    // Each row keeps its own text and line number, whichever chunk it was in.
+    let astray = lake
+        .scalar(
+            &table,
+            "SELECT count(*) FROM t WHERE _raw <> concat('{\"order_id\":\"', order_id, '\"}') \
+             OR concat('o', CAST(_source_line AS VARCHAR)) <> order_id",
+        )
+        .await;
+    assert_eq!(astray, "0");
     let partitions = lake
         .rows(
             &table,
@@ -172,7 +185,10 @@ async fn every_row_lands_in_the_partition_of_its_ingestion_date() {
     assert!(!files.is_empty());
     let path = partitions[0].split('|').take(3).collect::<Vec<_>>();
     let path = format!("year={}/month={}/day={}/", path[0], path[1], path[2]);
-    assert!(files.iter().all(|f| f.contains(&path)), "{files:?} outside {path}");
+    assert!(
+        files.iter().all(|f| f.contains(&path)),
+        "{files:?} outside {path}"
+    );
 }
 
 #[tokio::test]
@@ -256,6 +272,29 @@ async fn the_freeze_policy_names_the_line_and_column() {
     assert!(message.contains("`rogue`"), "{message}");
     assert!(message.contains("line 2 of b2.jsonl"), "{message}");
     // Nothing of the refused batch was committed.
+    let table = lake.location(&orders());
+    assert_eq!(lake.scalar(&table, "SELECT count(*) FROM t").await, "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_the_freeze_policy_refuses_names_its_line_in_a_later_chunk() {
+    let lake = Lake::new();
+    let w = writer().with_options(BronzeOptions {
+        schema_policy: SchemaPolicy::Freeze,
+        batch_rows: 2,
+        ..BronzeOptions::default()
+    });
+    lake.ingest(&w, "b1", "{\"order_id\":\"a\",\"amount\":1.5}\n")
+        .await;
+    let mut text: String = (0..7)
+        .map(|i| format!("{{\"order_id\":\"o{i}\",\"amount\":{i}}}\n"))
+        .collect();
+    text.push_str("{\"order_id\":\"x\",\"amount\":{\"v\":1}}\n");
+    let batch = RawBatch::from_bytes("b2.jsonl", InputFormat::JsonLines, text).unwrap();
+    let err = w.ingest(&lake.context(), batch).await.unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, LakeError::Schema { .. }), "{err:?}");
+    assert!(message.contains("line 8 of b2.jsonl"), "{message}");
     let table = lake.location(&orders());
     assert_eq!(lake.scalar(&table, "SELECT count(*) FROM t").await, "1");
 }
