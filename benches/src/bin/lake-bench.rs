@@ -16,9 +16,8 @@
 //! decoding plus a plain Parquet write of the same bytes, without Delta,
 //! dead letters or lineage. It prints one JSON line with both timings and
 //! their ratio. Bronze is timed twice: on a current-thread runtime (one
-//! core, as the floor) and on a runtime with two workers, where its file
-//! encoder runs beside the decoder. Pin it to one core with `taskset -c 0`
-//! to measure per-core throughput.
+//! core, as the floor) and on a runtime with two workers, where chunks are
+//! decoded and files encoded on tasks of their own beside the reader.
 
 use std::fs::File;
 use std::io::BufReader;
