@@ -266,6 +266,10 @@ fn is_retryable_transaction_error(
     )
 }
 
+/// How the Delta kernel's message for an object-store failure begins
+/// (`delta_kernel::Error::ObjectStore`).
+const KERNEL_STORE_ERROR: &str = "Error interacting with object store:";
+
 /// Whether the cause chain of `error` holds a transient failure.
 fn chain_is_transient(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(error);
@@ -285,6 +289,15 @@ fn chain_is_transient(error: &(dyn std::error::Error + 'static)) -> bool {
             Some(deltalake::DeltaTableError::KernelError(delta_kernel::Error::ObjectStore(
                 store,
             ))) => return is_transient_store_error(store),
+            // Some paths keep only the kernel error's text (listing the log
+            // for the latest version does), so which store error it was is
+            // lost. Retrying is bounded, and giving up on a dropped
+            // connection is worse, so such a failure counts as transient.
+            Some(deltalake::DeltaTableError::Generic(message))
+                if message.starts_with(KERNEL_STORE_ERROR) =>
+            {
+                return true;
+            }
             _ => {}
         }
         if let Some(delta_kernel::Error::ObjectStore(store)) =
@@ -350,5 +363,25 @@ impl From<object_store::Error> for LakeError {
             _ => "object store".to_string(),
         };
         Self::storage(location, source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_failure_deltalake_kept_only_as_text_is_retryable() {
+        let store = object_store::Error::Generic {
+            store: "s3",
+            source: "connection reset".into(),
+        };
+        // The text deltalake keeps, from the kernel's own message.
+        let text = delta_kernel::Error::ObjectStore(store).to_string();
+        assert!(text.starts_with(KERNEL_STORE_ERROR), "{text}");
+        let delta = deltalake::DeltaTableError::Generic(text);
+        assert!(LakeError::delta("t", delta).is_retryable());
+        let other = deltalake::DeltaTableError::Generic("invalid table name".into());
+        assert!(!LakeError::delta("t", other).is_retryable());
     }
 }

@@ -238,9 +238,9 @@ impl<'a> JsonReader<'a> {
             let decoded = match self.decoding.pop_front().expect("front exists") {
                 Decoding::Done(decoded) => decoded,
                 Decoding::Running(task) => task.await.map_err(|e| {
-                    LakeError::config(
-                        "bronze decoder",
-                        format!("{}: decoding {} failed: {e}", self.table, self.source_file),
+                    LakeError::other(
+                        format!("bronze decoder of {} ({})", self.table, self.source_file),
+                        e,
                     )
                 })?,
             };

@@ -131,10 +131,10 @@ impl DeltaSink {
         self.sender = None;
         match self.finish_encoding().await {
             Err(error) => Err(error),
-            Ok(_) => Err(LakeError::Reconciliation {
-                stage: self.table_id.to_string(),
-                message: "the bronze file encoder stopped before its input ended".to_string(),
-            }),
+            Ok(_) => Err(LakeError::other(
+                format!("bronze file encoder of {}", self.table_id),
+                "stopped before its input ended",
+            )),
         }
     }
 
@@ -146,9 +146,9 @@ impl DeltaSink {
         };
         match encoder.await {
             Ok(adds) => adds,
-            Err(join) => Err(LakeError::config(
-                "bronze file encoder",
-                format!("{}: the encoding task failed: {join}", self.table_id),
+            Err(join) => Err(LakeError::other(
+                format!("bronze file encoder of {}", self.table_id),
+                join,
             )),
         }
     }
