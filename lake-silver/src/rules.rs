@@ -80,9 +80,92 @@ pub struct OrderEvent {
 
 /// Types one record of the `orders` stream, or names the first rule it breaks.
 pub fn type_order(raw: &str) -> Result<OrderEvent, Invalid> {
-    let fields: BTreeMap<String, &RawValue> =
-        serde_json::from_str(raw).map_err(|_| Invalid::NotAnObject)?;
-    type_fields(|name| fields.get(name).map(|v| v.get()), None)
+    let fields: EventFields = serde_json::from_str(raw).map_err(|_| Invalid::NotAnObject)?;
+    type_fields(|name| fields.get(name), None)
+}
+
+/// The fields of a flat event that typing reads.
+const EVENT_FIELDS: [&str; 10] = [
+    "order_id",
+    "customer_id",
+    "category",
+    "region",
+    "amount",
+    "status",
+    "order_date",
+    "op",
+    "updated_at",
+    "metadata",
+];
+
+/// One flat event's [`EVENT_FIELDS`], read in one pass over its object,
+/// each value borrowed from the text. Typing is the largest part of a
+/// silver run, and a map of owned keys cost an allocation per field. Other
+/// fields are checked as JSON and skipped; a repeated name keeps its last
+/// value, as a map does.
+struct EventFields<'a>([Option<&'a RawValue>; EVENT_FIELDS.len()]);
+
+impl<'a> EventFields<'a> {
+    fn get(&self, name: &str) -> Option<&'a str> {
+        let i = EVENT_FIELDS.iter().position(|field| *field == name)?;
+        self.0[i].map(RawValue::get)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EventFields<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = EventFields<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut fields = EventFields([None; EVENT_FIELDS.len()]);
+                while let Some(Key(key)) = map.next_key()? {
+                    // Unknown values are read as raw JSON too, not skipped
+                    // as `IgnoredAny`: that parses numbers, and `1e999` in
+                    // an extra field must not make the record unreadable.
+                    let value: &RawValue = map.next_value()?;
+                    if let Some(i) = EVENT_FIELDS.iter().position(|field| *field == key) {
+                        fields.0[i] = Some(value);
+                    }
+                }
+                Ok(fields)
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+/// An object key, borrowed from the text unless it has escapes.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl<'de> serde::de::Visitor<'de> for Text {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(text.into()))
+            }
+
+            fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Key(text.to_string().into()))
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
 }
 
 /// Types one Debezium-style change envelope of the `orders` stream:
@@ -205,11 +288,18 @@ fn type_fields<'a>(
 
 /// The value of a JSON string literal, or `None` for any other JSON value.
 pub fn json_string(raw: &str) -> Option<String> {
-    if raw.starts_with('"') {
-        serde_json::from_str::<String>(raw).ok()
-    } else {
-        None
+    if !raw.starts_with('"') {
+        return None;
     }
+    // Most strings have no escapes: their value is the text between the
+    // quotes, when that text has no quote, backslash or control character
+    // (exactly JSON's grammar for such a string; `&str` is valid UTF-8).
+    if let Some(inner) = raw[1..].strip_suffix('"')
+        && !inner.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)
+    {
+        return Some(inner.to_string());
+    }
+    serde_json::from_str::<String>(raw).ok()
 }
 
 /// A value for a string column: a string's value; any other JSON value
@@ -522,6 +612,52 @@ mod tests {
         // A bad order_date is null, not invalid.
         let e = type_order(r#"{"order_id":"a","order_date":"2025-02-30","updated_at":"2025-11-04T10:00:00Z","op":"u"}"#).unwrap();
         assert_eq!(e.order_date, None);
+    }
+
+    #[test]
+    fn fields_are_found_however_the_object_spells_them() {
+        let at = r#""updated_at":"2025-11-04T10:00:00Z","op":"c""#;
+        // An escaped name is the same name; a repeated one keeps its last value.
+        let e = type_order(&format!(r#"{{"order\u005fid":"a",{at}}}"#)).unwrap();
+        assert_eq!(e.order_id, "a");
+        let e = type_order(&format!(
+            r#"{{"status":"x","order_id":"a","status":"y",{at}}}"#
+        ))
+        .unwrap();
+        assert_eq!(e.status.as_deref(), Some("y"));
+        // Extra fields are skipped, even a number no f64 holds.
+        let e = type_order(&format!(
+            r#"{{"order_id":"a","extra":1e999,"more":{{"k":[1]}},{at}}}"#
+        ))
+        .unwrap();
+        assert_eq!(e.order_id, "a");
+        for raw in ["[1]", "42", "null", r#"{"order_id":"a"} x"#] {
+            assert_eq!(type_order(raw), Err(Invalid::NotAnObject), "{raw}");
+        }
+    }
+
+    #[test]
+    fn strings_without_escapes_read_as_serde_json_reads_them() {
+        let cases = [
+            r#""abc""#,
+            r#""""#,
+            r#""ünïcødé ✓""#,
+            r#""a\nb""#,
+            r#""a\"b""#,
+            "\"a\nb\"",
+            "\"a\"b\"",
+            "\"",
+            "\"a\u{1}\"",
+            "12",
+            "\"a",
+        ];
+        for raw in cases {
+            assert_eq!(
+                json_string(raw),
+                serde_json::from_str::<String>(raw).ok(),
+                "{raw:?}"
+            );
+        }
     }
 
     #[test]
