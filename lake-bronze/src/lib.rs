@@ -41,6 +41,16 @@
 //! from the header). A file that cannot be opened as Parquet or Avro at
 //! all is an error naming it; nothing is committed.
 //!
+//! # Threads and memory
+//! Input is streamed: records are decoded in chunks
+//! ([`BronzeOptions::batch_rows`]) and written into data files as they
+//! come. On a multi-threaded tokio runtime one delivery keeps two workers
+//! busy: a chunk is decoded on a task of its own while the reader splits
+//! and checks the next one, and files are encoded on another task, fed
+//! through a channel of one chunk. Memory stays at a few chunks whatever
+//! the input's size. On a current-thread runtime everything runs on that
+//! thread.
+//!
 //! # Exactly once
 //! Both the bronze and the dead-letter commit of a batch carry the Delta
 //! application transaction `lake-bronze:{batch_id}`. A batch id seen before

@@ -128,7 +128,6 @@ impl DeltaSink {
             return Ok(());
         }
         // The encoder stopped early, which it does only on an error.
-        self.sender = None;
         match self.finish_encoding().await {
             Err(error) => Err(error),
             Ok(_) => Err(LakeError::other(
