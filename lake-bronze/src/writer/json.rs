@@ -7,10 +7,8 @@
 //! the contract needs each line's fate (row, dead letter or blank), its
 //! number and its exact text.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
-
-use std::collections::VecDeque;
 
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};

@@ -2,16 +2,22 @@
 //! so that the files of settled history are written once.
 
 use lake_core::StorageExt;
+use lake_core::deltalake::DeltaTable;
 use lake_silver::OrdersSilver;
 
 use crate::support::{Lake, bronze, event, silver, t};
 
 impl Lake {
+    async fn silver_table(&self) -> DeltaTable {
+        let location = self.storage.layout().table_location(&silver());
+        self.storage.open_table(&location).await.unwrap()
+    }
+
     /// The data files of the SCD2 table holding closed versions.
     async fn closed_files(&self) -> Vec<String> {
-        let location = self.storage.layout().table_location(&silver());
-        let table = self.storage.open_table(&location).await.unwrap();
-        let mut files: Vec<String> = table
+        let mut files: Vec<String> = self
+            .silver_table()
+            .await
             .get_file_uris()
             .unwrap()
             .filter(|f| f.contains("is_current=false"))
@@ -21,9 +27,8 @@ impl Lake {
     }
 
     async fn partition_columns(&self) -> Vec<String> {
-        let location = self.storage.layout().table_location(&silver());
-        let table = self.storage.open_table(&location).await.unwrap();
-        table
+        self.silver_table()
+            .await
             .snapshot()
             .unwrap()
             .metadata()
