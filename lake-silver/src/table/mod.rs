@@ -35,10 +35,11 @@
 
 mod bronze;
 mod key_filter;
+mod replace;
 mod typing;
 mod write;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
@@ -50,8 +51,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use async_trait::async_trait;
 use chrono::Utc;
-use datafusion::common::{Column, ScalarValue};
-use datafusion::prelude::{Expr, lit};
+use datafusion::common::Column;
+use datafusion::prelude::Expr;
 use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
 use foldhash::fast::RandomState;
@@ -68,6 +69,7 @@ use crate::orders::{BUCKETS, Mode, QUARANTINE_SCHEMA};
 use crate::scd2::{self, EventColumns, Op, Plan, VersionRows};
 use crate::spec::{KEY_BUCKET, SilverSpec, Typing};
 use bronze::{LINEAGE, read_added_rows};
+use replace::{ChangedRows, Changes, replace_changed};
 use typing::Typed;
 use write::{
     Commit, Replacement, commit_batch, conform, replace_buckets, scan_buckets, sorted_for_readers,
@@ -409,45 +411,60 @@ impl SilverTable {
             .collect();
         report.rows_written = versions.len() as u64;
         let new_rows = silver_rows(spec, &planned, &versions, &silver_schema, target)?;
-        let (rows, replaced) = match kept {
-            Some(kept) => {
-                let mut rows = kept.await.map_err(|e| {
-                    LakeError::other(format!("reading the rows of {target} to keep"), e)
-                })??;
-                rows.push(new_rows);
-                (rows, None)
+        let changes = match (&kept, rebuild) {
+            (None, false) => changes_of_run(spec, &typed, &keys, &key_set, target)?,
+            _ => None,
+        };
+        let version = match (kept, changes) {
+            // Only the rows this run's events can change are replaced, and
+            // only the files holding them are rewritten (see `replace`).
+            (None, Some(changes)) => {
+                let new_rows = changes.select(&new_rows, target)?;
+                let target = ChangedRows {
+                    silver: &silver,
+                    id: target,
+                    schema: &silver_schema,
+                    partitions: &partitions,
+                    buckets: &buckets,
+                    changes: Arc::new(changes),
+                    cluster_by: spec.cluster_by.as_ref().map(Ident::as_str),
+                    valid_from: spec.validity.from.as_str(),
+                    plain: plain_columns(spec, &silver_schema),
+                };
+                replace_changed(storage, target, new_rows, txn, &touched).await?
             }
-            // A rebuild replaces everything.
-            None if rebuild => (vec![new_rows], None),
-            // Only this run's keys' rows that its events can change are
-            // replaced: deltalake keeps the other rows of the files it
-            // rewrites, and files of closed versions that ended before the
-            // run's earliest event are not even read.
-            None => match settled_before(spec, &typed, target)? {
-                Some(earliest) => {
-                    let to = Expr::Column(Column::from_name(spec.validity.to.as_str()));
-                    let open = to.clone().is_null().or(to.gt_eq(lit(earliest.clone())));
-                    let new_rows = unsettled(spec, new_rows, &earliest, target)?;
-                    (vec![new_rows], Some(of_these_keys().and(open)))
-                }
-                None => (vec![new_rows], Some(of_these_keys())),
-            },
+            (kept, _) => {
+                let (rows, replaced) = match kept {
+                    Some(kept) => {
+                        let mut rows = kept.await.map_err(|e| {
+                            LakeError::other(format!("reading the rows of {target} to keep"), e)
+                        })??;
+                        rows.push(new_rows);
+                        (rows, None)
+                    }
+                    // A rebuild replaces everything.
+                    None if rebuild => (vec![new_rows], None),
+                    // SCD1, or a sequence that is not an integer, date or
+                    // timestamp: every row of this run's keys is replaced.
+                    None => (vec![new_rows], Some(of_these_keys())),
+                };
+                let rows = sorted_for_readers(
+                    rows,
+                    spec.cluster_by.as_ref().map(Ident::as_str),
+                    spec.validity.from.as_str(),
+                )?;
+                let replacement = Replacement {
+                    silver: &silver,
+                    id: target,
+                    schema: &silver_schema,
+                    partitions: &partitions,
+                    buckets: (!rebuild).then_some(&buckets),
+                    only: replaced,
+                    plain: plain_columns(spec, &silver_schema),
+                };
+                replace_buckets(replacement, rows, txn, &touched).await?
+            }
         };
-        let rows = sorted_for_readers(
-            rows,
-            spec.cluster_by.as_ref().map(Ident::as_str),
-            spec.validity.from.as_str(),
-        )?;
-        let replacement = Replacement {
-            silver: &silver,
-            id: target,
-            schema: &silver_schema,
-            partitions: &partitions,
-            buckets: (!rebuild).then_some(&buckets),
-            only: replaced,
-            plain: plain_columns(spec, &silver_schema),
-        };
-        let version = replace_buckets(replacement, rows, txn, &touched).await?;
         report.table_versions.insert(target.to_string(), version);
         Ok(report)
     }
@@ -583,7 +600,8 @@ pub(crate) enum KeySet {
     },
     Rows {
         converter: RowConverter,
-        keys: HashSet<Box<[u8]>>,
+        /// Each key's first row.
+        keys: HashMap<Box<[u8]>, u32>,
     },
 }
 
@@ -629,12 +647,31 @@ impl KeySet {
                 .collect(),
         )?;
         let rows = converter.convert_columns(keys)?;
-        let keys = rows.iter().map(|r| r.data().into()).collect();
-        Ok(Self::Rows { converter, keys })
+        let mut first = HashMap::with_capacity(rows.num_rows());
+        for (i, row) in rows.iter().enumerate() {
+            first.entry(row.data().into()).or_insert(i as u32);
+        }
+        Ok(Self::Rows {
+            converter,
+            keys: first,
+        })
     }
 
     /// Which rows of `columns` hold a key of the set.
     fn mask(&self, columns: &[ArrayRef]) -> Result<BooleanArray, arrow::error::ArrowError> {
+        Ok(self
+            .positions(columns)?
+            .iter()
+            .map(|p| Some(p.is_some()))
+            .collect())
+    }
+
+    /// For each row of `columns`, the row its key has in the arrays the
+    /// set was built from (its first), or `None` when it is not in the set.
+    fn positions(
+        &self,
+        columns: &[ArrayRef],
+    ) -> Result<Vec<Option<u32>>, arrow::error::ArrowError> {
         match self {
             Self::Text {
                 keys,
@@ -654,19 +691,18 @@ impl KeySet {
                 Ok(column
                     .iter()
                     .map(|key| {
-                        Some(key.is_some_and(|key| {
-                            table
-                                .find(hasher.hash_one(key), |j: &u32| {
-                                    keys.value(*j as usize) == key
-                                })
-                                .is_some()
-                        }))
+                        let key = key?;
+                        table
+                            .find(hasher.hash_one(key), |j: &u32| {
+                                keys.value(*j as usize) == key
+                            })
+                            .copied()
                     })
                     .collect())
             }
             Self::Rows { converter, keys } => {
                 let rows = converter.convert_columns(columns)?;
-                Ok(rows.iter().map(|r| Some(keys.contains(r.data()))).collect())
+                Ok(rows.iter().map(|r| keys.get(r.data()).copied()).collect())
             }
         }
     }
@@ -885,9 +921,8 @@ fn sequence_values(columns: &[ArrayRef]) -> Result<Vec<i64>, arrow::error::Arrow
 
 /// The silver table's partition columns: the key bucket, then the current
 /// flag. Apart from current rows, which every run of their bucket may
-/// rewrite, the files of closed versions are written once and then only
-/// read: a version that ended before a run's earliest event cannot change
-/// (see [`settled_before`]).
+/// rewrite, a file of closed versions is rewritten only when a run's events
+/// reach back before the end of one of its rows (see [`Changes`]).
 fn silver_partitions(spec: &SilverSpec) -> Vec<String> {
     vec![KEY_BUCKET.to_string(), spec.validity.current.to_string()]
 }
@@ -902,63 +937,31 @@ fn partition_columns(table: &DeltaTable, id: &TableId) -> Result<Vec<String>> {
         .to_vec())
 }
 
-/// The earliest sequence of this run's events, when versions can be told
-/// settled by it: an SCD2 table with one integer, date or timestamp
+/// The rows this run's events can change ([`Changes`]), when versions can
+/// be told settled: an SCD2 table with one integer, date or timestamp
 /// sequence column.
-///
-/// A version that ended before it is final: its values come from events
-/// up to its end, and no event of this run lands there, so recomputing
-/// its key gives it again unchanged. Every event a run plans is in
-/// `events` or was planned before, so this holds after a run that failed
-/// past the event-log commit too.
-fn settled_before(
+fn changes_of_run(
     spec: &SilverSpec,
     events: &RecordBatch,
+    keys: &[ArrayRef],
+    key_set: &Arc<KeySet>,
     id: &TableId,
-) -> Result<Option<ScalarValue>> {
+) -> Result<Option<Changes>> {
     if spec.mode != Mode::Scd2 || events.num_rows() == 0 {
         return Ok(None);
     }
     let sequence = sequence_column(spec, events, id)?;
-    let data_type = sequence.data_type().clone();
-    if !orders_as_integer(&data_type) {
+    if !orders_as_integer(sequence.data_type()) {
         return Ok(None);
     }
-    let values =
-        arrow::compute::cast(&sequence, &DataType::Int64).map_err(|e| arrow_error(id, e))?;
-    let Some(earliest) = arrow::compute::min(values.as_primitive::<arrow::datatypes::Int64Type>())
-    else {
-        return Ok(None);
-    };
-    ScalarValue::Int64(Some(earliest))
-        .cast_to(&data_type)
-        .map(Some)
-        .map_err(|e| LakeError::datafusion(id.to_string(), e))
-}
-
-/// The rows of `rows` whose version may have changed: current, or ended at
-/// or after `earliest` (the others are in the table already).
-fn unsettled(
-    spec: &SilverSpec,
-    rows: RecordBatch,
-    earliest: &ScalarValue,
-    id: &TableId,
-) -> Result<RecordBatch> {
-    let fail = |e| arrow_error(id, e);
-    let to = rows
-        .column_by_name(spec.validity.to.as_str())
-        .ok_or_else(|| LakeError::Schema {
-            table: id.to_string(),
-            message: format!("column `{}` missing", spec.validity.to),
-        })?;
-    let earliest = earliest
-        .to_scalar()
-        .map_err(|e| LakeError::datafusion(id.to_string(), e))?;
-    let later = arrow::compute::kernels::cmp::gt_eq(to, &earliest).map_err(fail)?;
-    let open = arrow::compute::is_null(to).map_err(fail)?;
-    // A null comparison (an open version) is decided by `open`.
-    let keep = arrow::compute::or_kleene(&open, &later).map_err(fail)?;
-    arrow::compute::filter_record_batch(&rows, &keep).map_err(fail)
+    Changes::new(
+        Arc::clone(key_set),
+        spec.keys.iter().map(Ident::to_string).collect(),
+        spec.validity.to.to_string(),
+        keys,
+        &sequence,
+    )
+    .map_err(|e| arrow_error(id, e))
 }
 
 /// The rows of `batch` at `rows` (a null index gives a null row).

@@ -247,7 +247,7 @@ pub(crate) async fn commit_batch(
 /// Columns with about one value per row (`plain`: keys, amounts, JSON, the
 /// validity instants) are written without a dictionary: it would overflow
 /// and fall back to plain encoding anyway, after the cost of building it.
-fn silver_writer_properties(plain: &[String]) -> WriterProperties {
+pub(crate) fn silver_writer_properties(plain: &[String]) -> WriterProperties {
     plain
         .iter()
         .fold(WriterProperties::builder(), |builder, column| {

@@ -4,6 +4,7 @@
 use lake_core::StorageExt;
 use lake_core::deltalake::DeltaTable;
 use lake_silver::OrdersSilver;
+use lake_silver::orders::key_bucket;
 
 use crate::support::{Lake, bronze, event, silver, t};
 
@@ -94,6 +95,80 @@ async fn closed_versions_keep_their_files_until_an_event_lands_before_their_end(
             "o2|paid|2025-11-04T12:00:00Z||true",
         ]
     );
+}
+
+/// `n` keys of one bucket, so that their closed versions share files.
+fn keys_of_one_bucket(n: usize) -> Vec<String> {
+    let bucket = key_bucket("o1");
+    (1..)
+        .map(|i| format!("o{i}"))
+        .filter(|key| key_bucket(key) == bucket)
+        .take(n)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_late_event_of_one_key_leaves_the_settled_history_of_the_others_alone() {
+    let keys = keys_of_one_bucket(3);
+    let (a, b, c) = (&keys[0], &keys[1], &keys[2]);
+    let lake = Lake::new();
+    lake.ingest(
+        "b1",
+        &[
+            event(a, "placed", "1", "c", &t(10, 0)),
+            event(a, "paid", "1", "u", &t(11, 0)),
+            event(b, "placed", "2", "c", &t(10, 0)),
+            event(b, "paid", "2", "u", &t(11, 0)),
+        ],
+    )
+    .await;
+    lake.refine().await;
+    let first = lake.closed_files().await;
+    assert_eq!(first.len(), 1, "{first:?}");
+
+    // The run's earliest event (c's) is before the end of a's and b's
+    // closed versions, but each key's own events come after them.
+    lake.ingest(
+        "b2",
+        &[
+            event(b, "shipped", "2", "u", &t(12, 0)),
+            event(c, "placed", "3", "c", &t(9, 0)),
+        ],
+    )
+    .await;
+    lake.refine().await;
+    let second = lake.closed_files().await;
+    assert!(second.contains(&first[0]), "{first:?} not in {second:?}");
+    assert_eq!(
+        second.len(),
+        2,
+        "b's closed `paid` in a file of its own: {second:?}"
+    );
+
+    // A late event inside a's first interval: that file goes.
+    lake.ingest("b3", &[event(a, "packed", "1", "u", &t(10, 30))])
+        .await;
+    lake.refine().await;
+    assert!(!lake.closed_files().await.contains(&first[0]));
+    let mut expected = [
+        format!("{a}|placed|2025-11-04T10:00:00Z|2025-11-04T10:30:00Z|false"),
+        format!("{a}|packed|2025-11-04T10:30:00Z|2025-11-04T11:00:00Z|false"),
+        format!("{a}|paid|2025-11-04T11:00:00Z||true"),
+        format!("{b}|placed|2025-11-04T10:00:00Z|2025-11-04T11:00:00Z|false"),
+        format!("{b}|paid|2025-11-04T11:00:00Z|2025-11-04T12:00:00Z|false"),
+        format!("{b}|shipped|2025-11-04T12:00:00Z||true"),
+        format!("{c}|placed|2025-11-04T09:00:00Z||true"),
+    ];
+    // By key (a stable sort keeps each key's versions in time order).
+    expected.sort_by_key(|row| row.split('|').next().map(str::to_string));
+    let rows = lake
+        .rows(
+            &silver(),
+            "SELECT order_id, status, valid_from, valid_to, is_current FROM t \
+             ORDER BY order_id, valid_from",
+        )
+        .await;
+    assert_eq!(rows, expected);
 }
 
 #[tokio::test]
