@@ -128,7 +128,7 @@ pub fn generate(spec: &WorkloadSpec) -> Vec<String> {
     let mut batches = vec![String::new(); spec.batches];
     let mut orders: Vec<Order> = Vec::with_capacity(spec.orders);
     let per_batch = spec.events.div_ceil(spec.batches);
-    // Seconds since 2025-11-01T00:00:00Z; each event a little later.
+    // Seconds since 2025-12-01T00:00:00Z; each event a little later.
     let mut clock: u64 = 0;
     let mut line = String::new();
     for event in 0..spec.events {
@@ -190,16 +190,15 @@ pub fn generate(spec: &WorkloadSpec) -> Vec<String> {
                     order.amount_cents % 100
                 )
             };
-            let (h, m, s) = (clock / 3600 % 24, clock / 60 % 60, clock % 60);
-            let day = 1 + (clock / 86_400) % 28;
             let _ = write!(
                 line,
-                "{{\"order_id\":\"o{key:07}\",\"customer_id\":\"c{:06}\",\"category\":\"{}\",\"region\":\"{}\",\"amount\":{amount},\"status\":\"{}\",\"order_date\":\"2025-11-{:02}\",\"op\":\"{op}\",\"updated_at\":\"2025-12-{day:02}T{h:02}:{m:02}:{s:02}Z\",\"metadata\":{{\"channel\":\"web\",\"attempt\":{}}}}}",
+                "{{\"order_id\":\"o{key:07}\",\"customer_id\":\"c{:06}\",\"category\":\"{}\",\"region\":\"{}\",\"amount\":{amount},\"status\":\"{}\",\"order_date\":\"2025-11-{:02}\",\"op\":\"{op}\",\"updated_at\":\"{}\",\"metadata\":{{\"channel\":\"web\",\"attempt\":{}}}}}",
                 order.customer,
                 CATEGORIES[order.category],
                 REGIONS[order.region],
                 STATUSES[order.status],
                 order.day,
+                instant(clock),
                 rng.below(3),
             );
         }
@@ -218,6 +217,17 @@ pub fn generate(spec: &WorkloadSpec) -> Vec<String> {
     batches
 }
 
+/// The RFC 3339 text of `clock` seconds after 2025-12-01T00:00:00Z.
+///
+/// The calendar goes on past December. It once wrapped at the 28th, which
+/// made a large workload's events jump four weeks back every few batches:
+/// far later arrivals than the `late` option says.
+fn instant(clock: u64) -> String {
+    let start = chrono::DateTime::from_timestamp(1_764_547_200, 0).expect("2025-12-01 is valid");
+    let at = start + chrono::TimeDelta::seconds(clock as i64);
+    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +241,13 @@ mod tests {
             ..spec.clone()
         };
         assert_ne!(generate(&spec), generate(&other));
+    }
+
+    #[test]
+    fn instants_go_on_past_the_end_of_the_month() {
+        assert_eq!(instant(0), "2025-12-01T00:00:00Z");
+        assert_eq!(instant(86_400 * 27 + 3_661), "2025-12-28T01:01:01Z");
+        assert_eq!(instant(86_400 * 40), "2026-01-10T00:00:00Z");
     }
 
     #[test]
