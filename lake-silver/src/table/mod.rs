@@ -379,14 +379,25 @@ impl SilverTable {
         report.sequence_conflicts += plan.conflicts;
         // As delivered: carrying nulls forward is redone on every plan.
         let fresh = take_rows(&all, plan.fresh.iter().map(|&r| Some(r)), &changes_id)?;
-        if rebuild || fresh.num_rows() > 0 {
-            // The table opened to read the log: no second log replay.
-            let written =
-                commit_batch(changes, &[KEY_BUCKET], fresh, &txn, &changes_id, commit).await?;
-            if let Some(v) = written {
-                report.table_versions.insert(changes_id.to_string(), v);
+        // The event log is written on its own task while the SCD2 rows are
+        // prepared; its commit lands before the SCD2 commit, which waits
+        // for it (see `replace`), so a failure between the two leaves
+        // events logged whose history the next run writes. The table
+        // opened to read the log is used: no second log replay.
+        let logged = (rebuild || fresh.num_rows() > 0).then(|| {
+            let (txn, changes_id) = (txn.clone(), changes_id.clone());
+            tokio::spawn(async move {
+                commit_batch(changes, &[KEY_BUCKET], fresh, &txn, &changes_id, commit).await
+            })
+        });
+        let logged = async {
+            match logged {
+                Some(task) => task.await.map_err(|e| {
+                    LakeError::other(format!("writing the event log {changes_id}"), e)
+                })?,
+                None => Ok(None),
             }
-        }
+        };
 
         // Copy the rows of the other keys of their buckets as they are, and
         // replace those partitions in the commit that moves the bookmark. A
@@ -415,6 +426,7 @@ impl SilverTable {
             (None, false) => changes_of_run(spec, &typed, &keys, &key_set, target)?,
             _ => None,
         };
+        let log_version;
         let version = match (kept, changes) {
             // Only the rows this run's events can change are replaced, and
             // only the files holding them are rewritten (see `replace`).
@@ -431,7 +443,10 @@ impl SilverTable {
                     valid_from: spec.validity.from.as_str(),
                     plain: plain_columns(spec, &silver_schema),
                 };
-                replace_changed(storage, target, new_rows, txn, &touched).await?
+                let (version, log) =
+                    replace_changed(storage, target, new_rows, txn, &touched, logged).await?;
+                log_version = log;
+                version
             }
             (kept, _) => {
                 let (rows, replaced) = match kept {
@@ -453,6 +468,7 @@ impl SilverTable {
                     spec.cluster_by.as_ref().map(Ident::as_str),
                     spec.validity.from.as_str(),
                 )?;
+                log_version = logged.await?;
                 let replacement = Replacement {
                     silver: &silver,
                     id: target,
@@ -465,6 +481,9 @@ impl SilverTable {
                 replace_buckets(replacement, rows, txn, &touched).await?
             }
         };
+        if let Some(v) = log_version {
+            report.table_versions.insert(changes_id.to_string(), v);
+        }
         report.table_versions.insert(target.to_string(), version);
         Ok(report)
     }

@@ -181,14 +181,17 @@ struct Candidate {
 
 /// Replaces the rows `target.changes` selects with `rows` (the recomputed
 /// rows of the same selection, in `target.schema`) and moves the bookmark
-/// `txn`, in one commit; the new version.
-pub(crate) async fn replace_changed(
+/// `txn`, in one commit, once `before` has finished (the event log's
+/// commit, written meanwhile); the new version, and what `before` gave.
+/// Nothing is committed if `before` fails.
+pub(crate) async fn replace_changed<T>(
     storage: &StorageRef,
     target: ChangedRows<'_>,
     rows: RecordBatch,
     txn: Transaction,
     touched: &Touched,
-) -> Result<u64> {
+    before: impl Future<Output = Result<T>>,
+) -> Result<(u64, T)> {
     let ChangedRows {
         silver,
         id,
@@ -356,6 +359,7 @@ pub(crate) async fn replace_changed(
         actions.extend(adds.into_iter().map(Action::Add));
     }
 
+    let before = before.await?;
     let properties = CommitProperties::default()
         .with_application_transaction(txn)
         .with_metadata([touched.to_commit_metadata()]);
@@ -379,7 +383,7 @@ pub(crate) async fn replace_changed(
         .build(Some(snapshot), silver.log_store(), operation)
         .await
         .map_err(|e| LakeError::delta(id.to_string(), e))?;
-    Ok(commit.version)
+    Ok((commit.version, before))
 }
 
 /// The greatest value of `column` in `file` as an integer, from the file's
