@@ -19,14 +19,18 @@
 //!    columns).
 //! 6. The SCD2 table is also partitioned by the current flag, so closed
 //!    versions sit in files apart from current ones. A version that ended
-//!    before the run's earliest event cannot change, so the commit that
-//!    moves the bookmark replaces only the run's keys' rows that are
-//!    current or ended later (`replaceWhere` on bucket, key and `valid_to`):
-//!    deltalake rewrites the files holding such rows, copying their other
-//!    rows, and leaves the files of settled history alone. Only current
-//!    rows, about one per key, are rewritten on every run; history is
-//!    written about once. A table created in the older layout (partitioned
-//!    by bucket only) has its touched buckets rewritten whole until a
+//!    before its key's earliest event in the run cannot change, so the
+//!    commit that moves the bookmark replaces only the run's keys' rows
+//!    that are current or ended later, and rewrites only the files holding
+//!    such rows (see [`replace`]). Closed rows are written sorted by their
+//!    end, in files of at most [`replace::CLOSED_FILE_ROWS`] rows, the ones
+//!    that ended before the run's earliest event apart: later runs, whose
+//!    late events reach back about as far, find the rows they change in
+//!    the newest files and skip the older ones from their statistics.
+//!    Current rows, about one per key, are rewritten on every run; a
+//!    closed row is rewritten while it is recent, then left alone. A table
+//!    created in the older layout (partitioned by bucket only) has its
+//!    touched buckets rewritten whole until a
 //!    [rebuild](SilverTable::rebuild) moves it to this one.
 //!
 //! Every step is idempotent per bronze version (the changes and quarantine

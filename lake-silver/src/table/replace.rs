@@ -43,7 +43,9 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use tokio::task::JoinSet;
 
 use super::KeySet;
-use super::write::{conform, silver_writer_properties, sorted_for_readers};
+use super::write::{
+    conform, history_writer_properties, silver_writer_properties, sorted_for_readers,
+};
 use crate::spec::KEY_BUCKET;
 
 /// Most rows in one file of closed versions. Small enough that the newest
@@ -304,6 +306,7 @@ pub(crate) async fn replace_changed<T>(
 
     let parts = sorted_for_readers(current, cluster_by, valid_from)?;
     let properties = silver_writer_properties(&plain);
+    let history_properties = history_writer_properties(&plain);
     let mut writes = JoinSet::new();
     let part_count = parts.len() as i32;
     for (part, rows) in parts.into_iter().enumerate() {
@@ -316,6 +319,9 @@ pub(crate) async fn replace_changed<T>(
         let mut writer = RecordBatchWriter::for_table(silver)
             .map_err(|e| LakeError::delta(id.to_string(), e))?
             .with_writer_properties(properties.clone());
+        let mut history = RecordBatchWriter::for_table(silver)
+            .map_err(|e| LakeError::delta(id.to_string(), e))?
+            .with_writer_properties(history_properties.clone());
         let (schema, valid_to, id) = (Arc::clone(schema), valid_to.clone(), id.clone());
         let first = changes.first;
         let (bucket_column, current_column) = (bucket_column.clone(), current_column.clone());
@@ -337,7 +343,7 @@ pub(crate) async fn replace_changed<T>(
             for (bucket, rows) in closed {
                 let (rows, settled) = by_end(&schema, rows, &valid_to, first, &id)?;
                 for (at, len) in file_slices(settled, rows.num_rows()) {
-                    writer
+                    history
                         .write_partition(
                             rows.slice(at, len),
                             &partition(bucket, false),
@@ -346,7 +352,7 @@ pub(crate) async fn replace_changed<T>(
                         .await
                         .map_err(delta)?;
                     // One file per slice: the next slice starts a new one.
-                    adds.extend(writer.flush().await.map_err(delta)?);
+                    adds.extend(history.flush().await.map_err(delta)?);
                 }
             }
             adds.extend(writer.flush().await.map_err(delta)?);

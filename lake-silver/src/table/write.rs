@@ -259,6 +259,23 @@ pub(crate) fn silver_writer_properties(plain: &[String]) -> WriterProperties {
         .build()
 }
 
+/// Parquet settings of the SCD2 table's files of closed versions: as
+/// [`silver_writer_properties`], with pages and statistics of the default
+/// size. Readers of the current rows (gold) never open these files, and
+/// small pages cost encoding time on every run that rewrites recent
+/// history; file statistics (from the column chunks) still give each
+/// file's greatest `valid_to`, which later runs skip files by.
+pub(crate) fn history_writer_properties(plain: &[String]) -> WriterProperties {
+    plain
+        .iter()
+        .fold(WriterProperties::builder(), |builder, column| {
+            builder.set_column_dictionary_enabled(column.as_str().into(), false)
+        })
+        .set_compression(Compression::SNAPPY)
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .build()
+}
+
 /// `parts` (from [`sorted_for_readers`]) as a scan with one input
 /// partition each: deltalake then encodes their buckets' Parquet files in
 /// parallel (one writer per input partition, rows hashed by bucket), and as
