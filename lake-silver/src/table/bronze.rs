@@ -10,7 +10,6 @@ use arrow::array::{ArrayRef, RecordBatch, new_null_array};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use bytes::Bytes;
 use deltalake::DeltaTable;
-use lake_core::object_store::ObjectStoreExt;
 use lake_core::object_store::path::Path;
 use lake_core::{LakeError, Result, StorageExt, StorageRef, TableId, commit_actions};
 use parquet::arrow::ProjectionMask;
@@ -58,13 +57,7 @@ pub(crate) async fn read_added_rows(
             let relative =
                 Path::from_url_path(path).map_err(|e| LakeError::storage(path, e.into()))?;
             let location = Path::from_iter(root.parts().chain(relative.parts()));
-            let bytes = store
-                .get(&location)
-                .await
-                .map_err(|e| LakeError::storage(location.to_string(), e))?
-                .bytes()
-                .await
-                .map_err(|e| LakeError::storage(location.to_string(), e))?;
+            let bytes = super::fetch(store.as_ref(), &location).await?;
             batches.extend(read_file(bytes, &location, columns)?);
         }
     }

@@ -22,8 +22,8 @@
 //!    before its key's earliest event in the run cannot change, so the
 //!    commit that moves the bookmark replaces only the run's keys' rows
 //!    that are current or ended later, and rewrites only the files holding
-//!    such rows (see [`replace`]). Closed rows are written sorted by their
-//!    end, in files of at most [`replace::CLOSED_FILE_ROWS`] rows, the ones
+//!    such rows (the `replace` module). Closed rows are written sorted by their
+//!    end, in files of at most [`CLOSED_FILE_ROWS`] rows, the ones
 //!    that ended before the run's earliest event apart: later runs, whose
 //!    late events reach back about as far, find the rows they change in
 //!    the newest files and skip the older ones from their statistics.
@@ -54,6 +54,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use async_trait::async_trait;
+use bytes::Bytes;
 use chrono::Utc;
 use datafusion::common::Column;
 use datafusion::prelude::Expr;
@@ -61,12 +62,15 @@ use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
+use lake_core::object_store::path::Path as ObjectPath;
+use lake_core::object_store::{ObjectStore, ObjectStoreExt};
 use lake_core::{
     Action, CatalogExt, CatalogRef, ExpectationSummary, Ident, LakeError, RefineReport,
     RefineStage, Result, StageContext, StorageExt, StorageRef, TableDefinition, TableId, Touched,
     Validation, ValidatorRef, VersionRange, transaction_version,
 };
 
+pub use replace::CLOSED_FILE_ROWS;
 pub use write::PAGE_ROWS;
 
 use crate::orders::{BUCKETS, Mode, QUARANTINE_SCHEMA};
@@ -1114,6 +1118,18 @@ fn quarantine_batch(
 }
 
 /// The cores this process may use (1 when unknown).
+/// The bytes of the object at `location`.
+async fn fetch(store: &dyn ObjectStore, location: &ObjectPath) -> Result<Bytes> {
+    let fail = |e| LakeError::storage(location.to_string(), e);
+    store
+        .get(location)
+        .await
+        .map_err(fail)?
+        .bytes()
+        .await
+        .map_err(fail)
+}
+
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }

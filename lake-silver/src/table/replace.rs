@@ -36,7 +36,6 @@ use deltalake::kernel::{Action, LogicalFileView, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use indexmap::IndexMap;
-use lake_core::object_store::ObjectStoreExt;
 use lake_core::object_store::path::Path;
 use lake_core::{LakeError, Result, StorageExt, StorageRef, TableId, Touched};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -247,13 +246,7 @@ pub(crate) async fn replace_changed<T>(
         let (schema, changes, id) = (Arc::clone(schema), Arc::clone(&changes), id.clone());
         let partition_columns = [bucket_column.clone(), current_column.clone()];
         reads.spawn(async move {
-            let bytes = store
-                .get(&location)
-                .await
-                .map_err(|e| LakeError::storage(location.to_string(), e))?
-                .bytes()
-                .await
-                .map_err(|e| LakeError::storage(location.to_string(), e))?;
+            let bytes = super::fetch(store.as_ref(), &location).await?;
             let batch = read_file(
                 bytes,
                 &location,

@@ -16,7 +16,7 @@ use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use lake_core::{LakeError, Result, TableId, Touched, transaction_version};
 use parquet::basic::Compression;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder};
 
 use super::{cores, in_parallel, orders_as_integer};
 use crate::spec::KEY_BUCKET;
@@ -248,15 +248,20 @@ pub(crate) async fn commit_batch(
 /// validity instants) are written without a dictionary: it would overflow
 /// and fall back to plain encoding anyway, after the cost of building it.
 pub(crate) fn silver_writer_properties(plain: &[String]) -> WriterProperties {
+    snappy_without_dictionaries(plain)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_data_page_row_count_limit(PAGE_ROWS)
+        .build()
+}
+
+/// Snappy, and no dictionary for the `plain` columns.
+fn snappy_without_dictionaries(plain: &[String]) -> WriterPropertiesBuilder {
     plain
         .iter()
         .fold(WriterProperties::builder(), |builder, column| {
             builder.set_column_dictionary_enabled(column.as_str().into(), false)
         })
         .set_compression(Compression::SNAPPY)
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_data_page_row_count_limit(PAGE_ROWS)
-        .build()
 }
 
 /// Parquet settings of the SCD2 table's files of closed versions: as
@@ -266,12 +271,7 @@ pub(crate) fn silver_writer_properties(plain: &[String]) -> WriterProperties {
 /// history; file statistics (from the column chunks) still give each
 /// file's greatest `valid_to`, which later runs skip files by.
 pub(crate) fn history_writer_properties(plain: &[String]) -> WriterProperties {
-    plain
-        .iter()
-        .fold(WriterProperties::builder(), |builder, column| {
-            builder.set_column_dictionary_enabled(column.as_str().into(), false)
-        })
-        .set_compression(Compression::SNAPPY)
+    snappy_without_dictionaries(plain)
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .build()
 }

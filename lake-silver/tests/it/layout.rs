@@ -27,6 +27,16 @@ impl Lake {
         files
     }
 
+    /// Every version: key, status, validity and the current flag.
+    async fn versions(&self) -> Vec<String> {
+        self.rows(
+            &silver(),
+            "SELECT order_id, status, valid_from, valid_to, is_current FROM t \
+             ORDER BY order_id, valid_from",
+        )
+        .await
+    }
+
     async fn partition_columns(&self) -> Vec<String> {
         self.silver_table()
             .await
@@ -77,13 +87,7 @@ async fn closed_versions_keep_their_files_until_an_event_lands_before_their_end(
         .await;
     lake.refine().await;
     assert!(!lake.closed_files().await.contains(&first[0]));
-    let statuses = lake
-        .rows(
-            &silver(),
-            "SELECT order_id, status, valid_from, valid_to, is_current FROM t \
-             ORDER BY order_id, valid_from",
-        )
-        .await;
+    let statuses = lake.versions().await;
     assert_eq!(
         statuses,
         [
@@ -161,13 +165,7 @@ async fn a_late_event_of_one_key_leaves_the_settled_history_of_the_others_alone(
     ];
     // By key (a stable sort keeps each key's versions in time order).
     expected.sort_by_key(|row| row.split('|').next().map(str::to_string));
-    let rows = lake
-        .rows(
-            &silver(),
-            "SELECT order_id, status, valid_from, valid_to, is_current FROM t \
-             ORDER BY order_id, valid_from",
-        )
-        .await;
+    let rows = lake.versions().await;
     assert_eq!(rows, expected);
 }
 
