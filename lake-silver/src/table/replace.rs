@@ -180,6 +180,41 @@ struct Candidate {
     current: bool,
 }
 
+/// What a read of a candidate file gives: the file and the rows it keeps,
+/// or nothing when no row of it changes.
+type Read = Result<Option<(Candidate, RecordBatch)>>;
+
+/// The files a run removes and the rows they keep, by partition.
+#[derive(Default)]
+struct Kept {
+    removed: Vec<Action>,
+    current: Vec<RecordBatch>,
+    closed: BTreeMap<i32, Vec<RecordBatch>>,
+}
+
+impl Kept {
+    /// Adds the outcome of one read task, if there was one.
+    fn take(
+        &mut self,
+        read: Option<std::result::Result<Read, tokio::task::JoinError>>,
+        id: &TableId,
+    ) -> Result<()> {
+        let Some(read) = read else { return Ok(()) };
+        let read = read.map_err(|e| LakeError::other(format!("reading {id}"), e))?;
+        let Some((candidate, kept)) = read? else {
+            return Ok(());
+        };
+        self.removed
+            .push(Action::Remove(candidate.file.remove_action(true)));
+        if candidate.current {
+            self.current.push(kept);
+        } else {
+            self.closed.entry(candidate.bucket).or_default().push(kept);
+        }
+        Ok(())
+    }
+}
+
 /// Replaces the rows `target.changes` selects with `rows` (the recomputed
 /// rows of the same selection, in `target.schema`) and moves the bookmark
 /// `txn`, in one commit, once `before` has finished (the event log's
@@ -237,7 +272,24 @@ pub(crate) async fn replace_changed<T>(
     // row that changes stays as it is.
     let root = storage.object_path(&storage.layout().table_location(id))?;
     let mut reads = JoinSet::new();
+    let mut kept = Kept::default();
     for candidate in candidates {
+        if candidate.file.deletion_vector_descriptor().is_some() {
+            // Rewriting the file without applying it would bring deleted
+            // rows back.
+            return Err(LakeError::other(
+                format!("silver table {id}"),
+                format!(
+                    "file {} has a deletion vector, which lake-silver cannot apply; \
+                     purge it (Spark: REORG TABLE ... APPLY (PURGE)) or rebuild the table",
+                    candidate.file.path()
+                ),
+            ));
+        }
+        // A bounded number of files in memory as bytes at once.
+        if reads.len() >= 2 * super::cores() {
+            kept.take(reads.join_next().await, id)?;
+        }
         let store = storage.object_store();
         let location = Path::from_iter(
             root.parts()
@@ -265,21 +317,14 @@ pub(crate) async fn replace_changed<T>(
             Ok(Some((candidate, kept)))
         });
     }
-    let mut removed = Vec::new();
-    let mut current = Vec::new();
-    let mut closed: BTreeMap<i32, Vec<RecordBatch>> = BTreeMap::new();
-    while let Some(read) = reads.join_next().await {
-        let read: Result<_> = read.map_err(|e| LakeError::other(format!("reading {id}"), e))?;
-        let Some((candidate, kept)) = read? else {
-            continue;
-        };
-        removed.push(Action::Remove(candidate.file.remove_action(true)));
-        if candidate.current {
-            current.push(kept);
-        } else {
-            closed.entry(candidate.bucket).or_default().push(kept);
-        }
+    while !reads.is_empty() {
+        kept.take(reads.join_next().await, id)?;
     }
+    let Kept {
+        removed,
+        mut current,
+        mut closed,
+    } = kept;
     // The new rows: current ones sort with the kept current rows, closed
     // ones join their bucket's kept closed rows.
     let fresh = rows;
