@@ -390,20 +390,26 @@ impl SilverTable {
         // The event log is written on its own task while the SCD2 rows are
         // prepared; its commit lands before the SCD2 commit, which waits
         // for it (see `replace`), so a failure between the two leaves
-        // events logged whose history the next run writes. The table
-        // opened to read the log is used: no second log replay.
-        let logged = (rebuild || fresh.num_rows() > 0).then(|| {
+        // events logged whose history the next run writes. A run that
+        // fails before waiting drops the task's set, which stops it: no
+        // log commit is left running beside a retry. The table opened to
+        // read the log is used: no second log replay.
+        let mut logging = tokio::task::JoinSet::new();
+        if rebuild || fresh.num_rows() > 0 {
             let (txn, changes_id) = (txn.clone(), changes_id.clone());
-            tokio::spawn(async move {
+            logging.spawn(async move {
                 commit_batch(changes, &[KEY_BUCKET], fresh, &txn, &changes_id, commit).await
-            })
-        });
-        let logged = async {
-            match logged {
-                Some(task) => task.await.map_err(|e| {
-                    LakeError::other(format!("writing the event log {changes_id}"), e)
-                })?,
-                None => Ok(None),
+            });
+        }
+        let logged = {
+            let changes_id = changes_id.clone();
+            async move {
+                match logging.join_next().await {
+                    Some(done) => done.map_err(|e| {
+                        LakeError::other(format!("writing the event log {changes_id}"), e)
+                    })?,
+                    None => Ok(None),
+                }
             }
         };
 
