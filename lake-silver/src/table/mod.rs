@@ -1123,7 +1123,6 @@ fn quarantine_batch(
     RecordBatch::try_new(Arc::clone(&QUARANTINE_SCHEMA), columns).map_err(fail)
 }
 
-/// The cores this process may use (1 when unknown).
 /// The bytes of the object at `location`.
 async fn fetch(store: &dyn ObjectStore, location: &ObjectPath) -> Result<Bytes> {
     let fail = |e| LakeError::storage(location.to_string(), e);
@@ -1136,6 +1135,7 @@ async fn fetch(store: &dyn ObjectStore, location: &ObjectPath) -> Result<Bytes> 
         .map_err(fail)
 }
 
+/// The cores this process may use (1 when unknown).
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }

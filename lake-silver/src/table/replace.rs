@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32Array, RecordBatch};
-use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use bytes::Bytes;
 use delta_kernel::expressions::Scalar;
 use deltalake::DeltaTable;
@@ -459,49 +459,34 @@ fn read_file(
     let parquet =
         |e: parquet::errors::ParquetError| LakeError::other(format!("{id} file {location}"), e);
     let arrow = |e| LakeError::arrow(format!("{id} file {location}"), e);
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(parquet)?
-        .with_batch_size(64 * 1024)
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet)?;
+    let file_schema = Arc::clone(builder.schema());
+    let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+    // The whole file as one batch: the rows it keeps are filtered once,
+    // without concatenating batches first.
+    let batches = builder
+        .with_batch_size(rows.max(1))
         .build()
-        .map_err(parquet)?;
-    let batches = reader
+        .map_err(parquet)?
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(arrow)?;
-    let file_schema = batches
-        .first()
-        .map(RecordBatch::schema)
-        .unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
-    let batch = arrow::compute::concat_batches(&file_schema, &batches).map_err(arrow)?;
+    let batch = match batches.as_slice() {
+        [one] => one.clone(),
+        _ => arrow::compute::concat_batches(&file_schema, &batches).map_err(arrow)?,
+    };
+    // Partition values are not in the file.
     let rows = batch.num_rows();
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|field| {
-            // Partition values are not in the file.
-            let constant: Option<ArrayRef> = if field.name() == bucket_column {
-                Some(Arc::new(Int32Array::from(vec![candidate.bucket; rows])))
-            } else if field.name() == current_column {
-                Some(Arc::new(BooleanArray::from(vec![candidate.current; rows])))
-            } else {
-                None
-            };
-            match constant {
-                Some(column) => Ok(column),
-                None => batch
-                    .column_by_name(field.name())
-                    .cloned()
-                    .ok_or_else(|| missing(id, field.name())),
-            }
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let fields: Vec<_> = schema
-        .fields()
-        .iter()
-        .zip(&columns)
-        .map(|(f, c)| f.as_ref().clone().with_data_type(c.data_type().clone()))
-        .collect();
-    let batch = RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)
-        .map_err(arrow)?;
+    let mut fields = file_schema.fields().to_vec();
+    let mut columns = batch.columns().to_vec();
+    fields.push(Arc::new(Field::new(bucket_column, DataType::Int32, false)));
+    columns.push(Arc::new(Int32Array::from(vec![candidate.bucket; rows])));
+    fields.push(Arc::new(Field::new(
+        current_column,
+        DataType::Boolean,
+        false,
+    )));
+    columns.push(Arc::new(BooleanArray::from(vec![candidate.current; rows])));
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(arrow)?;
     conform(batch, schema, id)
 }
 
