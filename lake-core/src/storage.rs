@@ -124,6 +124,23 @@ pub trait StorageExt: Storage {
     where
         Self: Sync,
     {
+        self.ensure_table_with(location, schema, partition_columns, &[])
+    }
+
+    /// [`StorageExt::ensure_table`], with the Delta table `properties`
+    /// (such as `delta.enableDeletionVectors`, which also raises the
+    /// protocol to the table feature) set if the table is created here. A
+    /// table that exists keeps its own.
+    fn ensure_table_with<'a>(
+        &'a self,
+        location: &'a Url,
+        schema: &'a arrow::datatypes::Schema,
+        partition_columns: &'a [&'a str],
+        properties: &'a [(&'a str, &'a str)],
+    ) -> BoxFuture<'a, Result<DeltaTable>>
+    where
+        Self: Sync,
+    {
         use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
         Box::pin(async move {
             let table = self.open_table(location).await?;
@@ -143,6 +160,7 @@ pub trait StorageExt: Storage {
                     deltalake::TableProperty::CheckpointInterval,
                     Some(CHECKPOINT_INTERVAL.to_string()),
                 )
+                .with_configuration(properties.iter().map(|(k, v)| (*k, Some(*v))))
                 // A creator that loses the race for version 0 must not go on
                 // to commit its metadata as version 1: deltalake's retry loop
                 // would, and every writer that read version 0 would then fail

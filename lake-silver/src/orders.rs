@@ -173,6 +173,13 @@ impl OrdersSilver {
         self.with_spec(|spec| spec.cdc = format)
     }
 
+    /// Whether runs may write deletion vectors (see
+    /// [`SilverSpec::deletion_vectors`]); on by default.
+    #[must_use]
+    pub fn with_deletion_vectors(self, enabled: bool) -> Self {
+        self.with_spec(|spec| spec.deletion_vectors = enabled)
+    }
+
     /// The spec this stage runs.
     pub fn spec(&self) -> &SilverSpec {
         self.table.spec()

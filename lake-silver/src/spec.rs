@@ -126,6 +126,19 @@ pub struct SilverSpec {
     /// [`lake_core::Touched`]), so gold refreshes only those partitions.
     #[serde(default)]
     pub touched: Vec<Ident>,
+    /// A run marks the current rows it replaces as deleted in a deletion
+    /// vector instead of copying the rest of their file (the default), for
+    /// SCD2 tables ordered by an integer, date or timestamp. Read when the
+    /// table is created, which then needs readers that support deletion
+    /// vectors (Delta reader version 3: Spark with Delta 2.4 or later,
+    /// Trino, DuckDB's `delta` extension, delta-rs); turn it off for
+    /// readers that do not.
+    #[serde(default = "enabled")]
+    pub deletion_vectors: bool,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 /// One silver column: a bronze column (renamed, cast) or a SQL expression.
@@ -433,6 +446,7 @@ impl SilverSpec {
             cdc: CdcFormat::Flat,
             cluster_by: None,
             touched: Vec::new(),
+            deletion_vectors: true,
         })
     }
 
@@ -504,6 +518,13 @@ impl SilverSpec {
     #[must_use]
     pub fn with_validity(mut self, validity: ValidityColumns) -> Self {
         self.validity = validity;
+        self
+    }
+
+    /// Whether runs may write deletion vectors (see
+    /// [`SilverSpec::deletion_vectors`]); on by default.
+    pub fn with_deletion_vectors(mut self, enabled: bool) -> Self {
+        self.deletion_vectors = enabled;
         self
     }
 
@@ -601,6 +622,7 @@ impl SilverSpec {
             let same = Self {
                 mode: self.mode,
                 cdc: self.cdc,
+                deletion_vectors: self.deletion_vectors,
                 ..reference
             };
             if *self != same {

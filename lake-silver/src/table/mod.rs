@@ -27,8 +27,10 @@
 //!    that ended before the run's earliest event apart: later runs, whose
 //!    late events reach back about as far, find the rows they change in
 //!    the newest files and skip the older ones from their statistics.
-//!    Current rows, about one per key, are rewritten on every run; a
-//!    closed row is rewritten while it is recent, then left alone. A table
+//!    A current row that changes is marked deleted in a deletion vector,
+//!    so the rest of its file is not copied (unless more than half of it
+//!    is gone, or its bucket has many small files); a closed row is
+//!    rewritten while it is recent, then left alone. A table
 //!    created in the older layout (partitioned by bucket only) has its
 //!    touched buckets rewritten whole until a
 //!    [rebuild](SilverTable::rebuild) moves it to this one.
@@ -38,6 +40,7 @@
 //! midway is finished by the next one, and re-running changes nothing.
 
 mod bronze;
+mod deletion;
 mod key_filter;
 mod replace;
 mod typing;
@@ -70,7 +73,7 @@ use lake_core::{
     Validation, ValidatorRef, VersionRange, transaction_version,
 };
 
-pub use replace::CLOSED_FILE_ROWS;
+pub use replace::{CLOSED_FILE_ROWS, CURRENT_FILES_PER_BUCKET};
 pub use write::PAGE_ROWS;
 
 use crate::orders::{BUCKETS, Mode, QUARANTINE_SCHEMA};
@@ -317,8 +320,13 @@ impl SilverTable {
             Some(_) => silver,
             None => {
                 let columns: Vec<&str> = layout_columns.iter().map(String::as_str).collect();
+                let properties: &[(&str, &str)] = if deletion_vectors(spec, &silver_schema) {
+                    &[(deletion::ENABLE_DELETION_VECTORS, "true")]
+                } else {
+                    &[]
+                };
                 storage
-                    .ensure_table(&silver_location, &silver_schema, &columns)
+                    .ensure_table_with(&silver_location, &silver_schema, &columns, properties)
                     .await?
             }
         };
@@ -958,6 +966,18 @@ fn sequence_values(columns: &[ArrayRef]) -> Result<Vec<i64>, arrow::error::Arrow
 /// reach back before the end of one of its rows (see [`Changes`]).
 fn silver_partitions(spec: &SilverSpec) -> Vec<String> {
     vec![KEY_BUCKET.to_string(), spec.validity.current.to_string()]
+}
+
+/// Whether a new SCD2 table of `spec` is created with deletion vectors:
+/// when the spec allows them and its runs replace rows through the
+/// `replace` module (SCD2 ordered by an integer, date or timestamp), the
+/// only writer of this crate that applies and writes them.
+fn deletion_vectors(spec: &SilverSpec, schema: &Schema) -> bool {
+    spec.deletion_vectors
+        && spec.mode == Mode::Scd2
+        && schema
+            .field_with_name(spec.validity.from.as_str())
+            .is_ok_and(|f| orders_as_integer(f.data_type()))
 }
 
 /// The partition columns `table` was created with.

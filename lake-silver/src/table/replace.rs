@@ -20,13 +20,24 @@
 //!   older files are skipped from their statistics (their greatest end)
 //!   without being read.
 //!
-//! Current rows are rewritten as before: with keys spread over buckets,
-//! nearly every current file holds a key of every run.
+//! Current rows are replaced differently on a table with deletion vectors
+//! (see [`SilverSpec::deletion_vectors`](crate::SilverSpec)): with keys
+//! spread over buckets, nearly every current file holds a key of every run,
+//! so copying the rest of each file cost more than the run's own rows. The
+//! rows that change are marked deleted in a deletion vector (the `deletion`
+//! module) and the file stays; only the key columns are decoded to find
+//! them. A file is rewritten instead once fewer than half its rows would be
+//! left, and a bucket's smallest files are rewritten together past
+//! [`CURRENT_FILES_PER_BUCKET`]. On a table without deletion vectors every
+//! current file holding a changed row is rewritten.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32Array, RecordBatch};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, Int32Array, RecordBatch,
+    RecordBatchReader,
+};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use bytes::Bytes;
 use delta_kernel::expressions::Scalar;
@@ -38,13 +49,15 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use indexmap::IndexMap;
 use lake_core::object_store::path::Path;
 use lake_core::{LakeError, Result, StorageExt, StorageRef, TableId, Touched};
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use roaring::RoaringTreemap;
 use tokio::task::JoinSet;
 
-use super::KeySet;
 use super::write::{
     conform, history_writer_properties, silver_writer_properties, sorted_for_readers,
 };
+use super::{KeySet, deletion};
 use crate::spec::KEY_BUCKET;
 
 /// Most rows in one file of closed versions. Small enough that the newest
@@ -173,23 +186,54 @@ pub(crate) struct ChangedRows<'a> {
     pub plain: Vec<String>,
 }
 
+/// Most files of current rows in one bucket after a run, on a table with
+/// deletion vectors; a run rewrites the smallest of any more, with its new
+/// rows, so that many runs do not leave many small files.
+pub const CURRENT_FILES_PER_BUCKET: usize = 8;
+
 /// A file of the table, read because it may hold rows that change.
 struct Candidate {
     file: LogicalFileView,
     bucket: i32,
     current: bool,
+    /// Rewritten whether or not a row of it changes (see
+    /// [`CURRENT_FILES_PER_BUCKET`]).
+    compact: bool,
 }
 
-/// What a read of a candidate file gives: the file and the rows it keeps,
-/// or nothing when no row of it changes.
-type Read = Result<Option<(Candidate, RecordBatch)>>;
+impl Candidate {
+    /// Rows not deleted, as the log tells.
+    fn live_rows(&self) -> i64 {
+        let rows = self.file.num_records().map_or(i64::MAX, |n| n as i64);
+        let deleted = self
+            .file
+            .deletion_vector_descriptor()
+            .map_or(0, |dv| dv.cardinality);
+        rows.saturating_sub(deleted)
+    }
+}
 
-/// The files a run removes and the rows they keep, by partition.
+/// What happens to a candidate file.
+enum Outcome {
+    /// No row of it changes.
+    Unchanged,
+    /// It is removed and these rows of it are written again.
+    Rewritten(Candidate, RecordBatch),
+    /// It stays, with these rows (positions in the file) deleted.
+    Marked(Candidate, RoaringTreemap),
+}
+
+/// What a read of a candidate file gives.
+type Read = Result<Outcome>;
+
+/// The files a run removes and the rows they keep, by partition, and the
+/// files it keeps with rows deleted.
 #[derive(Default)]
 struct Kept {
     removed: Vec<Action>,
     current: Vec<RecordBatch>,
     closed: BTreeMap<i32, Vec<RecordBatch>>,
+    marked: Vec<(LogicalFileView, RoaringTreemap)>,
 }
 
 impl Kept {
@@ -201,15 +245,18 @@ impl Kept {
     ) -> Result<()> {
         let Some(read) = read else { return Ok(()) };
         let read = read.map_err(|e| LakeError::other(format!("reading {id}"), e))?;
-        let Some((candidate, kept)) = read? else {
-            return Ok(());
-        };
-        self.removed
-            .push(Action::Remove(candidate.file.remove_action(true)));
-        if candidate.current {
-            self.current.push(kept);
-        } else {
-            self.closed.entry(candidate.bucket).or_default().push(kept);
+        match read? {
+            Outcome::Unchanged => {}
+            Outcome::Rewritten(candidate, kept) => {
+                self.removed
+                    .push(Action::Remove(candidate.file.remove_action(true)));
+                if candidate.current {
+                    self.current.push(kept);
+                } else {
+                    self.closed.entry(candidate.bucket).or_default().push(kept);
+                }
+            }
+            Outcome::Marked(candidate, deleted) => self.marked.push((candidate.file, deleted)),
         }
         Ok(())
     }
@@ -264,9 +311,28 @@ pub(crate) async fn replace_changed<T>(
                 file,
                 bucket,
                 current,
+                compact: false,
             })
         })
         .collect();
+    // Current rows that change are marked deleted where the table takes
+    // deletion vectors, so a new file per bucket per run holds the new
+    // current rows; past a few files, the smallest are rewritten instead.
+    let marks = deletion::enabled(snapshot);
+    let mut candidates = candidates;
+    if marks {
+        let mut current: BTreeMap<i32, Vec<&mut Candidate>> = BTreeMap::new();
+        for candidate in candidates.iter_mut().filter(|c| c.current) {
+            current.entry(candidate.bucket).or_default().push(candidate);
+        }
+        for files in current.values_mut() {
+            let excess = (files.len() + 1).saturating_sub(CURRENT_FILES_PER_BUCKET);
+            files.sort_by_key(|c| c.live_rows());
+            for candidate in files.iter_mut().take(excess) {
+                candidate.compact = true;
+            }
+        }
+    }
 
     // Every candidate is read and split on its own task; a file without a
     // row that changes stays as it is.
@@ -274,18 +340,6 @@ pub(crate) async fn replace_changed<T>(
     let mut reads = JoinSet::new();
     let mut kept = Kept::default();
     for candidate in candidates {
-        if candidate.file.deletion_vector_descriptor().is_some() {
-            // Rewriting the file without applying it would bring deleted
-            // rows back.
-            return Err(LakeError::other(
-                format!("silver table {id}"),
-                format!(
-                    "file {} has a deletion vector, which lake-silver cannot apply; \
-                     purge it (Spark: REORG TABLE ... APPLY (PURGE)) or rebuild the table",
-                    candidate.file.path()
-                ),
-            ));
-        }
         // A bounded number of files in memory as bytes at once.
         if reads.len() >= 2 * super::cores() {
             kept.take(reads.join_next().await, id)?;
@@ -297,34 +351,46 @@ pub(crate) async fn replace_changed<T>(
         );
         let (schema, changes, id) = (Arc::clone(schema), Arc::clone(&changes), id.clone());
         let partition_columns = [bucket_column.clone(), current_column.clone()];
+        let root = root.clone();
         reads.spawn(async move {
             let bytes = super::fetch(store.as_ref(), &location).await?;
-            let batch = read_file(
+            let deleted = match candidate.file.deletion_vector_descriptor() {
+                Some(dv) => Some(deletion::read(store.as_ref(), &root, &dv, &id).await?),
+                None => None,
+            };
+            let file = File {
                 bytes,
-                &location,
-                &schema,
-                &partition_columns,
-                &candidate,
-                &id,
-            )?;
-            let fail = |e| LakeError::arrow(format!("{id} file {location}"), e);
-            let changed = changes.mask(&batch).map_err(fail)?;
-            if changed.true_count() == 0 {
-                return Ok(None);
-            }
-            let kept = arrow::compute::not(&changed).map_err(fail)?;
-            let kept = arrow::compute::filter_record_batch(&batch, &kept).map_err(fail)?;
-            Ok(Some((candidate, kept)))
+                location: &location,
+                schema: &schema,
+                partition_columns: &partition_columns,
+                id: &id,
+            };
+            split(file, candidate, deleted, &changes, marks)
         });
     }
     while !reads.is_empty() {
         kept.take(reads.join_next().await, id)?;
     }
     let Kept {
-        removed,
+        mut removed,
         mut current,
         mut closed,
+        marked,
     } = kept;
+    // One file holds the deletion vectors of the commit; each marked file
+    // is removed and added again with its new one.
+    let (files, vectors): (Vec<_>, Vec<_>) = marked.into_iter().unzip();
+    let vectors = deletion::write(storage.object_store().as_ref(), &root, &vectors, id).await?;
+    for (file, dv) in files.iter().zip(vectors) {
+        removed.push(Action::Remove(file.remove_action(true)));
+        #[allow(deprecated)] // the add action of a file view, as deltalake's own deletes build it
+        let mut add = file.add_action();
+        add.data_change = true;
+        add.deletion_vector = Some(dv);
+        // Its statistics still count the deleted rows' values.
+        add.stats = add.stats.map(|stats| loose_bounds(&stats));
+        removed.push(Action::Add(add));
+    }
     // The new rows: current ones sort with the kept current rows, closed
     // ones join their bucket's kept closed rows.
     let fresh = rows;
@@ -446,34 +512,154 @@ fn greatest(file: &LogicalFileView, column: &str) -> Option<i64> {
     }
 }
 
-/// The rows of a data file, in `schema` with its partition columns set
-/// from the file's partition.
-fn read_file(
+/// `stats` (a file's statistics in the log) saying that its bounds may be
+/// wider than its rows' values: the file has a deletion vector now.
+fn loose_bounds(stats: &str) -> String {
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(stats) {
+        Ok(mut parsed) => {
+            parsed.insert("tightBounds".to_string(), serde_json::Value::Bool(false));
+            serde_json::Value::Object(parsed).to_string()
+        }
+        Err(_) => stats.to_string(),
+    }
+}
+
+/// A data file of the table, fetched.
+struct File<'a> {
     bytes: Bytes,
-    location: &Path,
-    schema: &SchemaRef,
-    [bucket_column, current_column]: &[String; 2],
+    location: &'a Path,
+    schema: &'a SchemaRef,
+    partition_columns: &'a [String; 2],
+    id: &'a TableId,
+}
+
+/// What happens to `candidate`, read as `file`, whose rows at `deleted`
+/// are deleted already. With `marks`, current rows that change are marked
+/// deleted unless that leaves fewer than half the file's rows: only the
+/// key and end columns are decoded to tell. Otherwise a file with a row
+/// that changes is rewritten without it (and without its deleted rows).
+fn split(
+    file: File<'_>,
+    candidate: Candidate,
+    deleted: Option<RoaringTreemap>,
+    changes: &Changes,
+    marks: bool,
+) -> Read {
+    let fail = |e| LakeError::arrow(format!("{} file {}", file.id, file.location), e);
+    if marks && candidate.current && !candidate.compact {
+        let mut columns = changes.key_columns.clone();
+        columns.push(changes.valid_to.clone());
+        let batch = read_file(&file, &candidate, Some(&columns))?;
+        let changed = live(changes.mask(&batch).map_err(fail)?, deleted.as_ref())?;
+        let count = changed.true_count() as u64;
+        if count == 0 {
+            return Ok(Outcome::Unchanged);
+        }
+        let rows = batch.num_rows() as u64;
+        let mut deleted = deleted.unwrap_or_default();
+        let left = rows.saturating_sub(deleted.len() + count);
+        if 2 * left >= rows {
+            deleted.extend(changed.values().set_indices().map(|i| i as u64));
+            return Ok(Outcome::Marked(candidate, deleted));
+        }
+        let batch = read_file(&file, &candidate, None)?;
+        return rewrite(batch, &changed, Some(&deleted), candidate, fail);
+    }
+    let batch = read_file(&file, &candidate, None)?;
+    let changed = live(changes.mask(&batch).map_err(fail)?, deleted.as_ref())?;
+    if changed.true_count() == 0 && !candidate.compact {
+        return Ok(Outcome::Unchanged);
+    }
+    rewrite(batch, &changed, deleted.as_ref(), candidate, fail)
+}
+
+/// `candidate` rewritten with the rows of `batch` that neither change nor
+/// are deleted.
+fn rewrite(
+    batch: RecordBatch,
+    changed: &BooleanArray,
+    deleted: Option<&RoaringTreemap>,
+    candidate: Candidate,
+    fail: impl Fn(arrow::error::ArrowError) -> LakeError,
+) -> Read {
+    let mut gone = changed.clone();
+    if let Some(deleted) = deleted {
+        gone = arrow::compute::or(&gone, &positions(deleted, batch.num_rows())).map_err(&fail)?;
+    }
+    let kept = arrow::compute::not(&gone).map_err(&fail)?;
+    let kept = arrow::compute::filter_record_batch(&batch, &kept).map_err(&fail)?;
+    Ok(Outcome::Rewritten(candidate, kept))
+}
+
+/// The rows of `changed` that are not deleted already.
+fn live(changed: BooleanArray, deleted: Option<&RoaringTreemap>) -> Result<BooleanArray> {
+    match deleted {
+        None => Ok(changed),
+        Some(deleted) => {
+            arrow::compute::kernels::boolean::and_not(&changed, &positions(deleted, changed.len()))
+                .map_err(|e| LakeError::arrow("deletion vector", e))
+        }
+    }
+}
+
+/// `rows` flags, set at `deleted`.
+fn positions(deleted: &RoaringTreemap, rows: usize) -> BooleanArray {
+    let mut flags = BooleanBufferBuilder::new(rows);
+    flags.append_n(rows, false);
+    for row in deleted.iter().take_while(|&r| r < rows as u64) {
+        flags.set_bit(row as usize, true);
+    }
+    BooleanArray::new(flags.finish(), None)
+}
+
+/// The rows of a data file (every row, deleted or not, in file order): with
+/// `only`, those columns in `schema`'s types; otherwise in `schema`, its
+/// partition columns set from the file's partition.
+fn read_file(
+    file: &File<'_>,
     candidate: &Candidate,
-    id: &TableId,
+    only: Option<&[String]>,
 ) -> Result<RecordBatch> {
+    let File {
+        bytes,
+        location,
+        schema,
+        partition_columns: [bucket_column, current_column],
+        id,
+    } = file;
     let parquet =
         |e: parquet::errors::ParquetError| LakeError::other(format!("{id} file {location}"), e);
     let arrow = |e| LakeError::arrow(format!("{id} file {location}"), e);
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet)?;
-    let file_schema = Arc::clone(builder.schema());
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(parquet)?;
+    if let Some(columns) = only {
+        let mask =
+            ProjectionMask::columns(builder.parquet_schema(), columns.iter().map(String::as_str));
+        builder = builder.with_projection(mask);
+    }
     let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
     // The whole file as one batch: the rows it keeps are filtered once,
     // without concatenating batches first.
-    let batches = builder
+    let reader = builder
         .with_batch_size(rows.max(1))
         .build()
-        .map_err(parquet)?
+        .map_err(parquet)?;
+    let file_schema = reader.schema();
+    let batches = reader
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(arrow)?;
     let batch = match batches.as_slice() {
         [one] => one.clone(),
         _ => arrow::compute::concat_batches(&file_schema, &batches).map_err(arrow)?,
     };
+    if let Some(columns) = only {
+        let indices = columns
+            .iter()
+            .map(|c| schema.index_of(c))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(arrow)?;
+        let projected = Arc::new(schema.project(&indices).map_err(arrow)?);
+        return conform(batch, &projected, id);
+    }
     // Partition values are not in the file.
     let rows = batch.num_rows();
     let mut fields = file_schema.fields().to_vec();

@@ -37,6 +37,26 @@ impl Lake {
         .await
     }
 
+    /// The data files of current versions: path and rows deleted.
+    async fn current_files(&self) -> Vec<(String, i64)> {
+        let table = self.silver_table().await;
+        let mut files: Vec<(String, i64)> = table
+            .snapshot()
+            .unwrap()
+            .log_data()
+            .iter()
+            .filter(|f| f.path().contains("is_current=true"))
+            .map(|f| {
+                let deleted = f
+                    .deletion_vector_descriptor()
+                    .map_or(0, |dv| dv.cardinality);
+                (f.path().to_string(), deleted)
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
     async fn partition_columns(&self) -> Vec<String> {
         self.silver_table()
             .await
@@ -225,4 +245,123 @@ async fn a_table_in_the_older_layout_is_merged_as_before_and_a_rebuild_moves_it(
         ["_key_bucket", "is_current"]
     );
     assert_eq!(older.history().await, current.history().await);
+}
+
+#[tokio::test]
+async fn current_rows_that_change_are_marked_deleted_until_half_their_file_is_gone() {
+    let keys = keys_of_one_bucket(6);
+    let lake = Lake::new();
+    let created: Vec<String> = keys
+        .iter()
+        .map(|k| event(k, "placed", "1", "c", &t(10, 0)))
+        .collect();
+    lake.ingest("b1", &created).await;
+    lake.refine().await;
+    let first = lake.current_files().await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    let table = lake.silver_table().await;
+    let snapshot = table.snapshot().unwrap();
+    assert_eq!(snapshot.protocol().min_reader_version(), 3);
+
+    // One of six rows changes: the file stays, that row marked deleted,
+    // and the new version goes to a new file.
+    lake.ingest("b2", &[event(&keys[0], "paid", "1", "u", &t(11, 0))])
+        .await;
+    lake.refine().await;
+    let second = lake.current_files().await;
+    assert!(second.contains(&(first[0].0.clone(), 1)), "{second:?}");
+    assert_eq!(second.len(), 2, "{second:?}");
+    let current = lake
+        .rows(
+            &silver(),
+            "SELECT order_id, status FROM t WHERE is_current ORDER BY order_id",
+        )
+        .await;
+    let mut expected: Vec<String> = keys
+        .iter()
+        .map(|k| format!("{k}|{}", if *k == keys[0] { "paid" } else { "placed" }))
+        .collect();
+    expected.sort_by_key(|row| row.split('|').next().map(str::to_string));
+    assert_eq!(current, expected);
+
+    // Three more: four of six gone, so the file is rewritten without them.
+    let paid: Vec<String> = keys[1..4]
+        .iter()
+        .map(|k| event(k, "paid", "1", "u", &t(11, 0)))
+        .collect();
+    lake.ingest("b3", &paid).await;
+    lake.refine().await;
+    let third = lake.current_files().await;
+    assert!(
+        third.iter().all(|(path, _)| *path != first[0].0),
+        "{third:?}"
+    );
+    let mut expected: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            let status = if keys[..4].contains(k) {
+                "paid"
+            } else {
+                "placed"
+            };
+            format!("{k}|{status}")
+        })
+        .collect();
+    expected.sort_by_key(|row| row.split('|').next().map(str::to_string));
+    assert_eq!(
+        lake.rows(
+            &silver(),
+            "SELECT order_id, status FROM t WHERE is_current ORDER BY order_id",
+        )
+        .await,
+        expected
+    );
+
+    // Run after run adds a file of new current rows; past a few, the
+    // smallest are rewritten together.
+    for run in 0..lake_silver::table::CURRENT_FILES_PER_BUCKET + 2 {
+        let at = t(12 + run as u32, 0);
+        let status = format!("step{run}");
+        lake.ingest(
+            &format!("r{run}"),
+            &[event(&keys[5], &status, "1", "u", &at)],
+        )
+        .await;
+        lake.refine().await;
+        let files = lake.current_files().await;
+        assert!(
+            files.len() <= lake_silver::table::CURRENT_FILES_PER_BUCKET,
+            "run {run}: {files:?}"
+        );
+    }
+    let history = lake.versions().await;
+    assert_eq!(history.iter().filter(|v| v.ends_with("|true")).count(), 6);
+    assert_eq!(
+        history.len(),
+        6 + 4 + lake_silver::table::CURRENT_FILES_PER_BUCKET + 2,
+        "{history:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_spec_without_deletion_vectors_makes_a_table_without_them() {
+    let lake = Lake::new();
+    let stage = OrdersSilver::new(bronze(), silver())
+        .unwrap()
+        .with_deletion_vectors(false);
+    let keys = keys_of_one_bucket(6);
+    let created: Vec<String> = keys
+        .iter()
+        .map(|k| event(k, "placed", "1", "c", &t(10, 0)))
+        .collect();
+    lake.ingest("b1", &created).await;
+    stage.run(&lake.storage).await.unwrap();
+    // One of six rows changes: the file is rewritten, as before.
+    lake.ingest("b2", &[event(&keys[0], "paid", "1", "u", &t(11, 0))])
+        .await;
+    stage.run(&lake.storage).await.unwrap();
+    let table = lake.silver_table().await;
+    assert_eq!(table.snapshot().unwrap().protocol().min_reader_version(), 1);
+    assert_eq!(lake.current_files().await.len(), 1);
+    assert_eq!(lake.current_files().await[0].1, 0);
 }
