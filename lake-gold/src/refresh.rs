@@ -362,7 +362,9 @@ async fn register_source(
     table: &DeltaTable,
     name: &str,
 ) -> Result<SchemaRef> {
-    let provider = lake_core::delta_provider(ctx, table, name).await?;
+    // Silver's SCD2 table has deletion vectors; this scan still prunes
+    // the pages of dates not refreshed.
+    let provider = lake_core::pruning_provider(ctx, table, name).await?;
     let schema = provider.schema();
     ctx.register_table("source", provider)
         .map_err(|e| LakeError::datafusion(name, e))?;

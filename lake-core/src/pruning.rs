@@ -1,0 +1,258 @@
+//! A DataFusion scan of a Delta table with deletion vectors that still
+//! prunes row groups and pages.
+//!
+//! deltalake 1.1's scan turns Parquet predicate pushdown off for every file
+//! of a table with the `deletionVectors` feature, and reads the files that
+//! have one on a single partition, because its deletion vectors are
+//! applied by row position above the Parquet reader (a TODO in its
+//! `table_provider/next/scan`: "push selection vectors into the read plan
+//! by creating parquet access plans"). A reader of a few dates of a
+//! clustered table then decodes every row of it. [`pruning_provider`] does
+//! what that TODO says: deletion vectors, as deltalake reads them
+//! (`DeltaScan::deletion_vectors`), become a [`ParquetRowSelection`] per
+//! file, which DataFusion's Parquet scan intersects with what its
+//! statistics and page index keep, on as many partitions as the session
+//! has. Tables without the feature get deltalake's own scan.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow::datatypes::{FieldRef, Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::object_store::ObjectStoreUrl;
+use datafusion::datasource::physical_plan::parquet::ParquetRowSelection;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionContext;
+use delta_kernel::table_features::TableFeature;
+use deltalake::DeltaTable;
+use parquet::arrow::arrow_reader::RowSelection;
+
+use crate::error::{LakeError, Result};
+
+/// A provider for `table` that keeps Parquet pushdown when the table has
+/// deletion vectors (see the [module docs](self)); [`crate::delta_provider`]
+/// otherwise. Its columns are the data columns in table order, then the
+/// partition columns. `name` names the table in errors.
+pub async fn pruning_provider(
+    ctx: &SessionContext,
+    table: &DeltaTable,
+    name: &str,
+) -> Result<Arc<dyn TableProvider>> {
+    let fail = |e| LakeError::delta(name, e);
+    let snapshot = table.snapshot().map_err(fail)?;
+    let features = snapshot.protocol().reader_features();
+    if !features.is_some_and(|f| f.contains(&TableFeature::DeletionVectors)) {
+        return crate::delta_provider(ctx, table, name).await;
+    }
+    let state = ctx.state();
+    // The deletion vectors, read by deltalake, by file name (a data file's
+    // name is unique in its table).
+    let scan = table
+        .table_provider()
+        .build()
+        .await
+        .map_err(|e| LakeError::datafusion(name, e))?;
+    table
+        .update_datafusion_session(&state)
+        .map_err(|e| LakeError::delta(name, e))?;
+    let kept: HashMap<String, Vec<bool>> = scan
+        .deletion_vectors(&state)
+        .await
+        .map_err(|e| LakeError::datafusion(name, e))?
+        .into_iter()
+        .map(|dv| (file_name(&dv.filepath).to_string(), dv.keep_mask))
+        .collect();
+
+    // The table's files, relative to a store rooted at the table.
+    let store_url = ObjectStoreUrl::parse(format!(
+        "lake-table://{}",
+        hex_name(table.log_store().root_url().as_str())
+    ))
+    .map_err(|e| LakeError::datafusion(name, e))?;
+    state
+        .runtime_env()
+        .register_object_store(store_url.as_ref(), table.log_store().object_store(None));
+    let schema = snapshot.snapshot().arrow_schema();
+    let partition_columns = snapshot.metadata().partition_columns().to_vec();
+    let partition_fields: Vec<FieldRef> = partition_columns
+        .iter()
+        .map(|c| {
+            schema
+                .field_with_name(c)
+                .map(|f| Arc::new(f.clone()))
+                .map_err(|e| LakeError::arrow(name, e))
+        })
+        .collect::<Result<_>>()?;
+    let file_schema = Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .filter(|f| !partition_columns.contains(f.name()))
+            .cloned()
+            .collect::<Vec<_>>(),
+    ));
+    let mut files = Vec::new();
+    for file in snapshot.log_data().iter() {
+        let raw = file.partition_values_map();
+        let values = partition_fields
+            .iter()
+            .map(|field| match raw.get(field.name()).cloned().flatten() {
+                Some(text) => ScalarValue::try_from_string(text, field.data_type()),
+                None => ScalarValue::try_from(field.data_type()),
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| LakeError::datafusion(name, e))?;
+        let path = file.object_store_path();
+        let mut scanned = PartitionedFile::new(path.to_string(), file.size() as u64);
+        scanned.partition_values = values;
+        if let Some(keep) = kept.get(file_name(path.as_ref())) {
+            let keep = BooleanArray::from(keep.clone());
+            scanned =
+                scanned.with_extension(ParquetRowSelection::new(RowSelection::from_filters(&[
+                    keep,
+                ])));
+        }
+        files.push(scanned);
+    }
+    let mut full = file_schema.fields().to_vec();
+    full.extend(partition_fields.iter().cloned());
+    Ok(Arc::new(SelectedFiles {
+        schema: Arc::new(Schema::new(full)),
+        file_schema,
+        partition_fields,
+        store_url,
+        files,
+    }))
+}
+
+/// The last segment of a path or URL.
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// `text` as a host name: hexadecimal of its bytes, so every table root
+/// maps to its own store URL.
+fn hex_name(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The files of a Delta table, with the rows to read of each.
+#[derive(Debug)]
+struct SelectedFiles {
+    schema: SchemaRef,
+    file_schema: SchemaRef,
+    partition_fields: Vec<FieldRef>,
+    store_url: ObjectStoreUrl,
+    files: Vec<PartitionedFile>,
+}
+
+impl SelectedFiles {
+    /// Which files `filters` can match, from their partition values alone
+    /// (filters naming other columns keep every file).
+    fn matching(
+        &self,
+        state: &dyn Session,
+        filters: &[Expr],
+    ) -> datafusion::common::Result<Vec<bool>> {
+        let mut keep = vec![true; self.files.len()];
+        if self.files.is_empty() || self.partition_fields.is_empty() {
+            return Ok(keep);
+        }
+        let names: Vec<&str> = self
+            .partition_fields
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        let partitions = Arc::new(Schema::new(self.partition_fields.clone()));
+        let df_schema = DFSchema::try_from(Arc::clone(&partitions))?;
+        let mut values: Option<RecordBatch> = None;
+        for filter in filters {
+            let columns = filter.column_refs();
+            if columns.is_empty() || !columns.iter().all(|c| names.contains(&c.name.as_str())) {
+                continue;
+            }
+            let batch = match &values {
+                Some(batch) => batch,
+                None => {
+                    let columns = (0..names.len())
+                        .map(|i| {
+                            ScalarValue::iter_to_array(
+                                self.files.iter().map(|f| f.partition_values[i].clone()),
+                            )
+                        })
+                        .collect::<datafusion::common::Result<Vec<ArrayRef>>>()?;
+                    values.insert(RecordBatch::try_new(Arc::clone(&partitions), columns)?)
+                }
+            };
+            let physical = state.create_physical_expr(filter.clone(), &df_schema)?;
+            let result = physical.evaluate(batch)?.into_array(batch.num_rows())?;
+            let Some(result) = result.as_any().downcast_ref::<BooleanArray>() else {
+                continue;
+            };
+            for (i, kept) in keep.iter_mut().enumerate() {
+                // A null (unknown) keeps the file; the filter is applied
+                // again to the rows.
+                *kept &= !(result.is_valid(i) && !result.value(i));
+            }
+        }
+        Ok(keep)
+    }
+}
+
+#[async_trait]
+impl TableProvider for SelectedFiles {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::common::Result<Vec<TableProviderFilterPushDown>> {
+        // Applied again above the scan; DataFusion pushes them into the
+        // Parquet scan for pruning and row filtering.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        let keep = self.matching(state, filters)?;
+        let files: Vec<PartitionedFile> = self
+            .files
+            .iter()
+            .zip(keep)
+            .filter_map(|(file, kept)| kept.then(|| file.clone()))
+            .collect();
+        let partitions = state.config().target_partitions().max(1);
+        let groups = FileGroup::new(files).split_files(partitions);
+        let table_schema = TableSchema::builder(Arc::clone(&self.file_schema))
+            .with_table_partition_cols(self.partition_fields.clone())
+            .build();
+        let source = ParquetSource::new(table_schema)
+            .with_table_parquet_options(state.table_options().parquet.clone());
+        let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
+            .with_file_groups(groups)
+            .with_projection_indices(projection.cloned())?
+            .with_limit(limit)
+            .build();
+        Ok(DataSourceExec::from_data_source(config))
+    }
+}
