@@ -32,6 +32,7 @@
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 pub mod catalog;
+pub mod deletion_vectors;
 pub mod error;
 pub mod ident;
 pub mod layout;

@@ -8,8 +8,8 @@
 //! `table_provider/next/scan`: "push selection vectors into the read plan
 //! by creating parquet access plans"). A reader of a few dates of a
 //! clustered table then decodes every row of it. [`pruning_provider`] does
-//! what that TODO says: deletion vectors, as deltalake reads them
-//! (`DeltaScan::deletion_vectors`), become a [`ParquetRowSelection`] per
+//! what that TODO says: deletion vectors ([`crate::deletion_vectors`])
+//! become a [`ParquetRowSelection`] per
 //! file, which DataFusion's Parquet scan intersects with what its
 //! statistics and page index keep, on as many partitions as the session
 //! has. Tables without the feature get deltalake's own scan.
@@ -34,6 +34,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use delta_kernel::table_features::TableFeature;
 use deltalake::DeltaTable;
+use futures::{StreamExt, TryStreamExt};
 use parquet::arrow::arrow_reader::RowSelection;
 
 use crate::error::{LakeError, Result};
@@ -54,24 +55,9 @@ pub async fn pruning_provider(
         return crate::delta_provider(ctx, table, name).await;
     }
     let state = ctx.state();
-    // The deletion vectors, read by deltalake, by file name (a data file's
-    // name is unique in its table).
-    let scan = table
-        .table_provider()
-        .build()
-        .await
-        .map_err(|e| LakeError::datafusion(name, e))?;
     table
         .update_datafusion_session(&state)
         .map_err(|e| LakeError::delta(name, e))?;
-    let kept: HashMap<String, Vec<bool>> = scan
-        .deletion_vectors(&state)
-        .await
-        .map_err(|e| LakeError::datafusion(name, e))?
-        .into_iter()
-        .map(|dv| (file_name(&dv.filepath).to_string(), dv.keep_mask))
-        .collect();
-
     // The table's files, relative to a store rooted at the table.
     let store_url = ObjectStoreUrl::parse(format!(
         "lake-table://{}",
@@ -100,6 +86,36 @@ pub async fn pruning_provider(
             .cloned()
             .collect::<Vec<_>>(),
     ));
+    // The deletion vectors, read a few at a time: a file of them holds the
+    // vectors of one commit, so most reads are small ranges of few files.
+    let store = table.log_store().object_store(None);
+    let root = object_store::path::Path::default();
+    let marked: Vec<_> = snapshot
+        .log_data()
+        .iter()
+        .filter_map(|file| {
+            let dv = file.deletion_vector_descriptor()?;
+            Some((file.path().to_string(), file.num_records(), dv))
+        })
+        .collect();
+    let kept: HashMap<String, RowSelection> = futures::stream::iter(marked)
+        .map(|(path, rows, dv)| {
+            let (store, root) = (Arc::clone(&store), root.clone());
+            async move {
+                let rows = rows.ok_or_else(|| {
+                    LakeError::other(
+                        format!("{name} file {path}"),
+                        "a file with a deletion vector has no row count in its statistics",
+                    )
+                })?;
+                let deleted =
+                    crate::deletion_vectors::read(store.as_ref(), &root, &dv, name).await?;
+                Ok::<_, LakeError>((file_name(&path).to_string(), kept_rows(&deleted, rows)))
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
     let mut files = Vec::new();
     for file in snapshot.log_data().iter() {
         let raw = file.partition_values_map();
@@ -114,12 +130,8 @@ pub async fn pruning_provider(
         let path = file.object_store_path();
         let mut scanned = PartitionedFile::new(path.to_string(), file.size() as u64);
         scanned.partition_values = values;
-        if let Some(keep) = kept.get(file_name(path.as_ref())) {
-            let keep = BooleanArray::from(keep.clone());
-            scanned =
-                scanned.with_extension(ParquetRowSelection::new(RowSelection::from_filters(&[
-                    keep,
-                ])));
+        if let Some(selection) = kept.get(file_name(path.as_ref())) {
+            scanned = scanned.with_extension(ParquetRowSelection::new(selection.clone()));
         }
         files.push(scanned);
     }
@@ -132,6 +144,22 @@ pub async fn pruning_provider(
         store_url,
         files,
     }))
+}
+
+/// The rows of a file of `rows` rows that `deleted` keeps.
+fn kept_rows(deleted: &roaring::RoaringTreemap, rows: usize) -> RowSelection {
+    let mut ranges = Vec::new();
+    let mut at = 0;
+    for row in deleted.iter().map(|r| r as usize).take_while(|&r| r < rows) {
+        if row > at {
+            ranges.push(at..row);
+        }
+        at = row + 1;
+    }
+    if at < rows {
+        ranges.push(at..rows);
+    }
+    RowSelection::from_consecutive_ranges(ranges.into_iter(), rows)
 }
 
 /// The last segment of a path or URL.

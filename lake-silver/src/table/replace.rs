@@ -355,7 +355,10 @@ pub(crate) async fn replace_changed<T>(
         reads.spawn(async move {
             let bytes = super::fetch(store.as_ref(), &location).await?;
             let deleted = match candidate.file.deletion_vector_descriptor() {
-                Some(dv) => Some(deletion::read(store.as_ref(), &root, &dv, &id).await?),
+                Some(dv) => Some(
+                    lake_core::deletion_vectors::read(store.as_ref(), &root, &dv, &id.to_string())
+                        .await?,
+                ),
                 None => None,
             };
             let file = File {
