@@ -15,7 +15,7 @@
 //! has. Tables without the feature get deltalake's own scan.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow::datatypes::{FieldRef, Schema, SchemaRef};
@@ -24,17 +24,22 @@ use datafusion::catalog::Session;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::object_store::ObjectStoreUrl;
-use datafusion::datasource::physical_plan::parquet::ParquetRowSelection;
+use datafusion::datasource::physical_plan::parquet::{
+    CachedParquetFileReaderFactory, ParquetRowSelection,
+};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::datasource::{TableProvider, TableType};
+use datafusion::execution::cache::cache_manager::{CachedFileMetadataEntry, FileMetadataCache};
+use datafusion::execution::cache::default_cache::DefaultCache;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use delta_kernel::table_features::TableFeature;
 use deltalake::DeltaTable;
 use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
 use parquet::arrow::arrow_reader::RowSelection;
 
 use crate::error::{LakeError, Result};
@@ -58,15 +63,21 @@ pub async fn pruning_provider(
     table
         .update_datafusion_session(&state)
         .map_err(|e| LakeError::delta(name, e))?;
-    // The table's files, relative to a store rooted at the table.
+    // The table's files by their whole path in its store (the bucket, or
+    // the file system), so that the metadata cache below has one key per
+    // file across tables.
+    let root = table.log_store().root_url().clone();
     let store_url = ObjectStoreUrl::parse(format!(
-        "lake-table://{}",
-        hex_name(table.log_store().root_url().as_str())
+        "lake-store://{}",
+        hex_name(&root[..url::Position::BeforePath])
     ))
     .map_err(|e| LakeError::datafusion(name, e))?;
+    let root_store = table.log_store().root_object_store(None);
     state
         .runtime_env()
-        .register_object_store(store_url.as_ref(), table.log_store().object_store(None));
+        .register_object_store(store_url.as_ref(), Arc::clone(&root_store));
+    let table_path = object_store::path::Path::from_url_path(root.path())
+        .map_err(|e| LakeError::other(name, e))?;
     let schema = snapshot.snapshot().arrow_schema();
     let partition_columns = snapshot.metadata().partition_columns().to_vec();
     let partition_fields: Vec<FieldRef> = partition_columns
@@ -128,7 +139,14 @@ pub async fn pruning_provider(
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| LakeError::datafusion(name, e))?;
         let path = file.object_store_path();
-        let mut scanned = PartitionedFile::new(path.to_string(), file.size() as u64);
+        let whole = table_path
+            .parts()
+            .chain(path.parts())
+            .collect::<object_store::path::Path>();
+        let mut scanned = PartitionedFile::new(whole.to_string(), file.size() as u64);
+        if let Some(at) = chrono::DateTime::from_timestamp_millis(file.modification_time()) {
+            scanned.object_meta.last_modified = at;
+        }
         scanned.partition_values = values;
         if let Some(selection) = kept.get(file_name(path.as_ref())) {
             scanned = scanned.with_extension(ParquetRowSelection::new(selection.clone()));
@@ -145,6 +163,17 @@ pub async fn pruning_provider(
         files,
     }))
 }
+
+/// Footers and page indexes of the files read, kept across sessions: a
+/// data file never changes, and a gold refresh after every batch opens
+/// the same files again, each in a new session (opening files, not
+/// decoding rows, is most of a refresh of a few dates). A file is known by
+/// its path, size and modification time.
+static METADATA: LazyLock<Arc<DefaultCache<Path, CachedFileMetadataEntry>>> =
+    LazyLock::new(|| Arc::new(DefaultCache::new(METADATA_BYTES)));
+
+/// Memory the cache of file metadata may hold.
+const METADATA_BYTES: usize = 64 << 20;
 
 /// The rows of a file of `rows` rows that `deleted` keeps.
 fn kept_rows(deleted: &roaring::RoaringTreemap, rows: usize) -> RowSelection {
@@ -274,8 +303,13 @@ impl TableProvider for SelectedFiles {
         let table_schema = TableSchema::builder(Arc::clone(&self.file_schema))
             .with_table_partition_cols(self.partition_fields.clone())
             .build();
+        let store = state.runtime_env().object_store(&self.store_url)?;
         let source = ParquetSource::new(table_schema)
-            .with_table_parquet_options(state.table_options().parquet.clone());
+            .with_table_parquet_options(state.table_options().parquet.clone())
+            .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(
+                store,
+                Arc::clone(&*METADATA) as Arc<FileMetadataCache>,
+            )));
         let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
             .with_file_groups(groups)
             .with_projection_indices(projection.cloned())?
