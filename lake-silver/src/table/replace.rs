@@ -27,7 +27,8 @@
 //! rows that change are marked deleted in a deletion vector (the `deletion`
 //! module) and the file stays; only the key columns are decoded to find
 //! them. A file is rewritten instead once fewer than half its rows would be
-//! left, and a bucket's smallest files are rewritten together past
+//! left, and a bucket's small files (under an eighth of its rows) are
+//! rewritten with the new rows, as are its smallest past
 //! [`CURRENT_FILES_PER_BUCKET`]. On a table without deletion vectors every
 //! current file holding a changed row is rewritten.
 
@@ -191,6 +192,10 @@ pub(crate) struct ChangedRows<'a> {
 /// rows, so that many runs do not leave many small files.
 pub const CURRENT_FILES_PER_BUCKET: usize = 8;
 
+/// A file of current rows holding less than this fraction (one in ...) of
+/// its bucket's current rows is rewritten with the run's new rows.
+const SMALL_CURRENT_FILE: i64 = 8;
+
 /// A file of the table, read because it may hold rows that change.
 struct Candidate {
     file: LogicalFileView,
@@ -327,9 +332,13 @@ pub(crate) async fn replace_changed<T>(
         }
         for files in current.values_mut() {
             let excess = (files.len() + 1).saturating_sub(CURRENT_FILES_PER_BUCKET);
+            let live: i64 = files.iter().map(|c| c.live_rows()).sum();
             files.sort_by_key(|c| c.live_rows());
-            for candidate in files.iter_mut().take(excess) {
-                candidate.compact = true;
+            for (at, candidate) in files.iter_mut().enumerate() {
+                // Small files too: a reader opens every file, and opening
+                // one costs about as much as decoding thousands of rows.
+                let small = candidate.live_rows() * SMALL_CURRENT_FILE < live;
+                candidate.compact = at < excess || small;
             }
         }
     }
