@@ -258,7 +258,7 @@ impl SelectedFiles {
             for (i, kept) in keep.iter_mut().enumerate() {
                 // A null (unknown) keeps the file; the filter is applied
                 // again to the rows.
-                *kept &= !(result.is_valid(i) && !result.value(i));
+                *kept &= !result.is_valid(i) || result.value(i);
             }
         }
         Ok(keep)
