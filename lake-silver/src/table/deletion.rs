@@ -15,8 +15,6 @@ use delta_kernel::actions::deletion_vector_writer::{
 use delta_kernel::table_features::TableFeature;
 use deltalake::kernel::{DeletionVectorDescriptor, StorageType};
 use deltalake::table::state::DeltaTableState;
-#[cfg(test)]
-use lake_core::deletion_vectors::{PORTABLE_MAGIC, read};
 use lake_core::object_store::path::Path;
 use lake_core::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use lake_core::{LakeError, Result, TableId};
@@ -84,6 +82,7 @@ pub(crate) async fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lake_core::deletion_vectors::{PORTABLE_MAGIC, read};
     use lake_core::object_store::memory::InMemory;
 
     #[tokio::test]

@@ -303,7 +303,7 @@ pub(crate) async fn replace_changed<T>(
         .snapshot()
         .map_err(|e| LakeError::delta(id.to_string(), e))?;
     let valid_to = changes.valid_to.clone();
-    let candidates: Vec<Candidate> = snapshot
+    let mut candidates: Vec<Candidate> = snapshot
         .log_data()
         .iter()
         .filter_map(|file| {
@@ -322,9 +322,9 @@ pub(crate) async fn replace_changed<T>(
         .collect();
     // Current rows that change are marked deleted where the table takes
     // deletion vectors, so a new file per bucket per run holds the new
-    // current rows; past a few files, the smallest are rewritten instead.
+    // current rows; small files, and the smallest past a few, are
+    // rewritten instead.
     let marks = deletion::enabled(snapshot);
-    let mut candidates = candidates;
     if marks {
         let mut current: BTreeMap<i32, Vec<&mut Candidate>> = BTreeMap::new();
         for candidate in candidates.iter_mut().filter(|c| c.current) {
