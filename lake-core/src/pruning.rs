@@ -14,7 +14,6 @@
 //! statistics and page index keep, on as many partitions as the session
 //! has. Tables without the feature get deltalake's own scan.
 
-use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
@@ -60,9 +59,6 @@ pub async fn pruning_provider(
         return crate::delta_provider(ctx, table, name).await;
     }
     let state = ctx.state();
-    table
-        .update_datafusion_session(&state)
-        .map_err(|e| LakeError::delta(name, e))?;
     // The table's files by their whole path in its store (the bucket, or
     // the file system), so that the metadata cache below has one key per
     // file across tables.
@@ -72,12 +68,11 @@ pub async fn pruning_provider(
         hex_name(&root[..url::Position::BeforePath])
     ))
     .map_err(|e| LakeError::datafusion(name, e))?;
-    let root_store = table.log_store().root_object_store(None);
+    let store = table.log_store().root_object_store(None);
     state
         .runtime_env()
-        .register_object_store(store_url.as_ref(), Arc::clone(&root_store));
-    let table_path = object_store::path::Path::from_url_path(root.path())
-        .map_err(|e| LakeError::other(name, e))?;
+        .register_object_store(store_url.as_ref(), Arc::clone(&store));
+    let table_path = Path::from_url_path(root.path()).map_err(|e| LakeError::other(name, e))?;
     let schema = snapshot.snapshot().arrow_schema();
     let partition_columns = snapshot.metadata().partition_columns().to_vec();
     let partition_fields: Vec<FieldRef> = partition_columns
@@ -97,37 +92,8 @@ pub async fn pruning_provider(
             .cloned()
             .collect::<Vec<_>>(),
     ));
-    // The deletion vectors, read a few at a time: a file of them holds the
-    // vectors of one commit, so most reads are small ranges of few files.
-    let store = table.log_store().object_store(None);
-    let root = object_store::path::Path::default();
-    let marked: Vec<_> = snapshot
-        .log_data()
-        .iter()
-        .filter_map(|file| {
-            let dv = file.deletion_vector_descriptor()?;
-            Some((file.path().to_string(), file.num_records(), dv))
-        })
-        .collect();
-    let kept: HashMap<String, RowSelection> = futures::stream::iter(marked)
-        .map(|(path, rows, dv)| {
-            let (store, root) = (Arc::clone(&store), root.clone());
-            async move {
-                let rows = rows.ok_or_else(|| {
-                    LakeError::other(
-                        format!("{name} file {path}"),
-                        "a file with a deletion vector has no row count in its statistics",
-                    )
-                })?;
-                let deleted =
-                    crate::deletion_vectors::read(store.as_ref(), &root, &dv, name).await?;
-                Ok::<_, LakeError>((file_name(&path).to_string(), kept_rows(&deleted, rows)))
-            }
-        })
-        .buffer_unordered(16)
-        .try_collect()
-        .await?;
     let mut files = Vec::new();
+    let mut marked = Vec::new();
     for file in snapshot.log_data().iter() {
         let raw = file.partition_values_map();
         let values = partition_fields
@@ -139,19 +105,41 @@ pub async fn pruning_provider(
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| LakeError::datafusion(name, e))?;
         let path = file.object_store_path();
-        let whole = table_path
-            .parts()
-            .chain(path.parts())
-            .collect::<object_store::path::Path>();
+        let whole: Path = table_path.parts().chain(path.parts()).collect();
         let mut scanned = PartitionedFile::new(whole.to_string(), file.size() as u64);
         if let Some(at) = chrono::DateTime::from_timestamp_millis(file.modification_time()) {
             scanned.object_meta.last_modified = at;
         }
         scanned.partition_values = values;
-        if let Some(selection) = kept.get(file_name(path.as_ref())) {
-            scanned = scanned.with_extension(ParquetRowSelection::new(selection.clone()));
+        if let Some(dv) = file.deletion_vector_descriptor() {
+            marked.push((files.len(), path.to_string(), file.num_records(), dv));
         }
         files.push(scanned);
+    }
+    // The deletion vectors, read a few at a time: a file of them holds the
+    // vectors of one commit, so most reads are small ranges of few files.
+    let selections: Vec<(usize, RowSelection)> = futures::stream::iter(marked)
+        .map(|(at, path, rows, dv)| {
+            let (store, table_path) = (Arc::clone(&store), &table_path);
+            async move {
+                let rows = rows.ok_or_else(|| {
+                    LakeError::other(
+                        format!("{name} file {path}"),
+                        "a file with a deletion vector has no row count in its statistics",
+                    )
+                })?;
+                let deleted =
+                    crate::deletion_vectors::read(store.as_ref(), table_path, &dv, name).await?;
+                Ok::<_, LakeError>((at, kept_rows(&deleted, rows)))
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
+    for (at, selection) in selections {
+        files[at]
+            .extensions
+            .insert(ParquetRowSelection::new(selection));
     }
     let mut full = file_schema.fields().to_vec();
     full.extend(partition_fields.iter().cloned());
@@ -189,11 +177,6 @@ fn kept_rows(deleted: &roaring::RoaringTreemap, rows: usize) -> RowSelection {
         ranges.push(at..rows);
     }
     RowSelection::from_consecutive_ranges(ranges.into_iter(), rows)
-}
-
-/// The last segment of a path or URL.
-fn file_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// `text` as a host name: hexadecimal of its bytes, so every table root

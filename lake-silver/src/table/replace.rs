@@ -39,6 +39,7 @@ use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, Int32Array, RecordBatch,
     RecordBatchReader,
 };
+use arrow::compute::kernels::boolean::and_not;
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use bytes::Bytes;
 use delta_kernel::expressions::Scalar;
@@ -558,11 +559,20 @@ fn split(
     marks: bool,
 ) -> Read {
     let fail = |e| LakeError::arrow(format!("{} file {}", file.id, file.location), e);
+    // The rows that change and are not deleted already.
+    let changed = |batch: &RecordBatch, deleted: Option<&BooleanArray>| {
+        let changed = changes.mask(batch).map_err(fail)?;
+        match deleted {
+            Some(deleted) => and_not(&changed, deleted).map_err(fail),
+            None => Ok(changed),
+        }
+    };
     if marks && candidate.current && !candidate.compact {
         let mut columns = changes.key_columns.clone();
         columns.push(changes.valid_to.clone());
         let batch = read_file(&file, &candidate, Some(&columns))?;
-        let changed = live(changes.mask(&batch).map_err(fail)?, deleted.as_ref())?;
+        let flags = deleted.as_ref().map(|d| positions(d, batch.num_rows()));
+        let changed = changed(&batch, flags.as_ref())?;
         let count = changed.true_count() as u64;
         if count == 0 {
             return Ok(Outcome::Unchanged);
@@ -575,43 +585,33 @@ fn split(
             return Ok(Outcome::Marked(candidate, deleted));
         }
         let batch = read_file(&file, &candidate, None)?;
-        return rewrite(batch, &changed, Some(&deleted), candidate, fail);
+        return rewrite(batch, &changed, flags.as_ref(), candidate, fail);
     }
     let batch = read_file(&file, &candidate, None)?;
-    let changed = live(changes.mask(&batch).map_err(fail)?, deleted.as_ref())?;
+    let flags = deleted.as_ref().map(|d| positions(d, batch.num_rows()));
+    let changed = changed(&batch, flags.as_ref())?;
     if changed.true_count() == 0 && !candidate.compact {
         return Ok(Outcome::Unchanged);
     }
-    rewrite(batch, &changed, deleted.as_ref(), candidate, fail)
+    rewrite(batch, &changed, flags.as_ref(), candidate, fail)
 }
 
 /// `candidate` rewritten with the rows of `batch` that neither change nor
-/// are deleted.
+/// are `deleted`.
 fn rewrite(
     batch: RecordBatch,
     changed: &BooleanArray,
-    deleted: Option<&RoaringTreemap>,
+    deleted: Option<&BooleanArray>,
     candidate: Candidate,
     fail: impl Fn(arrow::error::ArrowError) -> LakeError,
 ) -> Read {
-    let mut gone = changed.clone();
-    if let Some(deleted) = deleted {
-        gone = arrow::compute::or(&gone, &positions(deleted, batch.num_rows())).map_err(&fail)?;
-    }
+    let gone = match deleted {
+        Some(deleted) => arrow::compute::or(changed, deleted).map_err(&fail)?,
+        None => changed.clone(),
+    };
     let kept = arrow::compute::not(&gone).map_err(&fail)?;
     let kept = arrow::compute::filter_record_batch(&batch, &kept).map_err(&fail)?;
     Ok(Outcome::Rewritten(candidate, kept))
-}
-
-/// The rows of `changed` that are not deleted already.
-fn live(changed: BooleanArray, deleted: Option<&RoaringTreemap>) -> Result<BooleanArray> {
-    match deleted {
-        None => Ok(changed),
-        Some(deleted) => {
-            arrow::compute::kernels::boolean::and_not(&changed, &positions(deleted, changed.len()))
-                .map_err(|e| LakeError::arrow("deletion vector", e))
-        }
-    }
 }
 
 /// `rows` flags, set at `deleted`.
