@@ -10,7 +10,8 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringBuilder};
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_json::ReaderBuilder;
 use lake_core::{LakeError, RawBatch, Result, TableId};
@@ -24,9 +25,14 @@ use crate::options::{BronzeOptions, SchemaPolicy};
 use super::batch::{Lineage, ReadOutcome, normalize_field, output_schema, without_reserved};
 
 /// Records waiting to be decoded together, one after another.
+///
+/// The records sit back to back, with nothing between them: each is a
+/// JSON object, so arrow-json's tape decoder finds where one ends without
+/// a separator, and the same bytes then become the values of `_raw` with
+/// no copy (the record starts are its offsets).
 #[derive(Default)]
 struct Records {
-    /// The records, each followed by `\n`.
+    /// The records, back to back.
     text: String,
     /// Where each record starts in `text`.
     starts: Vec<usize>,
@@ -41,9 +47,34 @@ impl Records {
 
     fn record(&self, i: usize) -> &str {
         let end = self.starts.get(i + 1).copied().unwrap_or(self.text.len());
-        &self.text[self.starts[i]..end - 1]
+        &self.text[self.starts[i]..end]
+    }
+
+    /// The records as a string array over their own bytes, moved, not
+    /// copied. `None` when the chunk is too long for 32-bit offsets, which
+    /// [`CHUNK_BYTES`] rules out unless one record alone is over 2 GiB.
+    fn into_raw(self) -> std::result::Result<StringArray, Self> {
+        let Ok(end) = i32::try_from(self.text.len()) else {
+            return Err(self);
+        };
+        // Each start fits because the total does.
+        let offsets: Vec<i32> = self
+            .starts
+            .iter()
+            .map(|&start| start as i32)
+            .chain(std::iter::once(end))
+            .collect();
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+        let values = Buffer::from_vec(self.text.into_bytes());
+        Ok(StringArray::new(offsets, values, None))
     }
 }
+
+/// A chunk is decoded once it holds this many bytes of records, even with
+/// fewer than [`BronzeOptions::batch_rows`] rows: long records (a 10 MB
+/// string each) must not gather by the thousand in memory, and `_raw`'s
+/// 32-bit offsets must not overflow.
+const CHUNK_BYTES: usize = 64 * 1024 * 1024;
 
 /// The current chunk: its records and the keys they use.
 #[derive(Default)]
@@ -119,7 +150,7 @@ struct Failed {
 /// Decodes `records` against `schema` and adds the lineage columns.
 fn decode_records(
     schema: SchemaRef,
-    records: Records,
+    mut records: Records,
     lineage: &Lineage,
     ignore_conflicts: bool,
 ) -> std::result::Result<RecordBatch, Failed> {
@@ -134,14 +165,23 @@ fn decode_records(
         Err(error) => return Err(fail(error, records)),
     };
     let mut columns: Vec<ArrayRef> = data.columns().to_vec();
-    // Sized up front: the values are the chunk's text less its line ends.
-    let mut raw = StringBuilder::with_capacity(n, records.text.len() - n);
-    for i in 0..n {
-        raw.append_value(records.record(i));
-    }
-    let lines = Int64Array::from(records.lines.clone());
-    columns.extend(lineage.columns(Some(Arc::new(raw.finish())), lines));
-    RecordBatch::try_new(output_schema(&schema), columns).map_err(|error| fail(error, records))
+    let lines = std::mem::take(&mut records.lines);
+    let raw = match records.into_raw() {
+        Ok(raw) => raw,
+        Err(records) => {
+            let longest = (0..records.len()).max_by_key(|&i| records.record(i).len());
+            let error = arrow::error::ArrowError::InvalidArgumentError(format!(
+                "the record on line {} is over 2 GiB, more than a text column holds",
+                longest.map_or(0, |i| lines[i])
+            ));
+            // Nothing to locate: the message names the line.
+            return Err(fail(error, Records::default()));
+        }
+    };
+    let lines = Int64Array::from(lines);
+    columns.extend(lineage.columns(Some(Arc::new(raw)), lines));
+    RecordBatch::try_new(output_schema(&schema), columns)
+        .map_err(|error| fail(error, Records::default()))
 }
 
 pub(super) struct JsonReader<'a> {
@@ -210,9 +250,10 @@ impl<'a> JsonReader<'a> {
                 let records = &mut self.chunk.records;
                 records.starts.push(records.text.len());
                 records.text.push_str(text);
-                records.text.push('\n');
                 records.lines.push(number as i64);
-                if self.chunk.len() >= self.options.batch_rows.max(1) {
+                if records.len() >= self.options.batch_rows.max(1)
+                    || records.text.len() >= CHUNK_BYTES
+                {
                     self.decode_chunk()?;
                 }
             }
@@ -388,9 +429,7 @@ impl<'a> JsonReader<'a> {
             records,
         } = failed;
         for i in 0..records.len() {
-            let mut record = records.record(i).to_string();
-            record.push('\n');
-            if let Err(e) = decode(&schema, record.as_bytes(), 1, false) {
+            if let Err(e) = decode(&schema, records.record(i).as_bytes(), 1, false) {
                 return LakeError::Schema {
                     table: self.table.to_string(),
                     message: format!(
@@ -496,5 +535,78 @@ fn decode_key(raw: &[u8]) -> String {
             .unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned())
     } else {
         String::from_utf8_lossy(raw).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Array, AsArray};
+    use chrono::Utc;
+    use lake_core::InputFormat;
+
+    use super::*;
+
+    fn reader<'a>(table: &'a TableId, options: &'a BronzeOptions) -> JsonReader<'a> {
+        let batch = RawBatch::from_bytes("b1", InputFormat::JsonLines, Vec::new()).unwrap();
+        let lineage = Lineage::new(&batch, table, Utc::now());
+        JsonReader::new(table, &batch, options, None, lineage)
+    }
+
+    fn raw_values(batches: &[RecordBatch]) -> Vec<String> {
+        batches
+            .iter()
+            .flat_map(|batch| {
+                let raw = batch
+                    .column_by_name(columns::RAW)
+                    .unwrap()
+                    .as_string::<i32>();
+                (0..raw.len())
+                    .map(|i| raw.value(i).to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn records_decode_back_to_back_and_keep_their_exact_text_in_raw() {
+        let table = TableId::bronze("shop", "orders").unwrap();
+        let options = BronzeOptions::default();
+        let mut reader = reader(&table, &options);
+        let input = "{\"a\":1}\r\n  {\"a\":2 ,\"b\":\"x\"}\n\n{\"a\":3}";
+        reader.feed(input.as_bytes()).unwrap();
+        let outcome = reader.finish().await.unwrap();
+        assert_eq!((outcome.rows, outcome.blank), (3, 1));
+        assert_eq!(
+            raw_values(&outcome.batches),
+            ["{\"a\":1}", "  {\"a\":2 ,\"b\":\"x\"}", "{\"a\":3}"]
+        );
+        let a = outcome.batches[0].column_by_name("a").unwrap();
+        let a = a.as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!(a.values().to_vec(), [1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn long_records_are_decoded_in_chunks_bounded_by_bytes() {
+        let table = TableId::bronze("shop", "orders").unwrap();
+        let options = BronzeOptions::default();
+        let mut reader = reader(&table, &options);
+        // Five records of a fifth of the byte bound each, then five more:
+        // far fewer rows than `batch_rows`, yet more than one chunk.
+        let pad = "x".repeat(CHUNK_BYTES / 5);
+        let records: Vec<String> = (0..10)
+            .map(|i| format!("{{\"id\":{i},\"note\":\"{pad}\"}}"))
+            .collect();
+        for record in &records {
+            reader.feed(record.as_bytes()).unwrap();
+            reader.feed(b"\n").unwrap();
+        }
+        let outcome = reader.finish().await.unwrap();
+        assert!(
+            outcome.batches.len() >= 2,
+            "{} chunk(s)",
+            outcome.batches.len()
+        );
+        assert!(outcome.batches.iter().all(|b| b.num_rows() <= 5));
+        assert_eq!(raw_values(&outcome.batches), records);
     }
 }
