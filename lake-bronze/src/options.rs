@@ -69,7 +69,8 @@ pub struct BronzeOptions {
     pub target_file_size: Option<u64>,
     /// Maximum rows per Parquet row group.
     pub row_group_size: usize,
-    /// Records decoded into one Arrow batch.
+    /// Records decoded into one Arrow batch. A JSON batch also ends at
+    /// 64 MB of record text, so long records do not gather in memory.
     pub batch_rows: usize,
     /// How CSV input is read.
     pub csv: CsvOptions,
