@@ -51,8 +51,9 @@ impl Records {
     }
 
     /// The records as a string array over their own bytes, moved, not
-    /// copied. `None` when the chunk is too long for 32-bit offsets, which
-    /// [`CHUNK_BYTES`] rules out unless one record alone is over 2 GiB.
+    /// copied. The records come back when they are too long for 32-bit
+    /// offsets, which [`CHUNK_BYTES`] rules out unless one record alone is
+    /// over 2 GiB.
     fn into_raw(self) -> std::result::Result<StringArray, Self> {
         let Ok(end) = i32::try_from(self.text.len()) else {
             return Err(self);
