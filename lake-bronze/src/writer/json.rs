@@ -440,7 +440,10 @@ impl<'a> JsonReader<'a> {
                 };
             }
         }
-        LakeError::arrow(format!("decoding a batch of {}", self.table), error)
+        LakeError::arrow(
+            format!("decoding a batch of {} ({})", self.table, self.source_file),
+            error,
+        )
     }
 }
 
