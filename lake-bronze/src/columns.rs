@@ -28,3 +28,19 @@ pub const PARTITION_COLUMNS: [&str; 3] = [YEAR, MONTH, DAY];
 pub fn is_technical(name: &str) -> bool {
     name.starts_with('_') || PARTITION_COLUMNS.contains(&name.to_lowercase().as_str())
 }
+
+/// The prefix that keeps an input column named like a technical one
+/// (`_raw`, `year`, `Month`, ...) apart from it in columnar input.
+pub const INPUT_PREFIX: &str = "source_";
+
+/// The column a columnar input's column `name` is stored as: itself, or,
+/// when bronze reserves the name, [`INPUT_PREFIX`] then the name (`_raw`
+/// becomes `source__raw`, `year` `source_year`), so no value is lost.
+/// JSON keys need no such rule: their values stay in `_raw`.
+pub fn input_column_name(name: &str) -> String {
+    if is_technical(name) {
+        format!("{INPUT_PREFIX}{name}")
+    } else {
+        name.to_string()
+    }
+}

@@ -52,9 +52,10 @@ impl Compression {
     }
 }
 
-/// Options of a bronze table.
+/// Options of a bronze table. Unknown keys are refused when read from a
+/// configuration, so a typo is an error rather than a default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct BronzeOptions {
     /// The declared schema of the data columns; `None` infers it from the
     /// first [`infer_records`](Self::infer_records) records of the first batch.
@@ -74,12 +75,24 @@ pub struct BronzeOptions {
     pub batch_rows: usize,
     /// How CSV input is read.
     pub csv: CsvOptions,
+    /// How many levels of objects and arrays a column may nest (default
+    /// 16). A JSON key whose values nest deeper becomes a text column
+    /// holding each value's JSON text (the record stays whole in `_raw`);
+    /// a deeper column of columnar input refuses the batch. Delta readers
+    /// cannot parse a schema nested about 40 levels deep, so the bound
+    /// keeps every table readable.
+    pub max_nesting_depth: usize,
+    /// How many data columns a table may have (default 1,000). Past it,
+    /// new JSON keys get no column (their values stay in `_raw`, and the
+    /// report counts them in `keys_not_added`); a columnar input that
+    /// would pass it is refused.
+    pub max_columns: usize,
 }
 
 /// How CSV input is read. Every CSV column lands as text (`Utf8`), exactly
 /// as delivered: typing is silver's job, so no value is lost to a guess.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct CsvOptions {
     /// The field delimiter (ASCII).
     pub delimiter: char,
@@ -129,6 +142,8 @@ impl Default for BronzeOptions {
             row_group_size: 1024 * 1024,
             batch_rows: 64 * 1024,
             csv: CsvOptions::default(),
+            max_nesting_depth: 16,
+            max_columns: 1000,
         }
     }
 }

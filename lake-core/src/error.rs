@@ -8,6 +8,46 @@ use std::error::Error as StdError;
 /// A boxed error from a component that has no variant of its own.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
+/// Two deliveries under one batch id with different content.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "batch {batch_id} of {table}: ingested before from {earlier_file} ({earlier_fingerprint}); \
+     this delivery from {file} has other content ({fingerprint})"
+)]
+pub struct BatchConflict {
+    /// The bronze table.
+    pub table: String,
+    /// The batch id both deliveries carry.
+    pub batch_id: String,
+    /// Where the ingested delivery came from, as its commit recorded it.
+    pub earlier_file: String,
+    /// The ingested delivery's fingerprint.
+    pub earlier_fingerprint: String,
+    /// Where the refused delivery came from.
+    pub file: String,
+    /// The refused delivery's fingerprint.
+    pub fingerprint: String,
+}
+
+/// `error` and its causes as a person reads them: one line each, first
+/// the error itself. Each is the first line of that error's message (the
+/// Delta kernel puts a backtrace after it when `RUST_BACKTRACE` is set),
+/// and a cause whose text the line before already holds is left out
+/// (most messages here quote their source).
+pub fn error_lines(error: &(dyn StdError + 'static)) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let text = error.to_string();
+        let line = text.lines().next().unwrap_or_default().trim().to_string();
+        if !line.is_empty() && !lines.last().is_some_and(|last| last.contains(&line)) {
+            lines.push(line);
+        }
+        next = error.source();
+    }
+    lines
+}
+
 /// The lake's result type.
 pub type Result<T, E = LakeError> = std::result::Result<T, E>;
 
@@ -63,6 +103,11 @@ pub enum LakeError {
         /// Whether re-reading the table and trying again can succeed.
         retryable: bool,
     },
+
+    /// A batch id was delivered again with other content: the earlier
+    /// delivery stays, this one is refused (give it an id of its own).
+    #[error("{0}")]
+    BatchConflict(Box<BatchConflict>),
 
     /// Data does not fit the schema of a table, or a schema change was refused.
     #[error("schema of {table}: {message}")]
@@ -383,5 +428,31 @@ mod tests {
         assert!(LakeError::delta("t", delta).is_retryable());
         let other = deltalake::DeltaTableError::Generic("invalid table name".into());
         assert!(!LakeError::delta("t", other).is_retryable());
+    }
+}
+
+#[cfg(test)]
+mod lines_tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("kernel failed: disk full\n   0: std::backtrace::capture\n   1: main")]
+    struct Kernel;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot open bronze.shop.orders")]
+    struct Wrapper(#[source] Kernel);
+
+    #[test]
+    fn each_cause_is_one_line_without_backtraces_or_repeats() {
+        let quoting = LakeError::other("glue catalog", Kernel);
+        assert_eq!(
+            error_lines(&quoting),
+            ["glue catalog: kernel failed: disk full"]
+        );
+        assert_eq!(
+            error_lines(&Wrapper(Kernel)),
+            ["cannot open bronze.shop.orders", "kernel failed: disk full"]
+        );
     }
 }

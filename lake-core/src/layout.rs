@@ -174,6 +174,22 @@ pub fn parse_root_url(root: &str) -> Result<Url> {
         return Url::parse(root)
             .map_err(|e| LakeError::config("root", format!("{root:?} is not a valid URL: {e}")));
     }
+    // `s3:bucket/x` or `memory:` without `//` is a mistyped URL, not a
+    // folder of that name: a scheme-like prefix is refused. (A Windows
+    // drive letter, `C:\lake`, is one letter.)
+    if let Some((scheme, _)) = root.split_once(':')
+        && scheme.len() > 1
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    {
+        return Err(LakeError::config(
+            "root",
+            format!(
+                "{root:?} looks like a URL without `//` after `{scheme}:` (write {scheme}://...)"
+            ),
+        ));
+    }
     let absolute = std::path::absolute(Path::new(root)).map_err(|e| LakeError::Io {
         path: root.to_string(),
         source: e,
@@ -269,6 +285,17 @@ mod tests {
             l.silver_changes_table(&id("sales"), &id("orders"))
         );
         assert_eq!(l.zone_root(Zone::Gold).as_str(), "s3://bucket/lake/gold/");
+    }
+
+    #[test]
+    fn a_url_without_slashes_is_refused_not_taken_as_a_folder() {
+        for typo in ["s3:bucket/x", "memory:lake", "file:tmp/lake"] {
+            let error = parse_root_url(typo).unwrap_err().to_string();
+            assert!(error.contains("without `//`"), "{typo}: {error}");
+        }
+        assert!(parse_root_url("s3://bucket/x").is_ok());
+        assert!(parse_root_url("lake-demo").is_ok());
+        assert!(parse_root_url("./a:b").is_ok());
     }
 
     #[test]

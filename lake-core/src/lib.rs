@@ -31,9 +31,11 @@
 
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
+pub mod bookmark;
 pub mod catalog;
 pub mod deletion_vectors;
 pub mod error;
+pub mod fingerprint;
 pub mod ident;
 pub mod layout;
 pub mod pipeline;
@@ -53,12 +55,14 @@ pub use deltalake;
 pub use object_store;
 pub use parquet;
 
+pub use bookmark::{Bookmark, BookmarkState};
 pub use catalog::{
     AddPartitions, Catalog, CatalogExt, CatalogRef, DELTA_ENGINE_PROPERTIES, Partition,
     PartitionCondition, PartitionFilter, PartitionOp, PartitionStats, Properties,
     SchemaCompatibility, SchemaVersion, TableDefinition, TableFormat, TableUpdate,
 };
-pub use error::{BoxError, LakeError, Result};
+pub use error::{BatchConflict, BoxError, LakeError, Result, error_lines};
+pub use fingerprint::{ContentHasher, Fingerprint};
 pub use ident::{Ident, NamespaceId, PartitionValue, TableId, Zone, quote_ident, quote_literal};
 pub use layout::{LakeLayout, date_partition_path, ingestion_date_path, partition_path};
 pub use pipeline::{Pipeline, PipelineBuilder, RetryPolicy};
@@ -66,7 +70,7 @@ pub use pruning::pruning_provider;
 pub use report::{RunReport, RunTotals, StageOutcome, StageRun};
 pub use retry_store::RetryingStore;
 pub use runs::{QUALITY, QUALITY_SCHEMA, RUNS, RUNS_SCHEMA, record_run};
-pub use schema::{check_compatibility, widens_to};
+pub use schema::{check_compatibility, check_readable, widens_to};
 pub use stage::{
     AggregateReport, AggregateStage, AggregateStageRef, ExpectationSummary, IngestReport,
     IngestStage, IngestStageRef, InputFormat, Payload, RawBatch, RefineReport, RefineStage,

@@ -1,8 +1,10 @@
-//! Schema compatibility, as the Glue Schema Registry defines the modes.
+//! Schema compatibility, as the Glue Schema Registry defines the modes, and
+//! the check that a schema can be read back from the Delta log.
 //!
 //! Every catalog implementation calls [`check_compatibility`] before it
 //! records a new schema version, so all of them accept and refuse the
-//! same changes.
+//! same changes. Every table creation and column addition calls
+//! [`check_readable`] before its commit.
 
 use arrow::datatypes::{DataType, Schema};
 
@@ -93,6 +95,33 @@ pub fn check_compatibility(
             }
         }
     }
+    Ok(())
+}
+
+/// Checks that the Delta log could hold `schema` for `table`: serialises it
+/// as the `schemaString` of a `metaData` action and parses it back as every
+/// reader does (the Delta kernel and delta-rs with serde_json, whose
+/// recursion limit a struct nested about 40 deep exceeds). A schema that
+/// fails here would make the table unreadable for good once committed, so
+/// the commit is refused instead.
+pub fn check_readable(table: &str, schema: &Schema) -> Result<()> {
+    use deltalake::kernel::StructType;
+    use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+    let refuse = |message: String| LakeError::Schema {
+        table: table.to_string(),
+        message,
+    };
+    let structure: StructType = schema
+        .try_into_kernel()
+        .map_err(|e| refuse(format!("no Delta type for it: {e}")))?;
+    let text = serde_json::to_string(&structure)
+        .map_err(|e| refuse(format!("cannot be written to the Delta log: {e}")))?;
+    serde_json::from_str::<StructType>(&text).map_err(|e| {
+        refuse(format!(
+            "Delta readers could not parse it back from the log ({e}); \
+             it is refused before its commit"
+        ))
+    })?;
     Ok(())
 }
 

@@ -19,12 +19,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::CatalogRef;
 use crate::error::{LakeError, Result};
+use crate::fingerprint::Fingerprint;
 use crate::ident::TableId;
 use crate::storage::StorageRef;
 use crate::validate::{Action, RuleResult, ValidatorRef};
 
-/// The longest batch id accepted, in bytes.
-pub const MAX_BATCH_ID_LEN: usize = 512;
+/// The longest batch id accepted, in bytes: room for a full path or an
+/// object URL (S3 keys reach 1,024 bytes).
+pub const MAX_BATCH_ID_LEN: usize = 2048;
 
 /// The format of raw input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -82,9 +84,14 @@ impl fmt::Debug for Payload {
 }
 
 /// One delivered batch of raw data: the unit of exactly-once ingestion.
+///
+/// A batch is identified by its id and described by its fingerprint (see
+/// [`crate::fingerprint`] for the rule): a file's or object's id is its
+/// full location, and an id delivered again with other content is refused.
 #[derive(Debug)]
 pub struct RawBatch {
-    /// Identifies the delivery; ingesting the same id twice adds nothing.
+    /// Identifies the delivery: ingesting the same id with the same content
+    /// twice adds nothing, with other content fails.
     pub batch_id: String,
     /// The file or object the data came from, kept as lineage on every row.
     pub source_file: String,
@@ -94,6 +101,13 @@ pub struct RawBatch {
     pub payload: Payload,
     /// The bronze table it is for, when a pipeline has several ingest stages.
     pub target: Option<TableId>,
+    /// The fingerprint, when known before reading (an object's ETag); the
+    /// ingest stage hashes the content otherwise.
+    pub fingerprint: Option<Fingerprint>,
+    /// The id earlier releases of the lake gave this delivery (the file's
+    /// base name), so that a lake they wrote does not take the same file
+    /// twice.
+    pub earlier_id: Option<String>,
 }
 
 impl RawBatch {
@@ -117,10 +131,26 @@ impl RawBatch {
             format: self.format,
             payload,
             target: self.target.clone(),
+            fingerprint: self.fingerprint.clone(),
+            earlier_id: self.earlier_id.clone(),
         })
     }
 
-    /// A batch from a local file; the batch id and source file are the file name.
+    fn new(batch_id: &str, format: Option<InputFormat>, payload: Payload) -> Result<Self> {
+        Ok(Self {
+            batch_id: check_batch_id(batch_id)?,
+            source_file: batch_id.to_string(),
+            format,
+            payload,
+            target: None,
+            fingerprint: None,
+            earlier_id: None,
+        })
+    }
+
+    /// A batch from a local file. The batch id and source file are its
+    /// absolute path, symbolic links resolved, so files of the same name in
+    /// other folders are other deliveries.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let name = path
@@ -130,18 +160,26 @@ impl RawBatch {
                 LakeError::config("path", format!("{} has no UTF-8 file name", path.display()))
             })?
             .to_string();
-        Ok(Self {
-            batch_id: check_batch_id(&name)?,
-            source_file: path.display().to_string(),
-            format: InputFormat::from_file_name(&name),
-            payload: Payload::File(path.to_path_buf()),
-            target: None,
-        })
+        let absolute = std::fs::canonicalize(path).map_err(|source| LakeError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let id = absolute.to_str().ok_or_else(|| {
+            LakeError::config("path", format!("{} is not UTF-8", absolute.display()))
+        })?;
+        let mut batch = Self::new(
+            id,
+            InputFormat::from_file_name(&name),
+            Payload::File(absolute.clone()),
+        )?;
+        batch.earlier_id = Some(name);
+        Ok(batch)
     }
 
     /// A batch streamed from an object of an object store (an upload on
-    /// S3, say), read in bounded memory as it is ingested. The batch id is
-    /// the object's name; the source file is its URL.
+    /// S3, say), read in bounded memory as it is ingested. The batch id and
+    /// source file are the object's URL; its fingerprint is its size and
+    /// ETag.
     pub async fn from_object(
         store: &crate::storage::ObjectStoreRef,
         location: &url::Url,
@@ -159,54 +197,44 @@ impl RawBatch {
             .get(&path)
             .await
             .map_err(|e| LakeError::storage(source.clone(), e))?;
+        let meta = read.meta.clone();
         let stream = read
             .into_stream()
             .map_err(move |e| LakeError::storage(source.clone(), e))
             .boxed();
-        Ok(Self {
-            batch_id: check_batch_id(&name)?,
-            source_file: location.to_string(),
-            format: InputFormat::from_file_name(&name),
-            payload: Payload::Stream(stream),
-            target: None,
-        })
+        let mut batch = Self::new(
+            location.as_str(),
+            InputFormat::from_file_name(&name),
+            Payload::Stream(stream),
+        )?;
+        batch.fingerprint = Fingerprint::of_object(&meta);
+        batch.earlier_id = Some(name);
+        Ok(batch)
     }
 
-    /// A batch from bytes in memory.
+    /// A batch from bytes in memory, with an id of the caller's (a
+    /// service's idempotency key, say).
     pub fn from_bytes(batch_id: &str, format: InputFormat, data: impl Into<Bytes>) -> Result<Self> {
-        Ok(Self {
-            batch_id: check_batch_id(batch_id)?,
-            source_file: batch_id.to_string(),
-            format: Some(format),
-            payload: Payload::Bytes(data.into()),
-            target: None,
-        })
+        Self::new(batch_id, Some(format), Payload::Bytes(data.into()))
     }
 
     /// A batch from Arrow record batches.
     pub fn from_batches(batch_id: &str, batches: Vec<RecordBatch>) -> Result<Self> {
-        Ok(Self {
-            batch_id: check_batch_id(batch_id)?,
-            source_file: batch_id.to_string(),
-            format: Some(InputFormat::Arrow),
-            payload: Payload::Batches(batches),
-            target: None,
-        })
+        Self::new(
+            batch_id,
+            Some(InputFormat::Arrow),
+            Payload::Batches(batches),
+        )
     }
 
-    /// A batch from a stream of byte chunks.
+    /// A batch from a stream of byte chunks; its content is hashed as it
+    /// is read.
     pub fn from_stream(
         batch_id: &str,
         format: InputFormat,
         stream: BoxStream<'static, Result<Bytes>>,
     ) -> Result<Self> {
-        Ok(Self {
-            batch_id: check_batch_id(batch_id)?,
-            source_file: batch_id.to_string(),
-            format: Some(format),
-            payload: Payload::Stream(stream),
-            target: None,
-        })
+        Self::new(batch_id, Some(format), Payload::Stream(stream))
     }
 
     /// Names the bronze table this batch is for.
@@ -334,6 +362,10 @@ pub struct IngestReport {
     pub bytes_read: u64,
     /// The table version committed, if any.
     pub table_version: Option<u64>,
+    /// New keys that got no column because the table reached its column
+    /// limit; their values are in `_raw`.
+    #[serde(default)]
+    pub keys_not_added: u64,
 }
 
 impl IngestReport {
@@ -349,6 +381,7 @@ impl IngestReport {
             already_ingested: true,
             bytes_read: 0,
             table_version,
+            keys_not_added: 0,
         }
     }
 

@@ -148,6 +148,7 @@ pub trait StorageExt: Storage {
                 return Ok(table);
             }
             let fail = |e| LakeError::delta(location.as_str(), e);
+            crate::schema::check_readable(location.as_str(), schema)?;
             let structure: deltalake::kernel::StructType = schema
                 .try_into_kernel()
                 .map_err(|e| LakeError::delta(location.as_str(), e.into()))?;

@@ -41,5 +41,5 @@ pub mod session;
 pub mod spec;
 
 pub use refresh::{GoldAggregation, RefreshBuilder, RefreshReport, RefreshScope, ScanMetrics};
-pub use session::{LakeCatalogProvider, LakeSession, TimeTravel};
+pub use session::{LakeCatalogProvider, LakeSession, TimeTravel, read_only};
 pub use spec::{AggregationSpec, Derived, Function, Metric, daily_summary};

@@ -38,13 +38,12 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext, ident, lit};
 use deltalake::DeltaTable;
-use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 use lake_core::{
-    AggregateReport, AggregateStage, CatalogExt, CatalogRef, LakeError, Result, StageContext,
-    StorageExt, StorageRef, TableDefinition, TableId, Touched, VersionRange, commit_actions,
-    transaction_version,
+    AggregateReport, AggregateStage, Bookmark, BookmarkState, CatalogExt, CatalogRef, LakeError,
+    Result, StageContext, StorageExt, StorageRef, TableDefinition, TableId, Touched, VersionRange,
+    commit_actions,
 };
 use serde::{Deserialize, Serialize};
 use tracing::info;
@@ -168,26 +167,30 @@ impl GoldAggregation {
         outcome.source_version = Some(source_version);
         let target_location = layout.table_location(&spec.target);
         let gold = storage.open_table(&target_location).await?;
-        let bookmark = match gold.version() {
-            Some(_) => transaction_version(&gold, &self.app_id(), &target_name).await?,
-            None => None,
-        };
-        let scope = match bookmark {
+        let bookmark = Bookmark::new(self.app_id());
+        let state = bookmark
+            .read(&gold, &target_name, &source, &source_name)
+            .await?;
+        let scope = match &state {
             _ if full_rebuild => RefreshScope::Full {
                 reason: "rebuild requested".to_string(),
             },
-            None => RefreshScope::Full {
+            BookmarkState::At(b) if *b >= source_version => return Ok(outcome),
+            BookmarkState::At(b) => {
+                touched_partitions(&source, &source_name, b + 1, source_version, spec).await?
+            }
+            // The source was created again: its commits say nothing of
+            // what the gold rows were computed from.
+            BookmarkState::Replaced { reason } => RefreshScope::Full {
+                reason: reason.clone(),
+            },
+            _ => RefreshScope::Full {
                 reason: "first refresh".to_string(),
             },
-            Some(b) if b >= source_version as i64 => return Ok(outcome),
-            Some(b) => {
-                touched_partitions(&source, &source_name, b as u64 + 1, source_version, spec)
-                    .await?
-            }
         };
 
-        let first = match (&scope, bookmark) {
-            (RefreshScope::Partitions(_), Some(b)) => b as u64 + 1,
+        let first = match (&scope, &state) {
+            (RefreshScope::Partitions(_), BookmarkState::At(b)) => b + 1,
             _ => 0,
         };
         outcome.report.source_versions.insert(
@@ -200,14 +203,14 @@ impl GoldAggregation {
         if scope == RefreshScope::Partitions(BTreeSet::new()) && gold.version().is_some() {
             // The source moved but changed no partition (say, a batch that
             // was all quarantined): only the bookmark moves.
-            let txn = Transaction::new(self.app_id(), source_version as i64);
+            let moves = bookmark.transactions(&source, &source_name, source_version)?;
             let schema = table_schema(&gold, &target_name)?;
             outcome.schema = Some(Arc::clone(&schema));
             let table = gold
                 .write(vec![RecordBatch::new_empty(schema)])
                 .with_save_mode(SaveMode::Append)
                 .with_commit_properties(
-                    CommitProperties::default().with_application_transaction(txn),
+                    CommitProperties::default().with_application_transactions(moves),
                 )
                 .await
                 .map_err(|e| LakeError::delta(&target_name, e))?;
@@ -269,12 +272,14 @@ impl GoldAggregation {
                 .ensure_table(&target_location, &schema, &[partition])
                 .await?
         };
-        let txn = Transaction::new(self.app_id(), source_version as i64);
+        let moves = bookmark.transactions(&source, &source_name, source_version)?;
         let write = gold
             .write(batches)
             .with_partition_columns([partition])
             .with_save_mode(SaveMode::Overwrite)
-            .with_commit_properties(CommitProperties::default().with_application_transaction(txn));
+            .with_commit_properties(
+                CommitProperties::default().with_application_transactions(moves),
+            );
         let write = match partition_filter {
             Some(predicate) => write.with_replace_where(predicate),
             None => write,

@@ -32,6 +32,7 @@ use datafusion::catalog::{
 use datafusion::datasource::TableProvider;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::SQLOptions;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::physical_plan::collect;
 use datafusion::prelude::{DataFrame, SessionContext};
@@ -52,6 +53,14 @@ pub enum TimeTravel {
     Version(u64),
     /// The version current at this instant.
     Timestamp(DateTime<Utc>),
+}
+
+/// What [`LakeSession::sql`] allows: queries only.
+pub fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
 }
 
 /// A DataFusion session over the lake's tables.
@@ -124,10 +133,20 @@ impl LakeSession {
         self.add(id, &table).await
     }
 
-    /// Runs a SQL query; tables are named `zone.namespace.table`.
+    /// Runs a read-only SQL query; tables are named `zone.namespace.table`.
+    ///
+    /// DDL (`CREATE`, `DROP`), DML (`INSERT`, `COPY ... TO`) and
+    /// statements (`SET`) are refused: a session over the lake's tables
+    /// reads them. [`sql_with_options`](Self::sql_with_options) opts in.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        self.sql_with_options(sql, read_only()).await
+    }
+
+    /// Runs a SQL query under `options` (DataFusion's [`SQLOptions`]:
+    /// which of DDL, DML and statements are allowed).
+    pub async fn sql_with_options(&self, sql: &str, options: SQLOptions) -> Result<DataFrame> {
         self.ctx
-            .sql(sql)
+            .sql_with_options(sql, options)
             .await
             .map_err(|e| LakeError::datafusion("sql session", e))
     }

@@ -50,7 +50,12 @@ fn main() {
         _ => Err(usage().into()),
     };
     if let Err(e) = result {
-        eprintln!("lake-bench: {e}");
+        // One line per cause, never a backtrace, whatever RUST_BACKTRACE says.
+        let mut lines = lake_core::error_lines(e.as_ref()).into_iter();
+        eprintln!("lake-bench: {}", lines.next().unwrap_or_default());
+        for cause in lines {
+            eprintln!("  caused by: {cause}");
+        }
         std::process::exit(2);
     }
 }

@@ -75,14 +75,18 @@ pub enum Classified<'a> {
 
 /// Classifies one line (given without its line end).
 pub fn classify(bytes: &[u8]) -> Classified<'_> {
-    classify_with_keys(bytes, |_| {})
+    classify_with_keys(bytes, |_, _| {})
 }
 
-/// Like [`classify`], calling `on_key` with the raw text of every top-level
-/// key as the line is checked (one pass over the bytes, not two). Keys of a
-/// line that turns out not to be a record are reported too: callers keep
-/// them only once the line is a [`Classified::Record`].
-pub fn classify_with_keys(bytes: &[u8], on_key: impl FnMut(&[u8])) -> Classified<'_> {
+/// Like [`classify`], calling `on_entry` with the raw text of every
+/// top-level key and the byte range of its value as the line is checked
+/// (one pass over the bytes, not two). Keys of a line that turns out not
+/// to be a record are reported too: callers keep them only once the line
+/// is a [`Classified::Record`].
+pub fn classify_with_keys(
+    bytes: &[u8],
+    on_entry: impl FnMut(&[u8], std::ops::Range<usize>),
+) -> Classified<'_> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Classified::Blank;
     }
@@ -95,7 +99,7 @@ pub fn classify_with_keys(bytes: &[u8], on_key: impl FnMut(&[u8])) -> Classified
             };
         }
     };
-    match strict::check_object_keys(bytes, on_key) {
+    match strict::check_object_keys(bytes, on_entry) {
         Ok(()) => Classified::Record(text),
         Err((strict::Invalid::Json, detail)) => Classified::Dead {
             reason: DeadLetterReason::InvalidJson,

@@ -21,16 +21,20 @@ pub const MAX_DEPTH: usize = 128;
 /// Checks that `text` is exactly one JSON object, surrounded by optional
 /// whitespace. `text` must already be valid UTF-8.
 pub fn check_object(text: &[u8]) -> Result<(), (Invalid, String)> {
-    check_object_keys(text, |_| {})
+    check_object_keys(text, |_, _| {})
 }
 
-/// Like [`check_object`], calling `on_key` with the raw text (between the
-/// quotes, escapes not decoded) of every top-level key.
-pub fn check_object_keys(text: &[u8], on_key: impl FnMut(&[u8])) -> Result<(), (Invalid, String)> {
+/// Like [`check_object`], calling `on_entry` with the raw text (between
+/// the quotes, escapes not decoded) of every top-level key and the byte
+/// range of its value in `text`, once the value is checked.
+pub fn check_object_keys(
+    text: &[u8],
+    on_entry: impl FnMut(&[u8], std::ops::Range<usize>),
+) -> Result<(), (Invalid, String)> {
     let mut parser = Parser {
         text,
         pos: 0,
-        on_key,
+        on_entry,
     };
     parser.skip_whitespace();
     let starts_object = parser.peek() == Some(b'{');
@@ -58,10 +62,10 @@ pub fn check_object_keys(text: &[u8], on_key: impl FnMut(&[u8])) -> Result<(), (
 struct Parser<'a, F> {
     text: &'a [u8],
     pos: usize,
-    on_key: F,
+    on_entry: F,
 }
 
-impl<F: FnMut(&[u8])> Parser<'_, F> {
+impl<F: FnMut(&[u8], std::ops::Range<usize>)> Parser<'_, F> {
     fn peek(&self) -> Option<u8> {
         self.text.get(self.pos).copied()
     }
@@ -117,12 +121,15 @@ impl<F: FnMut(&[u8])> Parser<'_, F> {
             }
             let key_start = self.pos + 1;
             self.string()?;
-            if depth == 1 {
-                (self.on_key)(&self.text[key_start..self.pos - 1]);
-            }
+            let key_end = self.pos - 1;
             self.skip_whitespace();
             self.expect(b':', "expected `:` after an object key")?;
+            self.skip_whitespace();
+            let value_start = self.pos;
             self.value(depth)?;
+            if depth == 1 {
+                (self.on_entry)(&self.text[key_start..key_end], value_start..self.pos);
+            }
             self.skip_whitespace();
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -298,13 +305,26 @@ mod tests {
     }
 
     #[test]
-    fn top_level_keys_are_reported() {
-        let mut keys = Vec::new();
-        check_object_keys(b"{\"a\":{\"inner\":1},\"b\\u0041\":[{\"x\":2}]}", |k| {
-            keys.push(String::from_utf8(k.to_vec()).unwrap())
+    fn top_level_keys_are_reported_with_their_values() {
+        let text = b"{\"a\":{\"inner\":1},\"b\\u0041\": [{\"x\":2}] ,\"c\":7}";
+        let mut entries = Vec::new();
+        check_object_keys(text, |k, value| {
+            entries.push((
+                String::from_utf8(k.to_vec()).unwrap(),
+                String::from_utf8(text[value].to_vec()).unwrap(),
+            ))
         })
         .unwrap();
-        assert_eq!(keys, vec!["a", "b\\u0041"]);
+        let expected = [
+            ("a", "{\"inner\":1}"),
+            ("b\\u0041", "[{\"x\":2}]"),
+            ("c", "7"),
+        ];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(entries, expected);
     }
 
     #[test]

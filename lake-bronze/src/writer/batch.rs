@@ -80,6 +80,8 @@ pub(crate) struct ReadOutcome {
     pub(crate) dead_count: u64,
     pub(crate) blank: u64,
     pub(crate) bytes: u64,
+    /// New keys left in `_raw` only, past [`crate::BronzeOptions::max_columns`].
+    pub(crate) not_added: u64,
 }
 
 /// The data schema without fields whose names bronze reserves (`_*`,

@@ -443,18 +443,18 @@ impl<'a> ColumnarReader<'a> {
             .unwrap_or_default();
         let mut data: HashMap<String, ArrayRef> = HashMap::new();
         for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-            if columns::is_technical(field.name()) {
-                continue;
-            }
-            let wanted = normalize_field(field).with_nullable(true);
-            let column = cast(column, wanted.data_type(), self.table, field.name())?;
-            match fields.iter().find(|f| f.name() == field.name()) {
+            // A column named like one bronze adds keeps its values under
+            // another name: columnar input has no `_raw` to hold them.
+            let name = &columns::input_column_name(field.name());
+            let wanted = normalize_field(field).with_name(name).with_nullable(true);
+            let column = cast(column, wanted.data_type(), self.table, name)?;
+            match fields.iter().find(|f| f.name() == name) {
                 Some(target) if target.data_type() == wanted.data_type() => {
-                    data.insert(field.name().clone(), column);
+                    data.insert(name.clone(), column);
                 }
                 Some(target) if widens(wanted.data_type(), target.data_type()) => {
-                    let column = cast(&column, target.data_type(), self.table, field.name())?;
-                    data.insert(field.name().clone(), column);
+                    let column = cast(&column, target.data_type(), self.table, name)?;
+                    data.insert(name.clone(), column);
                 }
                 Some(target) => match self.options.schema_policy {
                     SchemaPolicy::Freeze => {
@@ -462,7 +462,7 @@ impl<'a> ColumnarReader<'a> {
                             table: self.table.to_string(),
                             message: format!(
                                 "column `{}` is {} in the table but {} in {} (refused by the freeze policy)",
-                                field.name(),
+                                name,
                                 target.data_type(),
                                 wanted.data_type(),
                                 self.source_file
@@ -471,8 +471,7 @@ impl<'a> ColumnarReader<'a> {
                     }
                     SchemaPolicy::DiscardValue => {}
                     SchemaPolicy::Evolve => {
-                        let variant =
-                            format!("{}__v_{}", field.name(), type_tag(wanted.data_type()));
+                        let variant = format!("{}__v_{}", name, type_tag(wanted.data_type()));
                         if !fields.iter().any(|f| *f.name() == variant) {
                             fields.push(wanted.clone().with_name(&variant));
                         }
@@ -485,15 +484,15 @@ impl<'a> ColumnarReader<'a> {
                             table: self.table.to_string(),
                             message: format!(
                                 "new column `{}` in {} refused by the freeze policy",
-                                field.name(),
-                                self.source_file
+                                name, self.source_file
                             ),
                         });
                     }
                     SchemaPolicy::DiscardValue if self.schema.is_some() => {}
                     _ => {
+                        self.check_bounds(&wanted, fields.len() + 1)?;
                         fields.push(wanted);
-                        data.insert(field.name().clone(), column);
+                        data.insert(name.clone(), column);
                     }
                 },
             }
@@ -516,6 +515,35 @@ impl<'a> ColumnarReader<'a> {
         Ok(())
     }
 
+    /// Refuses a new column that nests deeper than
+    /// [`BronzeOptions::max_nesting_depth`] or would make the table wider
+    /// than [`BronzeOptions::max_columns`]: a columnar input has no `_raw`
+    /// to keep it in, so the batch fails rather than losing it.
+    fn check_bounds(&self, field: &Field, columns: usize) -> Result<()> {
+        let depth = super::json::nesting_depth(field.data_type());
+        let message = if depth > self.options.max_nesting_depth {
+            format!(
+                "column `{}` in {} nests {depth} levels, more than max_nesting_depth ({})",
+                field.name(),
+                self.source_file,
+                self.options.max_nesting_depth
+            )
+        } else if columns > self.options.max_columns {
+            format!(
+                "column `{}` in {} would be column {columns}, past max_columns ({})",
+                field.name(),
+                self.source_file,
+                self.options.max_columns
+            )
+        } else {
+            return Ok(());
+        };
+        Err(LakeError::Schema {
+            table: self.table.to_string(),
+            message,
+        })
+    }
+
     async fn drain(&mut self, sink: &mut DeltaSink) -> Result<()> {
         for batch in std::mem::take(&mut self.batches) {
             sink.write(batch).await?;
@@ -534,6 +562,7 @@ impl<'a> ColumnarReader<'a> {
             dead_count,
             blank: 0,
             bytes,
+            not_added: 0,
         })
     }
 }

@@ -7,10 +7,10 @@
 //! the contract needs each line's fate (row, dead letter or blank), its
 //! number and its exact text.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, StringBuilder};
 use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_json::ReaderBuilder;
@@ -83,7 +83,11 @@ struct Chunk {
     records: Records,
     /// Every distinct top-level key seen in the chunk (raw, undecoded).
     keys: HashSet<Box<[u8]>>,
-    /// The current line's keys, each followed by [`KEY_SEPARATOR`].
+    /// The keys whose value is an object or an array in some record of
+    /// the chunk: in a text column, such a value is kept as its JSON text.
+    nested: HashSet<Box<[u8]>>,
+    /// The current line's keys, each followed by [`KEY_SEPARATOR`] or,
+    /// when its value is an object or an array, [`NESTED_SEPARATOR`].
     line_keys: Vec<u8>,
     /// The keys of the last record whose keys went into `keys`.
     last_keys: Vec<u8>,
@@ -91,6 +95,8 @@ struct Chunk {
 
 /// Ends each key in a line's key list; never part of UTF-8 text.
 const KEY_SEPARATOR: u8 = 0xFF;
+/// Ends a key whose value is an object or an array; never part of UTF-8 text.
+const NESTED_SEPARATOR: u8 = 0xFE;
 
 impl Chunk {
     fn len(&self) -> usize {
@@ -108,10 +114,19 @@ impl Chunk {
         if self.line_keys == self.last_keys {
             return;
         }
-        for key in self.line_keys.split(|b| *b == KEY_SEPARATOR) {
-            if !key.is_empty() && !self.keys.contains(key) {
+        let mut rest = &self.line_keys[..];
+        while let Some(end) = rest
+            .iter()
+            .position(|b| matches!(*b, KEY_SEPARATOR | NESTED_SEPARATOR))
+        {
+            let key = &rest[..end];
+            if !self.keys.contains(key) {
                 self.keys.insert(key.into());
             }
+            if rest[end] == NESTED_SEPARATOR && !self.nested.contains(key) {
+                self.nested.insert(key.into());
+            }
+            rest = &rest[end + 1..];
         }
         std::mem::swap(&mut self.last_keys, &mut self.line_keys);
     }
@@ -119,6 +134,7 @@ impl Chunk {
     /// The records, leaving the chunk empty for the next ones.
     fn take(&mut self) -> Records {
         self.keys.clear();
+        self.nested.clear();
         self.last_keys.clear();
         std::mem::take(&mut self.records)
     }
@@ -149,11 +165,16 @@ struct Failed {
 }
 
 /// Decodes `records` against `schema` and adds the lineage columns.
+///
+/// The text columns `json_text` (by index) get the JSON text of each
+/// record's value where it is an object or an array, which arrow-json
+/// decodes as a type conflict (null).
 fn decode_records(
     schema: SchemaRef,
     mut records: Records,
     lineage: &Lineage,
     ignore_conflicts: bool,
+    json_text: &[usize],
 ) -> std::result::Result<RecordBatch, Failed> {
     let n = records.len();
     let fail = |error, records| Failed {
@@ -166,6 +187,9 @@ fn decode_records(
         Err(error) => return Err(fail(error, records)),
     };
     let mut columns: Vec<ArrayRef> = data.columns().to_vec();
+    for &i in json_text {
+        columns[i] = with_json_text(&columns[i], schema.field(i).name(), &records);
+    }
     let lines = std::mem::take(&mut records.lines);
     let raw = match records.into_raw() {
         Ok(raw) => raw,
@@ -185,6 +209,30 @@ fn decode_records(
         .map_err(|error| fail(error, Records::default()))
 }
 
+/// `column` (text) with each null replaced by the JSON text of the
+/// record's `name` value when that is an object or an array.
+fn with_json_text(column: &ArrayRef, name: &str, records: &Records) -> ArrayRef {
+    let Some(strings) = column.as_string_opt::<i32>() else {
+        return Arc::clone(column);
+    };
+    let mut builder = StringBuilder::with_capacity(strings.len(), strings.value_data().len());
+    for i in 0..strings.len() {
+        if strings.is_valid(i) {
+            builder.append_value(strings.value(i));
+            continue;
+        }
+        let record = records.record(i);
+        let mut found = None;
+        let _ = strict::check_object_keys(record.as_bytes(), |key, value| {
+            if matches!(record.as_bytes()[value.start], b'{' | b'[') && decode_key(key) == name {
+                found = Some(value);
+            }
+        });
+        builder.append_option(found.map(|value| &record[value]));
+    }
+    Arc::new(builder.finish())
+}
+
 pub(super) struct JsonReader<'a> {
     table: &'a TableId,
     source_file: String,
@@ -198,6 +246,9 @@ pub(super) struct JsonReader<'a> {
     lines: u64,
     rows: u64,
     blank: u64,
+    /// New keys left out of the schema, in `_raw` only: the table has
+    /// [`BronzeOptions::max_columns`] columns.
+    not_added: BTreeSet<String>,
 }
 
 impl<'a> JsonReader<'a> {
@@ -221,6 +272,7 @@ impl<'a> JsonReader<'a> {
             lines: 0,
             rows: 0,
             blank: 0,
+            not_added: BTreeSet::new(),
         }
     }
 
@@ -237,9 +289,12 @@ impl<'a> JsonReader<'a> {
         self.lines += 1;
         let line_keys = &mut self.chunk.line_keys;
         line_keys.clear();
-        let classified = classify_with_keys(bytes, |key| {
+        let classified = classify_with_keys(bytes, |key, value| {
             line_keys.extend_from_slice(key);
-            line_keys.push(KEY_SEPARATOR);
+            line_keys.push(match bytes[value.start] {
+                b'{' | b'[' => NESTED_SEPARATOR,
+                _ => KEY_SEPARATOR,
+            });
         });
         match classified {
             Classified::Blank => self.blank += 1,
@@ -309,6 +364,7 @@ impl<'a> JsonReader<'a> {
             dead_count,
             blank: self.blank,
             bytes,
+            not_added: self.not_added.len() as u64,
         })
     }
 
@@ -318,10 +374,11 @@ impl<'a> JsonReader<'a> {
     fn decode_chunk(&mut self) -> Result<()> {
         let schema = self.settle_schema()?;
         let ignore_conflicts = self.options.schema_policy != SchemaPolicy::Freeze;
+        let json_text = self.json_text_columns(&schema);
         let records = self.chunk.take();
         self.rows += records.len() as u64;
         let lineage = Arc::clone(&self.lineage);
-        let job = move || decode_records(schema, records, &lineage, ignore_conflicts);
+        let job = move || decode_records(schema, records, &lineage, ignore_conflicts, &json_text);
         let runtime = tokio::runtime::Handle::try_current().ok();
         let decoding = match runtime {
             Some(runtime) if runtime.runtime_flavor() != RuntimeFlavor::CurrentThread => {
@@ -340,7 +397,14 @@ impl<'a> JsonReader<'a> {
             Some(schema) => schema,
             None => {
                 let inferred = self.infer(Some(self.options.infer_records))?;
-                without_reserved(&inferred)
+                let inferred = without_reserved(&inferred);
+                let limit = self.options.max_columns;
+                let (kept, left) = inferred
+                    .fields()
+                    .split_at(inferred.fields().len().min(limit));
+                self.not_added.extend(left.iter().map(|f| f.name().clone()));
+                let kept = kept.iter().map(|f| self.bounded(f.as_ref().clone()));
+                Arc::new(Schema::new(kept.collect::<Vec<_>>()))
             }
         };
         // Names compare ignoring case, as Delta compares them: a key that
@@ -377,6 +441,13 @@ impl<'a> JsonReader<'a> {
                     });
                 }
                 SchemaPolicy::Evolve => {
+                    let room = self
+                        .options
+                        .max_columns
+                        .saturating_sub(schema.fields().len());
+                    if new_keys.len() > room {
+                        self.not_added.extend(new_keys.split_off(room));
+                    }
                     let inferred = self.infer(None)?;
                     let mut fields: Vec<Field> =
                         schema.fields().iter().map(|f| f.as_ref().clone()).collect();
@@ -385,7 +456,7 @@ impl<'a> JsonReader<'a> {
                             .field_with_name(key)
                             .map(|f| normalize_field(f).with_nullable(true))
                             .unwrap_or_else(|_| Field::new(key, DataType::Utf8, true));
-                        fields.push(field);
+                        fields.push(self.bounded(field));
                     }
                     Arc::new(Schema::new(fields))
                 }
@@ -393,6 +464,33 @@ impl<'a> JsonReader<'a> {
         };
         self.schema = Some(Arc::clone(&schema));
         Ok(schema)
+    }
+
+    /// `field`, or a text column of the same name when its type nests
+    /// deeper than [`BronzeOptions::max_nesting_depth`]: its objects and
+    /// arrays are then kept as JSON text (see [`with_json_text`]).
+    fn bounded(&self, field: Field) -> Field {
+        if nesting_depth(field.data_type()) > self.options.max_nesting_depth {
+            Field::new(field.name(), DataType::Utf8, true)
+        } else {
+            field
+        }
+    }
+
+    /// The text columns of `schema` that some record of the chunk gives
+    /// an object or an array.
+    fn json_text_columns(&self, schema: &Schema) -> Vec<usize> {
+        if self.chunk.nested.is_empty() {
+            return Vec::new();
+        }
+        let nested: HashSet<String> = self.chunk.nested.iter().map(|k| decode_key(k)).collect();
+        schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.data_type() == &DataType::Utf8 && nested.contains(f.name()))
+            .map(|(i, _)| i)
+            .collect()
     }
 
     fn infer(&self, max_records: Option<usize>) -> Result<Schema> {
@@ -414,7 +512,7 @@ impl<'a> JsonReader<'a> {
         (0..self.chunk.len())
             .find(|&i| {
                 let mut found = false;
-                let _ = strict::check_object_keys(self.chunk.record(i).as_bytes(), |k| {
+                let _ = strict::check_object_keys(self.chunk.record(i).as_bytes(), |k, _| {
                     found |= decode_key(k) == key;
                 });
                 found
@@ -527,6 +625,26 @@ fn decode(
     Ok(decoder
         .flush()?
         .unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(schema))))
+}
+
+/// How many levels of structs, lists and maps `data_type` nests.
+pub(super) fn nesting_depth(data_type: &DataType) -> usize {
+    match data_type {
+        DataType::Struct(fields) => {
+            1 + fields
+                .iter()
+                .map(|f| nesting_depth(f.data_type()))
+                .max()
+                .unwrap_or(0)
+        }
+        DataType::List(item)
+        | DataType::LargeList(item)
+        | DataType::ListView(item)
+        | DataType::LargeListView(item)
+        | DataType::FixedSizeList(item, _)
+        | DataType::Map(item, _) => 1 + nesting_depth(item.data_type()),
+        _ => 0,
+    }
 }
 
 fn decode_key(raw: &[u8]) -> String {

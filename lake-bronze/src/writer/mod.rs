@@ -13,21 +13,23 @@
 
 mod batch;
 mod columnar;
+mod delivery;
 mod json;
 mod sink;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use arrow::array::AsArray;
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use deltalake::DeltaTable;
-use deltalake::kernel::Transaction;
-use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 use futures::StreamExt;
+use lake_core::fingerprint::LEGACY_TRANSACTION_VERSION;
 use lake_core::{
     AddPartitions, CatalogExt, CatalogRef, IngestReport, IngestStage, InputFormat, LakeError,
     Partition, PartitionStats, PartitionValue, Payload, RawBatch, Result, StageContext, StorageExt,
@@ -44,6 +46,7 @@ use crate::dlq::DEAD_LETTER_SCHEMA;
 use crate::options::BronzeOptions;
 use batch::{Lineage, date_partition_values, without_reserved};
 use columnar::ColumnarReader;
+use delivery::{Delivery, DeliveryRef};
 use json::JsonReader;
 use sink::{DeltaSink, MAX_COMMIT_ATTEMPTS, Written};
 
@@ -97,7 +100,11 @@ impl BronzeWriter {
         format!("lake-bronze:{batch_id}")
     }
 
-    async fn ingest_batch(&self, context: &StageContext, batch: RawBatch) -> Result<IngestReport> {
+    async fn ingest_batch(
+        &self,
+        context: &StageContext,
+        mut batch: RawBatch,
+    ) -> Result<IngestReport> {
         let format = batch
             .format
             .or_else(|| InputFormat::from_file_name(&batch.source_file))
@@ -115,9 +122,42 @@ impl BronzeWriter {
         let location = storage.layout().table_location(&self.table);
         let app_id = Self::app_id(&batch.batch_id);
         let table = storage.open_table(&location).await?;
-        if let Some(version) = table.version()
-            && self.already_committed(&table, &app_id).await?
-        {
+        // The fingerprint, where it can be had before reading (only the
+        // path crosses an await: a batch holding a stream is not `Sync`).
+        let file = match (&batch.fingerprint, &batch.payload) {
+            (None, Payload::File(path)) => Some(path.clone()),
+            _ => None,
+        };
+        let known = match file {
+            Some(path) => Some(delivery::fingerprint_of_file(path).await?),
+            None => delivery::fingerprint_in_memory(&batch)?,
+        };
+        let recorded = delivery::recorded_version(&table, &self.table, &app_id).await?;
+        let ingested = match recorded {
+            Some(version) => {
+                let reference = DeliveryRef {
+                    batch_id: &batch.batch_id,
+                    source_file: &batch.source_file,
+                };
+                let fingerprint = match &known {
+                    Some(known) => known.clone(),
+                    None => {
+                        let payload =
+                            std::mem::replace(&mut batch.payload, Payload::Bytes(Bytes::new()));
+                        delivery::hash_stream(payload).await?
+                    }
+                };
+                delivery::check_recorded(&table, &self.table, &reference, version, &fingerprint)
+                    .await?;
+                true
+            }
+            None => {
+                let earlier = batch.earlier_id.as_deref();
+                self.ingested_under_earlier_id(&table, earlier, &batch.batch_id, &batch.source_file)
+                    .await?
+            }
+        };
+        if ingested {
             debug!(table = %self.table, batch = %batch.batch_id, "already ingested");
             // The earlier delivery may have committed and then failed to
             // register: repair the catalog from the Delta log.
@@ -127,9 +167,11 @@ impl BronzeWriter {
             return Ok(IngestReport::already_ingested(
                 self.table.clone(),
                 &batch.batch_id,
-                Some(version),
+                table.version(),
             ));
         }
+        let (payload, hasher) = delivery::hash_as_read(batch.payload);
+        batch.payload = payload;
 
         let ingested_at = Utc::now();
         let existing = match table.version() {
@@ -170,6 +212,13 @@ impl BronzeWriter {
             });
         }
 
+        let delivery = Delivery {
+            app_id,
+            batch_id: batch.batch_id.clone(),
+            source_file: batch.source_file.clone(),
+            fingerprint: known
+                .unwrap_or_else(|| hasher.lock().expect("the hasher never panics").finish()),
+        };
         let dlq_version = if outcome.dead.len() > 0 {
             let dead = outcome.dead.finish(
                 &batch.source_file,
@@ -177,7 +226,7 @@ impl BronzeWriter {
                 self.table.namespace.as_str(),
                 ingested_at.timestamp_micros(),
             )?;
-            self.write_dead_letters(context, dead, &app_id).await?
+            self.write_dead_letters(context, dead, &delivery).await?
         } else {
             None
         };
@@ -186,7 +235,7 @@ impl BronzeWriter {
         let mut already = false;
         let rows_written = sink.rows();
         if rows_written > 0 {
-            match sink.commit(&app_id).await? {
+            match sink.commit(&delivery).await? {
                 Written::Committed(v) => version = Some(v),
                 Written::AlreadyPresent(v) => {
                     version = Some(v);
@@ -236,6 +285,7 @@ impl BronzeWriter {
             already_ingested: false,
             bytes_read: outcome.bytes,
             table_version: version,
+            keys_not_added: outcome.not_added,
         })
     }
 
@@ -313,15 +363,58 @@ impl BronzeWriter {
         catalog.add_partitions(&self.table, registered).await
     }
 
-    async fn already_committed(&self, table: &DeltaTable, app_id: &str) -> Result<bool> {
-        sink::committed(table, app_id, &self.table).await
+    /// Whether a lake written before batch ids were full locations holds
+    /// this delivery under the id it had then (its file's base name): when
+    /// that batch's rows came from the same file, it is the same delivery.
+    async fn ingested_under_earlier_id(
+        &self,
+        table: &DeltaTable,
+        earlier: Option<&str>,
+        batch_id: &str,
+        source_file: &str,
+    ) -> Result<bool> {
+        use lake_core::datafusion::prelude::{SessionContext, col, lit};
+        let Some(earlier) = earlier.filter(|e| *e != batch_id) else {
+            return Ok(false);
+        };
+        let version =
+            delivery::recorded_version(table, &self.table, &Self::app_id(earlier)).await?;
+        if version != Some(LEGACY_TRANSACTION_VERSION) {
+            return Ok(false);
+        }
+        let name = self.table.to_string();
+        let fail = |e| LakeError::datafusion(&name, e);
+        let ctx = SessionContext::new();
+        let provider = lake_core::delta_provider(&ctx, table, &name).await?;
+        let rows = ctx
+            .read_table(provider)
+            .and_then(|frame| frame.filter(col(columns::BATCH_ID).eq(lit(earlier))))
+            .and_then(|frame| frame.select_columns(&[columns::SOURCE_FILE]))
+            .and_then(|frame| frame.limit(0, Some(1)))
+            .map_err(fail)?
+            .collect()
+            .await
+            .map_err(fail)?;
+        // DataFusion may hand text as a view or a dictionary: cast it.
+        let earlier_file = match rows.iter().find(|b| b.num_rows() > 0) {
+            Some(batch) => {
+                let files = arrow::compute::cast(batch.column(0), &DataType::Utf8)
+                    .map_err(|e| LakeError::arrow(&name, e))?;
+                Some(files.as_string::<i32>().value(0).to_string())
+            }
+            None => None,
+        };
+        Ok(earlier_file.is_some_and(|file| {
+            file == source_file
+                || std::fs::canonicalize(&file).is_ok_and(|path| path.to_str() == Some(source_file))
+        }))
     }
 
     async fn write_dead_letters(
         &self,
         context: &StageContext,
         dead: RecordBatch,
-        app_id: &str,
+        delivery: &Delivery,
     ) -> Result<Option<u64>> {
         let location = context.storage.layout().dead_letter(&self.table);
         let name = format!("dead letters of {}", self.table);
@@ -331,16 +424,23 @@ impl BronzeWriter {
             .await?;
         for attempt in 1..=MAX_COMMIT_ATTEMPTS {
             let table = context.storage.open_table(&location).await?;
-            if table.version().is_some() && self.already_committed(&table, app_id).await? {
+            if let Some(version) =
+                delivery::recorded_version(&table, &self.table, &delivery.app_id).await?
+            {
+                delivery::check_recorded(
+                    &table,
+                    &self.table,
+                    &delivery.as_ref(),
+                    version,
+                    &delivery.fingerprint,
+                )
+                .await?;
                 return Ok(None);
             }
             let result = table
                 .write(vec![dead.clone()])
                 .with_save_mode(SaveMode::Append)
-                .with_commit_properties(
-                    CommitProperties::default()
-                        .with_application_transaction(Transaction::new(app_id, 1)),
-                )
+                .with_commit_properties(delivery.commit_properties())
                 .await;
             match result {
                 Ok(table) => return Ok(table.version()),

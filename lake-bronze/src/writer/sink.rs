@@ -23,10 +23,9 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
 use delta_kernel::expressions::Scalar;
-use deltalake::DeltaTable;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::kernel::{Action, Add, StructField, Transaction};
+use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::kernel::{Action, Add, StructField};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use indexmap::IndexMap;
@@ -37,6 +36,7 @@ use tokio::task::JoinHandle;
 use tracing::debug;
 use url::Url;
 
+use super::delivery::{self, Delivery};
 use crate::columns;
 
 /// How often a commit that lost a race is tried again before giving up.
@@ -152,9 +152,9 @@ impl DeltaSink {
         }
     }
 
-    /// Commits every file written, with the application transaction `app_id`,
-    /// unless a commit with that transaction exists already.
-    pub(super) async fn commit(mut self, app_id: &str) -> Result<Written> {
+    /// Commits every file written, recording `delivery`, unless a commit
+    /// recorded it already (with other content: a conflict).
+    pub(super) async fn commit(mut self, delivery: &Delivery) -> Result<Written> {
         let adds = self.finish_encoding().await?;
         let actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
         for attempt in 1..=MAX_COMMIT_ATTEMPTS {
@@ -162,7 +162,13 @@ impl DeltaSink {
             let version = table.version().ok_or_else(|| {
                 LakeError::not_found(format!("table {} at {}", self.table_id, self.location))
             })?;
-            if committed(&table, app_id, &self.table_id).await? {
+            if let Some(recorded) =
+                delivery::recorded_version(&table, &self.table_id, &delivery.app_id).await?
+            {
+                let reference = delivery.as_ref();
+                let fingerprint = &delivery.fingerprint;
+                delivery::check_recorded(&table, &self.table_id, &reference, recorded, fingerprint)
+                    .await?;
                 return Ok(Written::AlreadyPresent(version));
             }
             let operation = DeltaOperation::Write {
@@ -176,13 +182,10 @@ impl DeltaSink {
                 predicate: None,
             };
             let snapshot = table.snapshot().map_err(|e| self.fail(e))?;
-            let result = CommitBuilder::from(
-                CommitProperties::default()
-                    .with_application_transaction(Transaction::new(app_id, 1)),
-            )
-            .with_actions(actions.clone())
-            .build(Some(snapshot), table.log_store(), operation)
-            .await;
+            let result = CommitBuilder::from(delivery.commit_properties())
+                .with_actions(actions.clone())
+                .build(Some(snapshot), table.log_store(), operation)
+                .await;
             match result {
                 Ok(finalized) => return Ok(Written::Committed(finalized.version)),
                 Err(e) => {
@@ -279,12 +282,6 @@ impl Encoder {
     }
 }
 
-/// Whether `table` has a commit carrying the application transaction `app_id`.
-pub(super) async fn committed(table: &DeltaTable, app_id: &str, id: &TableId) -> Result<bool> {
-    let version = lake_core::transaction_version(table, app_id, &id.to_string()).await?;
-    Ok(version.is_some())
-}
-
 /// Adds the columns of `schema` that the table lacks (nullable, so readers
 /// of earlier versions are unaffected). A free function, not a method: the
 /// sink holds a Parquet writer that is `Send` but not `Sync`, and a borrow
@@ -309,6 +306,15 @@ async fn add_missing_columns(
         if missing.is_empty() {
             return Ok(());
         }
+        let mut grown: Vec<_> = current.fields().iter().cloned().collect();
+        grown.extend(
+            schema
+                .fields()
+                .iter()
+                .filter(|f| current.field_with_name(f.name()).is_err())
+                .cloned(),
+        );
+        lake_core::check_readable(&table_id.to_string(), &Schema::new(grown))?;
         debug!(table = %table_id, columns = missing.len(), "adding columns");
         match table.add_columns().with_fields(missing).await {
             Ok(_) => return Ok(()),

@@ -4,5 +4,6 @@ mod catalog;
 mod faults;
 mod formats;
 mod hostile;
+mod identity;
 mod json;
 mod support;

@@ -68,6 +68,7 @@ impl IngestStage for LineIngest {
             already_ingested: false,
             bytes_read: bytes.len() as u64,
             table_version: table.version(),
+            keys_not_added: 0,
         })
     }
 }

@@ -3,6 +3,7 @@
 mod incremental;
 mod metrics;
 mod property;
+mod replaced;
 mod runs;
 mod session;
 mod summary;

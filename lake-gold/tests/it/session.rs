@@ -225,3 +225,28 @@ async fn a_session_over_the_catalog_sees_tables_and_versions_as_they_are_now() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn the_session_is_read_only_unless_asked() {
+    let lake = Lake::new();
+    let session = LakeSession::new(Arc::clone(&lake.storage));
+    for statement in [
+        "CREATE TABLE x AS SELECT 1 AS one",
+        "DROP TABLE IF EXISTS gold.analytics.daily_summary",
+        "COPY (SELECT 1 AS one) TO '/tmp/lake-copy-refused.csv'",
+        "SET datafusion.execution.batch_size = 1",
+    ] {
+        let refused = session.sql(statement).await;
+        assert!(refused.is_err(), "{statement} was allowed");
+    }
+    let one = session.sql("SELECT 1 AS one").await.unwrap();
+    assert_eq!(one.collect().await.unwrap()[0].num_rows(), 1);
+    let allowed = lake_core::datafusion::execution::context::SQLOptions::new();
+    session
+        .sql_with_options("CREATE TABLE x AS SELECT 1 AS one", allowed)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+}

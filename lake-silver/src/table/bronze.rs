@@ -18,6 +18,23 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 /// The lineage columns every bronze row carries, which quarantine keeps.
 pub(crate) const LINEAGE: [&str; 4] = ["_raw", "_batch_id", "_source_file", "_source_line"];
 
+/// The rows bronze added, in version order, and which version added each.
+pub(crate) struct AddedRows {
+    /// The rows, as one batch.
+    pub(crate) rows: RecordBatch,
+    /// Each version read with the number of rows it added, in order.
+    versions: Vec<(u64, usize)>,
+}
+
+impl AddedRows {
+    /// The bronze version of each row, in row order.
+    pub(crate) fn row_versions(&self) -> impl Iterator<Item = u64> + '_ {
+        self.versions
+            .iter()
+            .flat_map(|&(version, rows)| std::iter::repeat_n(version, rows))
+    }
+}
+
 /// The rows of the files bronze added in versions `first..=last`, as one
 /// batch: only the `columns` named, or every data column of the table when
 /// `None` (a column the files lack, because the table gained it later or
@@ -28,7 +45,7 @@ pub(crate) async fn read_added_rows(
     id: &TableId,
     (first, last): (u64, u64),
     columns: Option<&[&str]>,
-) -> Result<RecordBatch> {
+) -> Result<AddedRows> {
     let table_fields: Vec<Field> = match columns {
         Some(_) => Vec::new(),
         None => {
@@ -49,7 +66,9 @@ pub(crate) async fn read_added_rows(
     let root = storage.object_path(&storage.layout().table_location(id))?;
     let store = storage.object_store();
     let mut batches = Vec::new();
+    let mut versions = Vec::new();
     for version in first..=last {
+        let before: usize = batches.iter().map(RecordBatch::num_rows).sum();
         for action in commit_actions(bronze, version, &id.to_string()).await? {
             let Some(path) = action.pointer("/add/path").and_then(|p| p.as_str()) else {
                 continue;
@@ -60,8 +79,13 @@ pub(crate) async fn read_added_rows(
             let bytes = super::fetch(store.as_ref(), &location).await?;
             batches.extend(read_file(bytes, &location, columns)?);
         }
+        let after: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        versions.push((version, after - before));
     }
-    unify(batches, table_fields, id)
+    Ok(AddedRows {
+        rows: unify(batches, table_fields, id)?,
+        versions,
+    })
 }
 
 fn read_file(bytes: Bytes, location: &Path, columns: Option<&[&str]>) -> Result<Vec<RecordBatch>> {

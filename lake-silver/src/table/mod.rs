@@ -62,16 +62,16 @@ use chrono::Utc;
 use datafusion::common::Column;
 use datafusion::prelude::Expr;
 use deltalake::DeltaTable;
-use deltalake::kernel::Transaction;
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 use lake_core::object_store::path::Path as ObjectPath;
 use lake_core::object_store::{ObjectStore, ObjectStoreExt};
 use lake_core::{
-    Action, CatalogExt, CatalogRef, ExpectationSummary, Ident, LakeError, RefineReport,
-    RefineStage, Result, StageContext, StorageExt, StorageRef, TableDefinition, TableId, Touched,
-    Validation, ValidatorRef, VersionRange, transaction_version,
+    Action, Bookmark, BookmarkState, CatalogExt, CatalogRef, ExpectationSummary, Ident, LakeError,
+    RefineReport, RefineStage, Result, StageContext, StorageExt, StorageRef, TableDefinition,
+    TableId, Touched, Validation, ValidatorRef, VersionRange, transaction_version,
 };
+use tracing::warn;
 
 pub use replace::{CLOSED_FILE_ROWS, CURRENT_FILES_PER_BUCKET};
 pub use write::PAGE_ROWS;
@@ -170,16 +170,31 @@ impl SilverTable {
         };
         let silver_location = layout.table_location(target);
         let silver = storage.open_table(&silver_location).await?;
-        let bookmark = match silver.version() {
-            Some(_) if !rebuild => {
-                transaction_version(&silver, &self.app_id(), &target.to_string()).await?
+        let source_name = spec.source.to_string();
+        let bookmark = Bookmark::new(self.app_id());
+        let state = match rebuild {
+            true => BookmarkState::Unset,
+            false => {
+                let target_name = target.to_string();
+                bookmark
+                    .read(&silver, &target_name, &bronze_table, &source_name)
+                    .await?
             }
-            _ => None,
         };
-        if bookmark.is_some_and(|b| b >= bronze_version as i64) {
+        // A bronze table created again holds other rows than the ones the
+        // history came from: everything is recomputed from it.
+        let (bookmark, rebuild) = match state {
+            BookmarkState::At(read) => (Some(read), false),
+            BookmarkState::Replaced { reason } => {
+                warn!(table = %target, %reason, "source replaced: rebuilding");
+                (None, true)
+            }
+            _ => (None, rebuild),
+        };
+        if bookmark.is_some_and(|b| b >= bronze_version) {
             return Ok(report);
         }
-        let first = bookmark.map_or(0, |b| b as u64 + 1);
+        let first = bookmark.map_or(0, |b| b + 1);
         report.source_versions.insert(
             spec.source.to_string(),
             VersionRange {
@@ -193,7 +208,7 @@ impl SilverTable {
             Typing::Orders => Some(&LINEAGE[..]),
             Typing::Columns => None,
         };
-        let bronze = read_added_rows(
+        let added = read_added_rows(
             storage,
             &bronze_table,
             &spec.source,
@@ -201,6 +216,7 @@ impl SilverTable {
             projection,
         )
         .await?;
+        let bronze = &added.rows;
         report.rows_read = bronze.num_rows() as u64;
 
         // 3. Typing, expectations and quarantine.
@@ -209,8 +225,8 @@ impl SilverTable {
             rows: mut lineage,
             mut rejected,
         } = match spec.typing {
-            Typing::Orders => typing::type_orders(&bronze, spec.cdc)?,
-            Typing::Columns => typing::type_columns(spec, &bronze).await?,
+            Typing::Orders => typing::type_orders(bronze, spec.cdc)?,
+            Typing::Columns => typing::type_columns(spec, bronze).await?,
         };
         let changes_id = target.changes_table()?;
         let changes = storage
@@ -266,7 +282,14 @@ impl SilverTable {
         drop(lineage);
         report.valid = typed.num_rows() as u64;
         report.quarantined = rejected.len() as u64;
-        let txn = Transaction::new(self.app_id(), bronze_version as i64);
+        // The event log and quarantine commits carry the version read; the
+        // SCD2 commit moves the whole bookmark (version and source id).
+        let moves = Bookmark::new(self.app_id()).transactions(
+            &bronze_table,
+            &source_name,
+            bronze_version,
+        )?;
+        let txn = moves[0].clone();
         let commit = if rebuild {
             Commit::Replace
         } else {
@@ -282,7 +305,20 @@ impl SilverTable {
         if let Some(quarantine) = quarantine
             && (!rejected.is_empty() || quarantine.version().is_some())
         {
-            let batch = quarantine_batch(&bronze, &rejected, bronze_version)?;
+            // Rows of bronze versions a failed earlier run quarantined
+            // already are not quarantined twice: the quarantine's own
+            // transaction says up to which version it holds them.
+            let held = match (commit, quarantine.version()) {
+                (Commit::AppendOnce, Some(_)) => {
+                    transaction_version(&quarantine, &txn.app_id, location.as_ref()).await?
+                }
+                _ => None,
+            };
+            let versions: Vec<u64> = added.row_versions().collect();
+            if let Some(held) = held {
+                rejected.retain(|(row, _)| versions[*row as usize] as i64 > held);
+            }
+            let batch = quarantine_batch(bronze, &rejected, &versions)?;
             let quarantine = match quarantine.version() {
                 Some(_) => quarantine,
                 None => {
@@ -297,7 +333,7 @@ impl SilverTable {
                     .insert(format!("quarantine of {target}"), v);
             }
         }
-        drop(bronze);
+        drop(added);
 
         // 4. The event log: the logged events of this run's keys, then the
         // new ones, as one batch whose rows the SCD2 plan refers to.
@@ -466,7 +502,7 @@ impl SilverTable {
                     plain: plain_columns(spec, &silver_schema),
                 };
                 let (version, log) =
-                    replace_changed(storage, target, new_rows, txn, &touched, logged).await?;
+                    replace_changed(storage, target, new_rows, moves, &touched, logged).await?;
                 log_version = log;
                 version
             }
@@ -500,7 +536,7 @@ impl SilverTable {
                     only: replaced,
                     plain: plain_columns(spec, &silver_schema),
                 };
-                replace_buckets(replacement, rows, txn, &touched).await?
+                replace_buckets(replacement, rows, moves, &touched).await?
             }
         };
         if let Some(v) = log_version {
@@ -1105,11 +1141,13 @@ fn sequence_column(spec: &SilverSpec, events: &RecordBatch, id: &TableId) -> Res
     ))
 }
 
-/// The quarantined rows: reason, lineage, bronze version and time.
+/// The quarantined rows: reason, lineage, bronze version and time, for the
+/// `rejected` rows of `bronze`, each with the bronze version that added it
+/// (`versions`, by row).
 fn quarantine_batch(
     bronze: &RecordBatch,
     rejected: &[(u32, String)],
-    bronze_version: u64,
+    versions: &[u64],
 ) -> Result<RecordBatch> {
     let fail = |e| LakeError::arrow("quarantine batch", e);
     let rows = UInt32Array::from_iter_values(rejected.iter().map(|(row, _)| *row));
@@ -1134,10 +1172,11 @@ fn quarantine_batch(
         lineage("_batch_id", &DataType::Utf8)?,
         lineage("_source_file", &DataType::Utf8)?,
         lineage("_source_line", &DataType::Int64)?,
-        Arc::new(Int64Array::from(vec![
-            bronze_version as i64;
-            rejected.len()
-        ])),
+        Arc::new(Int64Array::from_iter_values(
+            rejected
+                .iter()
+                .map(|(row, _)| versions[*row as usize] as i64),
+        )),
         Arc::new(TimestampMicrosecondArray::from(vec![now; rejected.len()]).with_timezone("UTC")),
     ];
     RecordBatch::try_new(Arc::clone(&QUARANTINE_SCHEMA), columns).map_err(fail)

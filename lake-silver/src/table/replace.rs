@@ -270,14 +270,14 @@ impl Kept {
 
 /// Replaces the rows `target.changes` selects with `rows` (the recomputed
 /// rows of the same selection, in `target.schema`) and moves the bookmark
-/// `txn`, in one commit, once `before` has finished (the event log's
+/// (its transactions `bookmark`), in one commit, once `before` has finished (the event log's
 /// commit, written meanwhile); the new version, and what `before` gave.
 /// Nothing is committed if `before` fails.
 pub(crate) async fn replace_changed<T>(
     storage: &StorageRef,
     target: ChangedRows<'_>,
     rows: RecordBatch,
-    txn: Transaction,
+    bookmark: Vec<Transaction>,
     touched: &Touched,
     before: impl Future<Output = Result<T>>,
 ) -> Result<(u64, T)> {
@@ -484,7 +484,7 @@ pub(crate) async fn replace_changed<T>(
 
     let before = before.await?;
     let properties = CommitProperties::default()
-        .with_application_transaction(txn)
+        .with_application_transactions(bookmark)
         .with_metadata([touched.to_commit_metadata()]);
     // The files read: those of the run's buckets. The conflict check of a
     // concurrent commit compares against this.

@@ -321,7 +321,7 @@ pub(crate) struct Replacement<'a> {
 pub(crate) async fn replace_buckets(
     target: Replacement<'_>,
     rows: Vec<RecordBatch>,
-    txn: Transaction,
+    bookmark: Vec<Transaction>,
     touched: &Touched,
 ) -> Result<u64> {
     let Replacement {
@@ -334,7 +334,7 @@ pub(crate) async fn replace_buckets(
         plain,
     } = target;
     let properties = CommitProperties::default()
-        .with_application_transaction(txn)
+        .with_application_transactions(bookmark)
         .with_metadata([touched.to_commit_metadata()]);
     let write = silver
         .clone()
