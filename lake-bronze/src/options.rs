@@ -87,6 +87,11 @@ pub struct BronzeOptions {
     /// report counts them in `keys_not_added`); a columnar input that
     /// would pass it is refused.
     pub max_columns: usize,
+    /// The longest line of JSON input, or record of CSV input, in bytes
+    /// (default 64 MiB). A longer one is a dead letter `line_too_long`
+    /// holding its first 64 KiB; a JSON line is never held whole to find
+    /// that out.
+    pub max_line_bytes: usize,
 }
 
 /// How CSV input is read. Every CSV column lands as text (`Utf8`), exactly
@@ -144,6 +149,7 @@ impl Default for BronzeOptions {
             csv: CsvOptions::default(),
             max_nesting_depth: 16,
             max_columns: 1000,
+            max_line_bytes: 64 * 1024 * 1024,
         }
     }
 }

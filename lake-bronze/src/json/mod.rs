@@ -26,7 +26,14 @@ pub enum DeadLetterReason {
     NotAnObject,
     /// A CSV record whose fields do not match the header.
     InvalidCsv,
+    /// A line (or CSV record) longer than
+    /// [`BronzeOptions::max_line_bytes`](crate::BronzeOptions::max_line_bytes):
+    /// the dead letter holds its first [`DEAD_LETTER_PREFIX`] bytes.
+    LineTooLong,
 }
+
+/// How many bytes of an overlong line its dead letter keeps.
+pub const DEAD_LETTER_PREFIX: usize = 64 * 1024;
 
 impl DeadLetterReason {
     /// The reason as stored in the dead-letter table.
@@ -36,6 +43,7 @@ impl DeadLetterReason {
             Self::InvalidUtf8 => "invalid_utf8",
             Self::NotAnObject => "not_an_object",
             Self::InvalidCsv => "invalid_csv",
+            Self::LineTooLong => "line_too_long",
         }
     }
 }
@@ -53,8 +61,19 @@ pub struct Line<'a> {
     pub number: u64,
     /// Byte offset of the line's first byte in the input.
     pub offset: u64,
-    /// The line's bytes, without LF or the CR before it.
+    /// The line's length in bytes, without LF or the CR before it: more
+    /// than `bytes` holds when the line was longer than the splitter's bound.
+    pub length: u64,
+    /// The line's bytes, without LF or the CR before it (at most the
+    /// splitter's bound of them).
     pub bytes: &'a [u8],
+}
+
+impl Line<'_> {
+    /// Whether the line was longer than the splitter keeps.
+    pub fn is_cut(&self) -> bool {
+        self.length > self.bytes.len() as u64
+    }
 }
 
 /// What a line is.
@@ -113,18 +132,52 @@ pub fn classify_with_keys(
 }
 
 /// Splits a byte stream into lines, chunk by chunk.
-#[derive(Debug, Default)]
+///
+/// A line longer than the splitter's bound is not held whole: its first
+/// bytes up to the bound are kept, the rest is counted and dropped, and the
+/// line is handed on with its full [`Line::length`], so memory stays at the
+/// bound whatever the input.
+#[derive(Debug)]
 pub struct LineSplitter {
     carry: Vec<u8>,
     carry_offset: u64,
+    /// Bytes of the carried line dropped past `max_line`.
+    dropped: u64,
+    max_line: usize,
     next_number: u64,
     consumed: u64,
 }
 
+impl Default for LineSplitter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl LineSplitter {
-    /// A splitter at the start of an input.
+    /// A splitter at the start of an input, with no bound on line length.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_max_line(usize::MAX)
+    }
+
+    /// A splitter that keeps at most `max_line` bytes of any line.
+    pub fn with_max_line(max_line: usize) -> Self {
+        Self {
+            carry: Vec::new(),
+            carry_offset: 0,
+            dropped: 0,
+            max_line,
+            next_number: 0,
+            consumed: 0,
+        }
+    }
+
+    /// Adds `bytes` to the carried line, up to the bound.
+    fn carry_more(&mut self, bytes: &[u8]) {
+        let room = self.max_line.saturating_sub(self.carry.len());
+        let kept = bytes.len().min(room);
+        self.carry.extend_from_slice(&bytes[..kept]);
+        self.dropped += (bytes.len() - kept) as u64;
     }
 
     /// Bytes fed so far.
@@ -142,31 +195,33 @@ impl LineSplitter {
         self.consumed += chunk.len() as u64;
         let mut rest = chunk;
         let mut rest_offset = chunk_offset;
-        if !self.carry.is_empty() {
+        if !self.carry.is_empty() || self.dropped > 0 {
             match memchr(rest) {
                 Some(end) => {
-                    self.carry.extend_from_slice(&rest[..end]);
+                    self.carry_more(&rest[..end]);
                     let carry = std::mem::take(&mut self.carry);
-                    self.emit(&carry, self.carry_offset, &mut on_line)?;
+                    let length = carry.len() as u64 + std::mem::take(&mut self.dropped);
+                    self.emit(&carry, self.carry_offset, length, &mut on_line)?;
                     self.carry = carry;
                     self.carry.clear();
                     rest = &rest[end + 1..];
                     rest_offset += end as u64 + 1;
                 }
                 None => {
-                    self.carry.extend_from_slice(rest);
+                    self.carry_more(rest);
                     return Ok(());
                 }
             }
         }
         while let Some(end) = memchr(rest) {
-            self.emit(&rest[..end], rest_offset, &mut on_line)?;
+            let kept = end.min(self.max_line);
+            self.emit(&rest[..kept], rest_offset, end as u64, &mut on_line)?;
             rest = &rest[end + 1..];
             rest_offset += end as u64 + 1;
         }
         if !rest.is_empty() {
-            self.carry.extend_from_slice(rest);
             self.carry_offset = rest_offset;
+            self.carry_more(rest);
         }
         Ok(())
     }
@@ -176,24 +231,33 @@ impl LineSplitter {
         mut self,
         mut on_line: impl FnMut(Line<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        if !self.carry.is_empty() {
+        if !self.carry.is_empty() || self.dropped > 0 {
             let carry = std::mem::take(&mut self.carry);
-            self.emit(&carry, self.carry_offset, &mut on_line)?;
+            let length = carry.len() as u64 + self.dropped;
+            self.emit(&carry, self.carry_offset, length, &mut on_line)?;
         }
         Ok(())
     }
 
+    /// Hands on a line whose first bytes are `line` and whose full length
+    /// (without its LF) is `length`.
     fn emit<E>(
         &mut self,
         line: &[u8],
         offset: u64,
+        length: u64,
         on_line: &mut impl FnMut(Line<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
         self.next_number += 1;
-        let bytes = line.strip_suffix(b"\r").unwrap_or(line);
+        let whole = line.len() as u64 == length;
+        let (bytes, length) = match line.strip_suffix(b"\r") {
+            Some(stripped) if whole => (stripped, length - 1),
+            _ => (line, length),
+        };
         on_line(Line {
             number: self.next_number,
             offset,
+            length,
             bytes,
         })
     }
@@ -219,6 +283,33 @@ mod tests {
         }
         splitter.finish(&mut push).unwrap();
         lines
+    }
+
+    #[test]
+    fn an_overlong_line_keeps_only_its_first_bytes_and_its_length() {
+        let input = format!("ab\n{}\r\n{}\ncd", "x".repeat(25), "y".repeat(9));
+        for chunk in [1, 3, 7, 100] {
+            let mut lines = Vec::new();
+            let mut splitter = LineSplitter::with_max_line(10);
+            let mut push = |l: Line<'_>| -> Result<(), ()> {
+                lines.push((l.number, l.length, l.is_cut(), l.bytes.to_vec()));
+                Ok(())
+            };
+            for piece in input.as_bytes().chunks(chunk) {
+                splitter.feed(piece, &mut push).unwrap();
+            }
+            splitter.finish(&mut push).unwrap();
+            assert_eq!(
+                lines,
+                vec![
+                    (1, 2, false, b"ab".to_vec()),
+                    (2, 26, true, b"x".repeat(10)),
+                    (3, 9, false, b"y".repeat(9)),
+                    (4, 2, false, b"cd".to_vec()),
+                ],
+                "chunks of {chunk}"
+            );
+        }
     }
 
     #[test]

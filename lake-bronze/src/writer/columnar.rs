@@ -28,8 +28,8 @@ use tokio::sync::mpsc;
 
 use crate::columns;
 use crate::dlq::DeadLetters;
-use crate::json::DeadLetterReason;
-use crate::options::{BronzeOptions, CsvOptions, SchemaPolicy};
+use crate::json::{DEAD_LETTER_PREFIX, DeadLetterReason};
+use crate::options::{BronzeOptions, SchemaPolicy};
 
 use super::batch::{Lineage, ReadOutcome, normalize_field, output_schema};
 use super::sink::DeltaSink;
@@ -102,12 +102,11 @@ pub(super) async fn read(
         ));
     }
     let (tx, mut rx) = mpsc::channel::<Result<Decoded>>(2);
-    let batch_rows = reader.options.batch_rows.max(1);
-    let csv = reader.options.csv.clone();
+    let options = reader.options.clone();
     let source_file = reader.source_file.clone();
     let decoder = tokio::task::spawn_blocking(move || {
         let failed = tx.clone();
-        if let Err(e) = decode(format, input, batch_rows, &csv, &source_file, &tx) {
+        if let Err(e) = decode(format, input, &options, &source_file, &tx) {
             let _ = failed.blocking_send(Err(e));
         }
     });
@@ -134,11 +133,11 @@ pub(super) async fn read(
 fn decode(
     format: InputFormat,
     input: Input,
-    batch_rows: usize,
-    csv: &CsvOptions,
+    options: &BronzeOptions,
     source_file: &str,
     tx: &mpsc::Sender<Result<Decoded>>,
 ) -> Result<()> {
+    let batch_rows = options.batch_rows.max(1);
     let send = |decoded: Decoded| -> Result<()> {
         tx.blocking_send(Ok(decoded))
             .map_err(|_| LakeError::other(format!("decoder of {source_file}"), "reader went away"))
@@ -193,13 +192,7 @@ fn decode(
             }
             Ok(())
         }
-        InputFormat::Csv => decode_csv(
-            open(input, source_file)?,
-            batch_rows,
-            csv,
-            source_file,
-            &send,
-        ),
+        InputFormat::Csv => decode_csv(open(input, source_file)?, options, source_file, &send),
         other => Err(LakeError::config(
             "format",
             format!("{source_file}: {other:?} is not a columnar or delimited format"),
@@ -244,11 +237,11 @@ impl Read for ChannelRead {
 
 fn decode_csv(
     input: Box<dyn Read + Send>,
-    batch_rows: usize,
-    options: &CsvOptions,
+    bronze: &BronzeOptions,
     source_file: &str,
     send: &dyn Fn(Decoded) -> Result<()>,
 ) -> Result<()> {
+    let (batch_rows, options) = (bronze.batch_rows.max(1), &bronze.csv);
     let (delimiter, quote) = options.ascii()?;
     // Records end at LF only, and a CR before it is stripped below: the same
     // line-end rule as JSON lines, and it keeps csv's line numbers exact
@@ -312,6 +305,25 @@ fn decode_csv(
             let fields: Vec<&[u8]> = record.iter().collect();
             fields.join(&delimiter)
         };
+        // The csv reader holds a record whole before it is seen here, so
+        // unlike a JSON line an overlong record is bounded only by memory.
+        let length = record.as_slice().len() + record.len().saturating_sub(1);
+        if length > bronze.max_line_bytes {
+            let mut bytes = raw();
+            bytes.truncate(DEAD_LETTER_PREFIX);
+            send(Decoded::Dead {
+                detail: format!(
+                    "a record of {length} bytes, longer than max_line_bytes ({}); its first {} bytes are kept",
+                    bronze.max_line_bytes,
+                    bytes.len()
+                ),
+                bytes,
+                reason: DeadLetterReason::LineTooLong,
+                line: position.line(),
+                offset: position.byte(),
+            })?;
+            continue;
+        }
         if record.len() != names.len() {
             send(Decoded::Dead {
                 bytes: raw(),

@@ -19,7 +19,10 @@ use tokio::runtime::RuntimeFlavor;
 
 use crate::columns;
 use crate::dlq::DeadLetters;
-use crate::json::{Classified, LineSplitter, classify_with_keys, strict};
+use crate::json::{
+    Classified, DEAD_LETTER_PREFIX, DeadLetterReason, Line, LineSplitter, classify_with_keys,
+    strict,
+};
 use crate::options::{BronzeOptions, SchemaPolicy};
 
 use super::batch::{Lineage, ReadOutcome, normalize_field, output_schema, without_reserved};
@@ -265,7 +268,7 @@ impl<'a> JsonReader<'a> {
             options,
             schema,
             lineage: Arc::new(lineage),
-            splitter: LineSplitter::new(),
+            splitter: LineSplitter::with_max_line(options.max_line_bytes),
             chunk: Chunk::default(),
             decoding: VecDeque::new(),
             dead: DeadLetters::default(),
@@ -278,15 +281,31 @@ impl<'a> JsonReader<'a> {
 
     pub(super) fn feed(&mut self, bytes: &[u8]) -> Result<()> {
         let mut splitter = std::mem::take(&mut self.splitter);
-        let result = splitter.feed(bytes, |line| {
-            self.on_line(line.number, line.offset, line.bytes)
-        });
+        let result = splitter.feed(bytes, |line| self.on_line(&line));
         self.splitter = splitter;
         result
     }
 
-    fn on_line(&mut self, number: u64, offset: u64, bytes: &[u8]) -> Result<()> {
+    fn on_line(&mut self, line: &Line<'_>) -> Result<()> {
+        let (number, offset, bytes) = (line.number, line.offset, line.bytes);
         self.lines += 1;
+        if line.is_cut() {
+            let detail = format!(
+                "a line of {} bytes, longer than max_line_bytes ({}); its first {} bytes are kept",
+                line.length,
+                self.options.max_line_bytes,
+                DEAD_LETTER_PREFIX.min(bytes.len())
+            );
+            let prefix = &bytes[..DEAD_LETTER_PREFIX.min(bytes.len())];
+            self.dead.push(
+                prefix,
+                DeadLetterReason::LineTooLong,
+                &detail,
+                number,
+                offset,
+            );
+            return Ok(());
+        }
         let line_keys = &mut self.chunk.line_keys;
         line_keys.clear();
         let classified = classify_with_keys(bytes, |key, value| {
@@ -350,7 +369,7 @@ impl<'a> JsonReader<'a> {
     pub(super) async fn finish(mut self) -> Result<ReadOutcome> {
         let splitter = std::mem::take(&mut self.splitter);
         let bytes = splitter.bytes_read();
-        splitter.finish(|line| self.on_line(line.number, line.offset, line.bytes))?;
+        splitter.finish(|line| self.on_line(&line))?;
         if self.chunk.len() > 0 {
             self.decode_chunk()?;
         }

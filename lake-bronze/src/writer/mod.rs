@@ -413,7 +413,7 @@ impl BronzeWriter {
     async fn write_dead_letters(
         &self,
         context: &StageContext,
-        dead: RecordBatch,
+        dead: Vec<RecordBatch>,
         delivery: &Delivery,
     ) -> Result<Option<u64>> {
         let location = context.storage.layout().dead_letter(&self.table);
@@ -438,7 +438,7 @@ impl BronzeWriter {
                 return Ok(None);
             }
             let result = table
-                .write(vec![dead.clone()])
+                .write(dead.clone())
                 .with_save_mode(SaveMode::Append)
                 .with_commit_properties(delivery.commit_properties())
                 .await;

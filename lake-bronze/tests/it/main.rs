@@ -1,5 +1,6 @@
 //! Integration tests of lake-bronze, on real Delta tables on local files.
 
+mod bounded;
 mod catalog;
 mod faults;
 mod formats;
