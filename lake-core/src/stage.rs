@@ -499,6 +499,26 @@ impl RefineReport {
         }
     }
 
+    /// Adds the report of the run's next slice (a backlog processed in
+    /// several commits): counts add up, versions are the later ones, and
+    /// each source's range runs from this report's first to `later`'s last.
+    pub fn absorb(&mut self, later: RefineReport) {
+        self.rows_read += later.rows_read;
+        self.valid += later.valid;
+        self.quarantined += later.quarantined;
+        self.duplicates += later.duplicates;
+        self.sequence_conflicts += later.sequence_conflicts;
+        self.rows_written += later.rows_written;
+        self.expectations.extend(later.expectations);
+        self.table_versions.extend(later.table_versions);
+        for (source, range) in later.source_versions {
+            self.source_versions
+                .entry(source)
+                .and_modify(|known| known.last = range.last)
+                .or_insert(range);
+        }
+    }
+
     /// Checks `rows_read = valid + quarantined`.
     pub fn reconcile(&self) -> Result<()> {
         if self.rows_read == self.valid + self.quarantined {

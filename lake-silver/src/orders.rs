@@ -180,6 +180,13 @@ impl OrdersSilver {
         self.with_spec(|spec| spec.deletion_vectors = enabled)
     }
 
+    /// The most bronze rows one commit reads (see
+    /// [`SilverSpec::max_rows_per_commit`]).
+    #[must_use]
+    pub fn with_max_rows_per_commit(self, rows: u64) -> Self {
+        self.with_spec(|spec| spec.max_rows_per_commit = rows)
+    }
+
     /// The spec this stage runs.
     pub fn spec(&self) -> &SilverSpec {
         self.table.spec()

@@ -135,10 +135,21 @@ pub struct SilverSpec {
     /// readers that do not.
     #[serde(default = "enabled")]
     pub deletion_vectors: bool,
+    /// The most bronze rows one commit of a run reads (default 4,000,000,
+    /// by the row counts bronze's commits record). A run behind by more
+    /// works through its backlog in several commits, each moving the
+    /// bookmark, so its memory stays bounded; one bronze commit larger
+    /// than this is read whole.
+    #[serde(default = "default_rows_per_commit")]
+    pub max_rows_per_commit: u64,
 }
 
 fn enabled() -> bool {
     true
+}
+
+fn default_rows_per_commit() -> u64 {
+    4_000_000
 }
 
 /// One silver column: a bronze column (renamed, cast) or a SQL expression.
@@ -447,6 +458,7 @@ impl SilverSpec {
             cluster_by: None,
             touched: Vec::new(),
             deletion_vectors: true,
+            max_rows_per_commit: default_rows_per_commit(),
         })
     }
 
@@ -623,6 +635,7 @@ impl SilverSpec {
                 mode: self.mode,
                 cdc: self.cdc,
                 deletion_vectors: self.deletion_vectors,
+                max_rows_per_commit: self.max_rows_per_commit,
                 ..reference
             };
             if *self != same {

@@ -129,7 +129,7 @@ impl SilverTable {
         storage: &StorageRef,
         validators: &[ValidatorRef],
     ) -> Result<RefineReport> {
-        self.process(storage, validators, false).await
+        self.process_backlog(storage, validators, false).await
     }
 
     /// Recomputes the silver table, its event log and its quarantine from
@@ -149,15 +149,35 @@ impl SilverTable {
         storage: &StorageRef,
         validators: &[ValidatorRef],
     ) -> Result<RefineReport> {
-        self.process(storage, validators, true).await
+        self.process_backlog(storage, validators, true).await
     }
 
-    async fn process(
+    /// Processes bronze's commits after the bookmark in slices of at most
+    /// [`SilverSpec::max_rows_per_commit`] rows, one silver commit each; a
+    /// rebuild replaces the tables with its first slice and goes on
+    /// incrementally. The report adds the slices up.
+    async fn process_backlog(
         &self,
         storage: &StorageRef,
         validators: &[ValidatorRef],
         rebuild: bool,
     ) -> Result<RefineReport> {
+        let (mut report, mut more) = self.process(storage, validators, rebuild).await?;
+        while more {
+            let (slice, left) = self.process(storage, validators, false).await?;
+            report.absorb(slice);
+            more = left;
+        }
+        Ok(report)
+    }
+
+    /// One slice of the backlog; whether bronze holds more after it.
+    async fn process(
+        &self,
+        storage: &StorageRef,
+        validators: &[ValidatorRef],
+        rebuild: bool,
+    ) -> Result<(RefineReport, bool)> {
         let spec = &self.spec;
         let target = self.target();
         let mut report = RefineReport::empty(target.clone());
@@ -165,8 +185,8 @@ impl SilverTable {
         let bronze_table = storage
             .open_table(&layout.table_location(&spec.source))
             .await?;
-        let Some(bronze_version) = bronze_table.version() else {
-            return Ok(report);
+        let Some(latest) = bronze_table.version() else {
+            return Ok((report, false));
         };
         let silver_location = layout.table_location(target);
         let silver = storage.open_table(&silver_location).await?;
@@ -191,10 +211,18 @@ impl SilverTable {
             }
             _ => (None, rebuild),
         };
-        if bookmark.is_some_and(|b| b >= bronze_version) {
-            return Ok(report);
+        if bookmark.is_some_and(|b| b >= latest) {
+            return Ok((report, false));
         }
         let first = bookmark.map_or(0, |b| b + 1);
+        // This slice ends where the next commit would pass the row bound.
+        let bronze_version = slice_end(
+            &bronze_table,
+            &source_name,
+            (first, latest),
+            spec.max_rows_per_commit,
+        )
+        .await?;
         report.source_versions.insert(
             spec.source.to_string(),
             VersionRange {
@@ -543,7 +571,7 @@ impl SilverTable {
             report.table_versions.insert(changes_id.to_string(), v);
         }
         report.table_versions.insert(target.to_string(), version);
-        Ok(report)
+        Ok((report, bronze_version < latest))
     }
 
     /// Registers the SCD2 and changes tables (idempotent), with the schemas
@@ -1139,6 +1167,32 @@ fn sequence_column(spec: &SilverSpec, events: &RecordBatch, id: &TableId) -> Res
     Ok(Arc::new(
         StructArray::try_new(fields.into(), columns, None).map_err(|e| arrow_error(id, e))?,
     ))
+}
+
+/// The last bronze version of the slice that starts at `first`: the versions
+/// up to `latest` whose added rows (as their commits' statistics count
+/// them) stay within `limit`, and at least `first`.
+async fn slice_end(
+    bronze: &DeltaTable,
+    name: &str,
+    (first, latest): (u64, u64),
+    limit: u64,
+) -> Result<u64> {
+    let mut rows = 0u64;
+    for version in first..=latest {
+        let added: u64 = lake_core::commit_actions(bronze, version, name)
+            .await?
+            .iter()
+            .filter_map(|action| action.pointer("/add/stats").and_then(|s| s.as_str()))
+            .filter_map(|stats| serde_json::from_str::<serde_json::Value>(stats).ok())
+            .filter_map(|stats| stats.get("numRecords").and_then(|n| n.as_u64()))
+            .sum();
+        if version > first && rows + added > limit {
+            return Ok(version - 1);
+        }
+        rows += added;
+    }
+    Ok(latest)
 }
 
 /// The quarantined rows: reason, lineage, bronze version and time, for the
