@@ -98,8 +98,19 @@ fn run_command(args: &[String]) -> AnyResult<()> {
     let pipeline = runtime.block_on(config.build(lake.as_deref()))?;
     let started = Instant::now();
     let mut totals = lake_core::RunTotals::default();
+    // What this process did, and what it found another delivery had done.
+    let (mut ingested, mut found_done, mut reconciles) = (0u64, 0u64, true);
     for file in &files {
         let report = runtime.block_on(pipeline.run_batch(RawBatch::from_file(file)?))?;
+        reconciles &= report.reconcile().is_ok();
+        for stage in &report.stages {
+            if let lake_core::StageOutcome::Ingest(ingest) = &stage.outcome {
+                match ingest.already_ingested {
+                    true => found_done += 1,
+                    false => ingested += 1,
+                }
+            }
+        }
         let t = report.totals();
         totals += t;
         let stages: Vec<_> = report
@@ -122,10 +133,17 @@ fn run_command(args: &[String]) -> AnyResult<()> {
         serde_json::json!({
             "summary": true,
             "batches": files.len(),
+            "batches_ingested": ingested,
+            "batches_already_ingested": found_done,
             "seconds": started.elapsed().as_secs_f64(),
             "totals": totals,
-            "reconciles": totals.input_records == totals.bronze_rows + totals.dead_lettered + totals.blank_lines
-                && totals.bronze_rows == totals.valid + totals.quarantined,
+            // Every stage's own equation (lines in = rows + dead letters +
+            // blank; rows read = valid + quarantined). Bronze rows and
+            // silver's rows read differ when another process ingested a
+            // batch this one's silver read, so they are not compared.
+            "reconciles": reconciles
+                && totals.input_records == totals.bronze_rows + totals.dead_lettered + totals.blank_lines
+                && totals.refine_rows_read == totals.valid + totals.quarantined,
             "peak_rss_bytes": peak_rss_bytes(),
         })
     );

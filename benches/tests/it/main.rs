@@ -3,5 +3,6 @@
 mod backends;
 mod compare;
 mod faults;
+mod processes;
 mod security;
 mod support;

@@ -1,0 +1,59 @@
+//! Two `lake-bench run` processes on one lake and one input, started at
+//! once: every table ends exact, and each process says what it did and what
+//! it found done.
+
+use std::process::{Command, Stdio};
+
+use lake_bench::compare::{self, expected::Expected};
+use lake_core::{ObjectStorage, StorageRef};
+
+use crate::support::workload;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_lake_end_exact_and_reconciled() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    let batches = workload();
+    for (i, text) in batches.iter().enumerate() {
+        std::fs::write(input.join(format!("batch-{:05}.jsonl", i + 1)), text).unwrap();
+    }
+    let lake = dir.path().join("lake");
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_lake-bench"))
+            .args(["run", "--input"])
+            .arg(&input)
+            .arg("--lake")
+            .arg(&lake)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (start(), start());
+    let mut ingested = 0;
+    for child in [first, second] {
+        let output = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let summary: serde_json::Value =
+            serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        assert_eq!(summary["reconciles"], true, "{summary}");
+        let done = summary["batches_ingested"].as_u64().unwrap();
+        let found = summary["batches_already_ingested"].as_u64().unwrap();
+        assert_eq!(done + found, batches.len() as u64, "{summary}");
+        ingested += done;
+    }
+    // Each delivery landed exactly once, by one process or the other.
+    assert_eq!(ingested, batches.len() as u64);
+
+    let storage: StorageRef =
+        std::sync::Arc::new(ObjectStorage::from_url(lake.to_str().unwrap()).unwrap());
+    let expected = Expected::from_batches(batches.iter().map(|b| b.as_bytes()));
+    let check = compare::check(&storage, &expected).await.unwrap();
+    assert!(check.matches(), "{check:?}");
+}
