@@ -13,6 +13,17 @@ use lake_testing::{FaultPlan, FaultyStore};
 
 use crate::support::{Lake, bronze, event, silver};
 
+/// The lake's storage behind a store that fails as told.
+fn faulty(lake: &Lake) -> (Arc<FaultyStore>, StorageRef) {
+    let store = FaultyStore::new(lake.storage.object_store());
+    let storage: StorageRef = Arc::new(ObjectStorage::with_store(
+        lake.storage.layout().clone(),
+        store.clone(),
+        Default::default(),
+    ));
+    (store, storage)
+}
+
 fn batch(id: &str, lines: &[String]) -> RawBatch {
     RawBatch::from_bytes(id, InputFormat::JsonLines, lines.join("\n")).unwrap()
 }
@@ -84,12 +95,7 @@ async fn run_batch_then_catch_up_after_a_crash_between_stages() {
 #[tokio::test]
 async fn a_failed_silver_run_changes_nothing_and_a_rerun_completes() {
     let lake = Lake::new();
-    let store = FaultyStore::new(lake.storage.object_store());
-    let storage: StorageRef = Arc::new(ObjectStorage::with_store(
-        lake.storage.layout().clone(),
-        store.clone(),
-        Default::default(),
-    ));
+    let (store, storage) = faulty(&lake);
     let refine = OrdersSilver::new(bronze(), silver()).unwrap();
     lake.ingest(
         "b1",
@@ -146,12 +152,7 @@ async fn a_failed_silver_run_changes_nothing_and_a_rerun_completes() {
 #[tokio::test]
 async fn rows_quarantined_by_a_failed_run_are_not_quarantined_again_after_bronze_moved() {
     let lake = Lake::new();
-    let store = FaultyStore::new(lake.storage.object_store());
-    let storage: StorageRef = Arc::new(ObjectStorage::with_store(
-        lake.storage.layout().clone(),
-        store.clone(),
-        Default::default(),
-    ));
+    let (store, storage) = faulty(&lake);
     let refine = OrdersSilver::new(bronze(), silver()).unwrap();
     let quarantine = lake.storage.layout().quarantine(&silver());
     let invalid = |n: u32| format!("{{\"order_id\":null,\"n\":{n}}}");
