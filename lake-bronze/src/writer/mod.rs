@@ -122,17 +122,24 @@ impl BronzeWriter {
         let location = storage.layout().table_location(&self.table);
         let app_id = Self::app_id(&batch.batch_id);
         let table = storage.open_table(&location).await?;
-        // The fingerprint, where it can be had before reading (only the
-        // path crosses an await: a batch holding a stream is not `Sync`).
-        let file = match (&batch.fingerprint, &batch.payload) {
-            (None, Payload::File(path)) => Some(path.clone()),
+        // The fingerprint where it costs no read (bytes, batches, an
+        // object's ETag). A file is hashed before reading only when it must
+        // be compared now or is read out of order (columnar formats); a
+        // JSON file is hashed as it is read, like a stream. Only the path
+        // crosses an await: a batch holding a stream is not `Sync`.
+        let mut known = delivery::fingerprint_in_memory(&batch)?;
+        let recorded = delivery::recorded_version(&table, &self.table, &app_id).await?;
+        let file = match (&known, &batch.payload) {
+            (None, Payload::File(path))
+                if recorded.is_some() || format != InputFormat::JsonLines =>
+            {
+                Some(path.clone())
+            }
             _ => None,
         };
-        let known = match file {
-            Some(path) => Some(delivery::fingerprint_of_file(path).await?),
-            None => delivery::fingerprint_in_memory(&batch)?,
-        };
-        let recorded = delivery::recorded_version(&table, &self.table, &app_id).await?;
+        if let Some(path) = file {
+            known = Some(delivery::fingerprint_of_file(path).await?);
+        }
         let ingested = match recorded {
             Some(version) => {
                 let reference = DeliveryRef {
@@ -188,7 +195,8 @@ impl BronzeWriter {
         );
         let outcome = if format == InputFormat::JsonLines {
             let mut reader = JsonReader::new(&self.table, &batch, &self.options, existing, lineage);
-            read_payload(batch.payload, &batch.source_file, &mut reader, &mut sink).await?;
+            let payload = batch.payload;
+            read_payload(payload, &batch.source_file, &mut reader, &mut sink, &hasher).await?;
             reader.finish().await?
         } else {
             let mut reader =
@@ -502,11 +510,14 @@ fn payload_size(payload: &Payload) -> u64 {
     }
 }
 
+/// Feeds `payload` to `reader`; a file's bytes also go to `hasher` (a
+/// stream's do already, see [`delivery::hash_as_read`]).
 async fn read_payload(
     payload: Payload,
     source_file: &str,
     reader: &mut JsonReader<'_>,
     sink: &mut DeltaSink,
+    hasher: &std::sync::Mutex<lake_core::ContentHasher>,
 ) -> Result<()> {
     match payload {
         Payload::Bytes(bytes) => {
@@ -529,6 +540,10 @@ async fn read_payload(
                 if n == 0 {
                     return Ok(());
                 }
+                hasher
+                    .lock()
+                    .expect("the hasher never panics")
+                    .update(&buffer[..n]);
                 reader.feed(&buffer[..n])?;
                 drain(reader, sink).await?;
             }
