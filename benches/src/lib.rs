@@ -11,7 +11,6 @@
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 pub mod compare;
-pub mod config;
 pub mod gold;
 pub mod quality;
 pub mod silver;

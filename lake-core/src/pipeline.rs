@@ -127,6 +127,21 @@ impl Pipeline {
         self.catalog.as_ref()
     }
 
+    /// The ingest stages, one per bronze table.
+    pub fn ingest_stages(&self) -> &[IngestStageRef] {
+        &self.ingest
+    }
+
+    /// The refine stages, in the order they run.
+    pub fn refine_stages(&self) -> &[RefineStageRef] {
+        &self.refine
+    }
+
+    /// The aggregate stages, in the order they run.
+    pub fn aggregate_stages(&self) -> &[AggregateStageRef] {
+        &self.aggregate
+    }
+
     /// Ingests one delivered batch, then refines and aggregates what it changed.
     ///
     /// The run is recorded in `_metadata/runs` (see [`crate::runs`]),

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
+use crate::bookmark::Bookmark;
 use crate::catalog::CatalogRef;
 use crate::error::{LakeError, Result};
 use crate::fingerprint::Fingerprint;
@@ -312,6 +313,13 @@ pub trait RefineStage: Send + Sync + fmt::Debug {
     /// The tables read.
     fn sources(&self) -> Vec<TableId>;
 
+    /// The bookmarks the stage keeps in its target, one per source it reads
+    /// incrementally: what `lake status` reads to say how far the stage is
+    /// behind. None by default (a stage that keeps no bookmark).
+    fn bookmarks(&self) -> Vec<(TableId, Bookmark)> {
+        Vec::new()
+    }
+
     /// Processes everything committed to the sources since the stage's bookmark.
     async fn refine(&self, context: &StageContext) -> Result<RefineReport>;
 }
@@ -327,6 +335,13 @@ pub trait AggregateStage: Send + Sync + fmt::Debug {
 
     /// The tables read.
     fn sources(&self) -> Vec<TableId>;
+
+    /// The bookmarks the stage keeps in its target, one per source it reads
+    /// incrementally: what `lake status` reads to say how far the stage is
+    /// behind. None by default (a stage that keeps no bookmark).
+    fn bookmarks(&self) -> Vec<(TableId, Bookmark)> {
+        Vec::new()
+    }
 
     /// Refreshes what changed in the sources since the stage's bookmark.
     async fn aggregate(&self, context: &StageContext) -> Result<AggregateReport>;

@@ -338,6 +338,10 @@ impl AggregateStage for GoldAggregation {
         vec![self.spec.source.clone()]
     }
 
+    fn bookmarks(&self) -> Vec<(TableId, Bookmark)> {
+        vec![(self.spec.source.clone(), Bookmark::new(self.app_id()))]
+    }
+
     async fn aggregate(&self, context: &StageContext) -> Result<AggregateReport> {
         let outcome = self.refresh(&context.storage).await?;
         if let (Some(catalog), Some(schema)) = (&context.catalog, &outcome.schema)

@@ -235,6 +235,10 @@ impl RefineStage for OrdersSilver {
         self.table.sources()
     }
 
+    fn bookmarks(&self) -> Vec<(TableId, lake_core::Bookmark)> {
+        self.table.bookmarks()
+    }
+
     async fn refine(&self, context: &StageContext) -> Result<RefineReport> {
         self.table.refine(context).await
     }

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use lake_bench::config::PipelineConfig;
+use lake::config::PipelineConfig;
 use lake_bench::workload::{WorkloadSpec, generate};
 use lake_bronze::BronzeWriter;
 use lake_core::arrow::datatypes::SchemaRef;
@@ -72,8 +72,9 @@ fn peak_rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Processes every `*.jsonl` of a folder in name order, one bronze → silver
-/// → gold cycle per file, printing one JSON line per batch and a final summary.
+/// Processes every input file of a folder in name order (routed to bronze
+/// tables as `lake run` routes them), one bronze → silver → gold cycle per
+/// file, printing one JSON line per batch and a final summary.
 fn run_command(args: &[String]) -> AnyResult<()> {
     let mut input = None;
     let mut lake = None;
@@ -91,17 +92,24 @@ fn run_command(args: &[String]) -> AnyResult<()> {
         Some(path) => PipelineConfig::from_toml(&std::fs::read_to_string(path)?)?,
         None => PipelineConfig::reference()?,
     };
-    let files = jsonl_files(&input)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let pipeline = runtime.block_on(config.build(lake.as_deref()))?;
+    // Routed as `lake run` routes them, so a configuration with several
+    // bronze tables works here too.
+    let input = input.to_str().ok_or("--input is not UTF-8")?.to_string();
+    let found = runtime.block_on(lake::inputs::discover(&config, &[input]))?;
+    for (location, reason) in &found.not_read {
+        eprintln!("lake-bench: not read: {location}: {reason}");
+    }
+    let files = found.inputs;
     let started = Instant::now();
     let mut totals = lake_core::RunTotals::default();
     // What this process did, and what it found another delivery had done.
     let (mut ingested, mut found_done, mut reconciles) = (0u64, 0u64, true);
     for file in &files {
-        let report = runtime.block_on(pipeline.run_batch(RawBatch::from_file(file)?))?;
+        let report = runtime.block_on(async { pipeline.run_batch(file.batch().await?).await })?;
         reconciles &= report.reconcile().is_ok();
         for stage in &report.stages {
             if let lake_core::StageOutcome::Ingest(ingest) = &stage.outcome {
@@ -121,7 +129,7 @@ fn run_command(args: &[String]) -> AnyResult<()> {
         println!(
             "{}",
             serde_json::json!({
-                "batch": file.file_name().map(|n| n.to_string_lossy().to_string()),
+                "batch": std::path::Path::new(&file.location).file_name().map(|n| n.to_string_lossy().to_string()),
                 "seconds": report.seconds(),
                 "stages": stages,
                 "totals": t,

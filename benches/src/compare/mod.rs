@@ -24,8 +24,8 @@ use lake_core::{
 use lake_gold::LakeSession;
 use serde::Serialize;
 
-use crate::config::PipelineConfig;
 use expected::{Amount, Business, Expected, GoldKey, GoldRow, SilverRow};
+use lake::config::PipelineConfig;
 
 /// Seconds per stage, summed over the batches.
 #[derive(Debug, Clone, Copy, Default, Serialize)]

@@ -3,7 +3,7 @@
 //! both served by the `moto_server` that `scripts/test` starts.
 
 use crate::support::workload;
-use lake_bench::config::PipelineConfig;
+use lake::config::PipelineConfig;
 use lake_core::{CatalogExt, InputFormat, PartitionFilter, RawBatch, RunTotals, TableId};
 
 /// What a run left in the lake, in a form two backends can be compared by.
@@ -137,8 +137,8 @@ fn s3_glue_config(endpoint: &str) -> PipelineConfig {
     config.storage = lake_testing::moto_s3_options(endpoint)
         .into_iter()
         .collect();
-    config.catalog = lake_bench::config::CatalogKind::Glue;
-    config.glue = Some(lake_bench::config::GlueConfig {
+    config.catalog = lake::config::CatalogKind::Glue;
+    config.glue = Some(lake::config::GlueConfig {
         endpoint_url: Some(endpoint.to_string()),
         region: Some("us-east-1".into()),
         // One database per zone, as by default, under a name of its own.

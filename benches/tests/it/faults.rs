@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lake_bench::config::PipelineConfig;
+use lake::config::PipelineConfig;
 use lake_core::{
     InputFormat, ObjectStorage, RawBatch, RetryPolicy, RetryingStore, Storage, StorageRef, TableId,
 };

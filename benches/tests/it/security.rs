@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use lake_bench::config::PipelineConfig;
+use lake::config::PipelineConfig;
 use lake_core::{
     Ident, LakeError, NamespaceId, ObjectStorage, PartitionValue, Storage, StorageRef, TableId,
     Zone,

@@ -614,6 +614,10 @@ impl RefineStage for SilverTable {
         vec![self.spec.source.clone()]
     }
 
+    fn bookmarks(&self) -> Vec<(TableId, Bookmark)> {
+        vec![(self.spec.source.clone(), Bookmark::new(self.app_id()))]
+    }
+
     async fn refine(&self, context: &StageContext) -> Result<RefineReport> {
         let report = self.run_with(&context.storage, &context.validators).await?;
         if let Some(catalog) = &context.catalog

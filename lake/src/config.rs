@@ -1,19 +1,20 @@
 //! A pipeline described in TOML, with the same meaning as the Rust builder.
 //!
 //! ```toml
-//! lake = "./lake"                # the root; `lake-bench run --lake` overrides it
+//! lake = "./lake"                # the root; `--lake` on the command line overrides it
 //! catalog = "file"               # "file" (default), "memory", "glue" or "none"
 //!
 //! [storage]                      # object_store options of the root, for S3:
 //! aws_region = "eu-west-1"       # aws_endpoint, aws_allow_http, credentials, ...
 //!                                # (AWS_* environment variables are read too)
 //!
-//! [glue]                         # with catalog = "glue" (feature `aws`)
+//! [glue]                         # with catalog = "glue" (feature `glue`)
 //! region = "eu-west-1"
 //! database_template = "lake_{zone}_{namespace}"
 //!
 //! [[bronze]]
 //! table = "bronze.shop.orders"
+//! inputs = ["orders/", "*.jsonl"]  # which inputs `lake run` sends here (see below)
 //! options = { schema_policy = "evolve" }
 //!
 //! [[silver]]
@@ -47,6 +48,17 @@
 //! ```
 //!
 //! Every error names the field: serde's for the shape, ours for the rest.
+//!
+//! # Routing inputs
+//! `lake run --input PATH…` sends each input file to the first `[[bronze]]`
+//! entry whose `inputs` matches it ([`PipelineConfig::route`]). A pattern
+//! with a glob character (`*`, `?`, `[`) is a glob: without a `/` it is
+//! matched against the file name, with one against the whole location as
+//! given (`data/crm/*.csv`, `s3://bucket/crm/*.csv`). A pattern without one
+//! is a prefix of the location (`data/orders/`, `s3://bucket/orders/`). An
+//! entry without `inputs` takes every input when it is the only bronze
+//! table, and none otherwise. An input no entry takes is an error naming
+//! it, never a silent skip.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -71,7 +83,7 @@ pub enum CatalogKind {
     /// An in-memory catalog (lost at exit).
     Memory,
     /// The AWS Glue Data Catalog, configured by the `[glue]` table (needs
-    /// lake-bench's `aws` feature).
+    /// the `glue` feature).
     Glue,
     /// No catalog.
     None,
@@ -106,12 +118,67 @@ pub struct GlueConfig {
 /// A bronze table and its options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct BronzeConfig {
     /// The table, `bronze.{source}.{table}`.
     pub table: TableId,
+    /// Which inputs `lake run` routes to this table: globs or prefixes
+    /// (see [the module docs](self#routing-inputs)).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<String>,
     /// Its options (schema policy, compression, file sizes, CSV).
     #[serde(default)]
     pub options: BronzeOptions,
+}
+
+impl BronzeConfig {
+    /// The table `table` with default options, taking no inputs by pattern.
+    pub fn new(table: TableId) -> Self {
+        Self {
+            table,
+            inputs: Vec::new(),
+            options: BronzeOptions::default(),
+        }
+    }
+
+    /// Routes inputs matching `patterns` here (globs or prefixes).
+    pub fn with_inputs(mut self, patterns: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.inputs = patterns.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the table's options.
+    pub fn with_options(mut self, options: BronzeOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Whether `location` (a path or URL, as given) is one of this table's inputs.
+    fn takes(&self, location: &str, i: usize) -> Result<bool> {
+        let name = location
+            .trim_end_matches('/')
+            .rsplit(['/', '\\'])
+            .next()
+            .unwrap_or(location);
+        for pattern in &self.inputs {
+            if pattern.contains(['*', '?', '[']) {
+                let glob = glob::Pattern::new(pattern).map_err(|e| {
+                    LakeError::config(format!("bronze[{i}].inputs"), format!("{pattern:?}: {e}"))
+                })?;
+                let subject = if pattern.contains('/') {
+                    location
+                } else {
+                    name
+                };
+                if glob.matches(subject) {
+                    return Ok(true);
+                }
+            } else if location.starts_with(pattern.as_str()) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
 }
 
 /// The silver stages available from configuration.
@@ -220,6 +287,7 @@ pub struct ExpectationsConfig {
 /// A whole pipeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PipelineConfig {
     /// The lake root (a path or URL).
     #[serde(default)]
@@ -266,10 +334,7 @@ impl PipelineConfig {
             catalog: CatalogKind::File,
             storage: BTreeMap::new(),
             glue: None,
-            bronze: vec![BronzeConfig {
-                table: bronze.clone(),
-                options: BronzeOptions::default(),
-            }],
+            bronze: vec![BronzeConfig::new(bronze.clone())],
             silver: vec![SilverConfig {
                 stage: Some(SilverStage::Orders),
                 source: Some(bronze),
@@ -292,6 +357,50 @@ impl PipelineConfig {
     /// Reads a configuration; an unknown or malformed field is an error naming it.
     pub fn from_toml(text: &str) -> Result<Self> {
         toml::from_str(text).map_err(|e| LakeError::config("pipeline config", e.to_string()))
+    }
+
+    /// Reads the configuration file at `path`; errors name the file.
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            LakeError::config("config", format!("cannot read {}: {e}", path.display()))
+        })?;
+        toml::from_str(&text).map_err(|e| {
+            LakeError::config(
+                format!("config {}", path.display()),
+                e.to_string().trim_end().replace('\n', " "),
+            )
+        })
+    }
+
+    /// The bronze table an input at `location` (a path or URL, as given)
+    /// goes to (see [the module docs](self#routing-inputs)).
+    pub fn route(&self, location: &str) -> Result<&TableId> {
+        if let [only] = self.bronze.as_slice()
+            && only.inputs.is_empty()
+        {
+            return Ok(&only.table);
+        }
+        for (i, bronze) in self.bronze.iter().enumerate() {
+            if bronze.takes(location, i)? {
+                return Ok(&bronze.table);
+            }
+        }
+        let routes: Vec<String> = self
+            .bronze
+            .iter()
+            .map(|b| format!("{} takes {:?}", b.table, b.inputs))
+            .collect();
+        Err(LakeError::config(
+            "bronze.inputs",
+            match routes.is_empty() {
+                true => format!("input {location}: the configuration has no [[bronze]] table"),
+                false => format!(
+                    "input {location} matches no [[bronze]] entry's inputs ({})",
+                    routes.join("; ")
+                ),
+            },
+        ))
     }
 
     /// The storage of the lake at `lake` (or the configured root), with the
@@ -382,7 +491,7 @@ impl PipelineConfig {
     }
 }
 
-#[cfg(feature = "aws")]
+#[cfg(feature = "glue")]
 async fn glue_catalog(config: GlueConfig) -> Result<CatalogRef> {
     let mut builder = lake_catalog::GlueCatalog::builder();
     if let Some(url) = config.endpoint_url {
@@ -413,12 +522,12 @@ async fn glue_catalog(config: GlueConfig) -> Result<CatalogRef> {
     })?))
 }
 
-#[cfg(not(feature = "aws"))]
+#[cfg(not(feature = "glue"))]
 async fn glue_catalog(_config: GlueConfig) -> Result<CatalogRef> {
     Err(LakeError::config(
         "catalog",
-        "catalog = \"glue\" needs lake-bench built with the `aws` feature \
-         (cargo build -p lake-bench --features aws)",
+        "catalog = \"glue\" needs the `glue` feature of the lake crate \
+         (cargo install lake --features aws,glue)",
     ))
 }
 

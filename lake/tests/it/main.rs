@@ -1,0 +1,5 @@
+//! The `lake` crate's integration tests: the CLI run as a process against
+//! real files, and the configuration-driven pipeline.
+
+mod cli;
+mod support;
