@@ -7,6 +7,8 @@
 
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
+pub mod docs;
+
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;

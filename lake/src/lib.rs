@@ -89,3 +89,20 @@ pub mod prelude {
     pub use lake_quality::Suite;
     pub use lake_silver::{Mode, OrdersSilver, SilverSpec, SilverTable};
 }
+
+// The Rust blocks of the README and the guides compile and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/zones.md")]
+mod zones {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/operations.md")]
+mod operations {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/benchmarks.md")]
+mod benchmarks {}

@@ -36,8 +36,47 @@ use lake_core::{IngestStage, LakeError, ObjectStorage, RawBatch, StageContext, S
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
+/// Every command and the `--flags` it takes.
+const COMMANDS: &[(&str, &[&str])] = &[
+    (
+        "generate",
+        &["scale", "out", "seed", "events", "orders", "batches"],
+    ),
+    ("bronze", &["events", "repeat", "only"]),
+    ("ingest", &["input", "lake"]),
+    ("run", &["input", "lake", "config"]),
+    ("gold", &["orders", "dates", "touched", "rounds"]),
+    ("quality", &["rows", "repeat"]),
+    ("compare", &["scale", "seed", "input"]),
+    ("silver", &["orders", "also", "design", "batch-base"]),
+];
+
+/// The flags `command` takes.
+fn flags(command: &str) -> &'static [&'static str] {
+    COMMANDS
+        .iter()
+        .find(|(name, _)| *name == command)
+        .map_or(&[], |(_, flags)| flags)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // LAKE_BENCH_CHECK_ARGS=1: check the command and its flags, run nothing
+    // (how the docs test checks benchmark commands that take minutes).
+    if std::env::var_os("LAKE_BENCH_CHECK_ARGS").is_some() {
+        let known = args
+            .first()
+            .and_then(|c| COMMANDS.iter().find(|(name, _)| name == c));
+        let checked = match known {
+            Some((_, flags)) => options(&args[1..], flags).map(|_| ()),
+            None => Err(usage().into()),
+        };
+        if let Err(e) = checked {
+            eprintln!("lake-bench: {e}");
+            std::process::exit(2);
+        }
+        return;
+    }
     let result = match args.first().map(String::as_str) {
         Some("generate") => generate_command(&args[1..]),
         Some("bronze") => bronze_command(&args[1..]),
@@ -79,7 +118,7 @@ fn run_command(args: &[String]) -> AnyResult<()> {
     let mut input = None;
     let mut lake = None;
     let mut config = None;
-    for (key, value) in options(args, &["input", "lake", "config"])? {
+    for (key, value) in options(args, flags("run"))? {
         match key.as_str() {
             "input" => input = Some(PathBuf::from(value)),
             "lake" => lake = Some(value),
@@ -161,7 +200,7 @@ fn run_command(args: &[String]) -> AnyResult<()> {
 /// Times an incremental gold refresh against a full rebuild (see `lake_bench::gold`).
 fn gold_command(args: &[String]) -> AnyResult<()> {
     let mut bench = lake_bench::gold::GoldBench::default();
-    for (key, value) in options(args, &["orders", "dates", "touched", "rounds"])? {
+    for (key, value) in options(args, flags("gold"))? {
         let n = number(&key, &value)?.max(1);
         match key.as_str() {
             "orders" => bench.orders = n,
@@ -186,7 +225,7 @@ fn gold_command(args: &[String]) -> AnyResult<()> {
 fn compare_command(args: &[String]) -> AnyResult<()> {
     let mut spec = WorkloadSpec::scale("medium").ok_or("no medium scale")?;
     let mut input: Option<PathBuf> = None;
-    for (key, value) in options(args, &["scale", "seed", "input"])? {
+    for (key, value) in options(args, flags("compare"))? {
         match key.as_str() {
             "scale" => spec = rescaled(&spec, &value)?,
             "seed" => spec.seed = number(&key, &value)? as u64,
@@ -224,7 +263,7 @@ fn silver_command(args: &[String]) -> AnyResult<()> {
     let mut also: Option<usize> = None;
     let mut design = None;
     let mut batch_base: Option<usize> = None;
-    for (key, value) in options(args, &["orders", "also", "design", "batch-base"])? {
+    for (key, value) in options(args, flags("silver"))? {
         match key.as_str() {
             "orders" => orders = number(&key, &value)?.max(100),
             "also" => also = Some(number(&key, &value)?.max(100)),
@@ -297,7 +336,7 @@ fn silver_command(args: &[String]) -> AnyResult<()> {
 fn quality_command(args: &[String]) -> AnyResult<()> {
     let mut rows = 10_000_000;
     let mut repeat = 3;
-    for (key, value) in options(args, &["rows", "repeat"])? {
+    for (key, value) in options(args, flags("quality"))? {
         match key.as_str() {
             "rows" => rows = number(&key, &value)?.max(1),
             "repeat" => repeat = number(&key, &value)?.max(1),
@@ -376,7 +415,7 @@ fn options(args: &[String], known: &[&str]) -> AnyResult<Vec<(String, String)>> 
 fn input_and_lake(args: &[String], missing_input: &str) -> AnyResult<(PathBuf, String)> {
     let mut input = None;
     let mut lake = None;
-    for (key, value) in options(args, &["input", "lake"])? {
+    for (key, value) in options(args, flags("ingest"))? {
         match key.as_str() {
             "input" => input = Some(PathBuf::from(value)),
             "lake" => lake = Some(value),
@@ -425,10 +464,7 @@ fn number(key: &str, value: &str) -> AnyResult<usize> {
 fn generate_command(args: &[String]) -> AnyResult<()> {
     let mut spec = WorkloadSpec::small();
     let mut out: Option<PathBuf> = None;
-    for (key, value) in options(
-        args,
-        &["scale", "out", "seed", "events", "orders", "batches"],
-    )? {
+    for (key, value) in options(args, flags("generate"))? {
         match key.as_str() {
             "scale" => spec = rescaled(&spec, &value)?,
             "out" => out = Some(PathBuf::from(value)),
@@ -459,7 +495,7 @@ fn bronze_command(args: &[String]) -> AnyResult<()> {
     let mut events = 1_000_000;
     let mut repeat = 3;
     let mut only: Option<String> = None;
-    for (key, value) in options(args, &["events", "repeat", "only"])? {
+    for (key, value) in options(args, flags("bronze"))? {
         match key.as_str() {
             "events" => events = number(&key, &value)?,
             "repeat" => repeat = number(&key, &value)?.max(1),

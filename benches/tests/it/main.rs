@@ -2,6 +2,7 @@
 
 mod backends;
 mod compare;
+mod docs;
 mod faults;
 mod processes;
 mod security;

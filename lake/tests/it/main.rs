@@ -2,4 +2,5 @@
 //! real files, and the configuration-driven pipeline.
 
 mod cli;
+mod docs;
 mod support;
