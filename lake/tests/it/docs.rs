@@ -91,10 +91,10 @@ fn every_configuration_in_the_docs_parses_as_what_it_shows() {
                 .unwrap_or_else(|e| panic!("{file}:{}: not TOML: {e}", block.line));
             let parsed = if value.get("dependencies").is_some() {
                 // A Cargo manifest excerpt: it names the crates of this workspace.
-                Ok(assert!(block.text.contains("lake = ")))
-            } else if PipelineConfig::from_toml(&block.text).is_ok() {
+                assert!(block.text.contains("lake = "), "{file}:{}", block.line);
                 Ok(())
-            } else if lake::silver::SilverSpec::from_toml(&block.text).is_ok()
+            } else if PipelineConfig::from_toml(&block.text).is_ok()
+                || lake::silver::SilverSpec::from_toml(&block.text).is_ok()
                 || toml::from_str::<lake::gold::AggregationSpec>(&block.text).is_ok()
             {
                 Ok(())
