@@ -487,3 +487,77 @@ fn bad_configuration_and_bad_input_exit_non_zero_with_one_readable_line_per_caus
         .clone();
     assert_eq!(bronze["rows"], 1, "{bronze}");
 }
+
+/// `lake run --input s3://bucket/prefix/` into a lake on S3 (moto_server).
+#[cfg(feature = "aws")]
+#[tokio::test]
+async fn an_s3_prefix_is_listed_routed_and_ingested_once() {
+    use lake::Storage;
+    use lake::object_store::{ObjectStoreExt, PutPayload, path::Path as ObjectPath};
+
+    let endpoint = lake_testing::moto_endpoint();
+    let bucket = lake_testing::moto_bucket(&endpoint);
+    let options = lake_testing::moto_s3_options(&endpoint);
+    let store = ObjectStorage::from_url_opts(&format!("s3://{bucket}/"), options.clone())
+        .unwrap()
+        .object_store();
+    let dir = tempfile::tempdir().unwrap();
+    lake(dir.path(), &["init", "w"]).expect(0);
+    for name in ["batch-00001.jsonl", "batch-00002.jsonl"] {
+        let bytes = std::fs::read(dir.path().join("w/incoming/orders").join(name)).unwrap();
+        store
+            .put(
+                &ObjectPath::from(format!("incoming/orders/{name}")),
+                PutPayload::from(bytes),
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .put(
+            &ObjectPath::from("incoming/orders/_SUCCESS"),
+            PutPayload::from_static(b""),
+        )
+        .await
+        .unwrap();
+    let mut config = format!("lake = \"s3://{bucket}/lake\"\n[storage]\n");
+    for (key, value) in &options {
+        config.push_str(&format!("{key} = \"{value}\"\n"));
+    }
+    config.push_str("[[bronze]]\ntable = \"bronze.shop.orders\"\ninputs = [\"s3://");
+    config.push_str(&bucket);
+    config.push_str("/incoming/orders/\"]\n[[silver]]\nstage = \"orders\"\nsource = \"bronze.shop.orders\"\ntarget = \"silver.sales.orders\"\n");
+    std::fs::write(dir.path().join("s3.toml"), config).unwrap();
+    let input = format!("s3://{bucket}/incoming/orders/");
+    let ran = lake(
+        dir.path(),
+        &["run", "-c", "s3.toml", "--input", &input, "--json"],
+    )
+    .expect(0);
+    assert!(ran.stderr.contains("_SUCCESS"), "{}", ran.stderr);
+    let out = ran.json();
+    assert_eq!(out["summary"]["batches_ingested"], 2, "{out}");
+    assert_eq!(out["summary"]["totals"]["bronze_rows"], 802);
+    assert_eq!(out["summary"]["reconciles"], true);
+    // The same objects again: their ETags match, nothing is added.
+    let again = lake(
+        dir.path(),
+        &["run", "-c", "s3.toml", "--input", &input, "--json"],
+    )
+    .expect(0)
+    .json();
+    assert_eq!(again["summary"]["batches_already_ingested"], 2);
+    let storage: StorageRef =
+        Arc::new(ObjectStorage::from_url_opts(&format!("s3://{bucket}/lake"), options).unwrap());
+    let location = storage
+        .layout()
+        .table_location(&"silver.sales.orders".parse().unwrap());
+    let silver = table_rows(
+        &storage,
+        &location,
+        "SELECT count(DISTINCT order_id) FROM t",
+    )
+    .await
+    .unwrap();
+    assert_eq!(silver, ["300"]);
+}
