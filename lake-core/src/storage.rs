@@ -162,6 +162,9 @@ pub trait StorageExt: Storage {
                     Some(CHECKPOINT_INTERVAL.to_string()),
                 )
                 .with_configuration(properties.iter().map(|(k, v)| (*k, Some(*v))))
+                // Properties of the lake's own (`lake.*`) are not Delta's:
+                // they are kept in the table's configuration, not checked.
+                .with_raise_if_key_not_exists(false)
                 // A creator that loses the race for version 0 must not go on
                 // to commit its metadata as version 1: deltalake's retry loop
                 // would, and every writer that read version 0 would then fail

@@ -46,7 +46,8 @@
 
 pub use orders::{CdcFormat, Mode, OrdersSilver};
 pub use spec::{
-    ColumnSpec, ColumnType, DeleteRule, SilverSpec, TrackHistory, Typing, ValidityColumns,
+    BUCKETS_PROPERTY, ColumnSpec, ColumnType, DEFAULT_BUCKETS, DeleteRule, SilverSpec,
+    TrackHistory, Typing, ValidityColumns,
 };
 pub use table::SilverTable;
 

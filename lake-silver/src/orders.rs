@@ -43,26 +43,21 @@ fn business_fields() -> Vec<Field> {
     ]
 }
 
-/// Buckets keys are spread over; both silver tables are partitioned by
-/// [`KEY_BUCKET`] (the SCD2 table then by the current flag), so a run reads
-/// and rewrites only the partitions of the keys it touched.
-///
-/// 16, not more: every reader of the table opens one file per bucket, and
-/// on a 1 M-order table opening 64 files cost a gold refresh of a few dates
-/// more than the data it read (`lake-bench gold`: 0.15 s with 64 buckets,
-/// 0.08 s with 16). Fewer buckets make a small batch rewrite more rows.
-pub const BUCKETS: u64 = 16;
+/// The bucket count of the reference workload's tables (the spec's default,
+/// [`crate::spec::DEFAULT_BUCKETS`]).
+pub const BUCKETS: u64 = crate::spec::DEFAULT_BUCKETS as u64;
 
 /// The column gold partitions the reference workload by; silver records the
 /// values each commit touched (see [`lake_core::touched`]).
 pub const ORDER_DATE: &str = "order_date";
 
-/// The bucket of a key: FNV-1a over its UTF-8 bytes (stable across
-/// processes and versions, unlike the standard library's hasher).
+/// The bucket of a key among [`BUCKETS`]: FNV-1a over its UTF-8 bytes
+/// (stable across processes and versions, unlike the standard library's
+/// hasher).
 pub fn key_bucket(key: &str) -> i32 {
     let mut hash = Fnv::new();
     hash.write(key.as_bytes());
-    hash.bucket()
+    hash.bucket(BUCKETS as u32)
 }
 
 /// The SCD2 table's schema (the columns of `SEMANTICS.md`, then the bucket).
@@ -253,8 +248,13 @@ fn op_text(op: Op) -> &'static str {
 }
 
 /// Typed events as one batch in the changes table's schema
-/// ([`CHANGES_SCHEMA`], key bucket included).
+/// ([`CHANGES_SCHEMA`], key bucket among [`BUCKETS`] included).
 pub fn events_batch(events: &[OrderEvent]) -> Result<RecordBatch> {
+    events_batch_in(events, BUCKETS as u32)
+}
+
+/// [`events_batch`] with keys hashed among `buckets` buckets.
+pub fn events_batch_in(events: &[OrderEvent], buckets: u32) -> Result<RecordBatch> {
     let strings = |f: fn(&OrderEvent) -> Option<&str>| -> ArrayRef {
         Arc::new(events.iter().map(|e| f(e)).collect::<StringArray>())
     };
@@ -284,9 +284,11 @@ pub fn events_batch(events: &[OrderEvent]) -> Result<RecordBatch> {
             )
             .with_timezone("UTC"),
         ),
-        Arc::new(Int32Array::from_iter_values(
-            events.iter().map(|e| key_bucket(&e.order_id)),
-        )),
+        Arc::new(Int32Array::from_iter_values(events.iter().map(|e| {
+            let mut hash = Fnv::new();
+            hash.write(e.order_id.as_bytes());
+            hash.bucket(buckets)
+        }))),
     ];
     RecordBatch::try_new(Arc::clone(&CHANGES_SCHEMA), columns)
         .map_err(|e| LakeError::arrow("changes batch", e))

@@ -12,7 +12,7 @@
 //!    the reason and their lineage, as do rows failing a `drop`
 //!    expectation.
 //! 4. New distinct events are appended to the changes table (the event log).
-//! 5. Keys are spread over [`BUCKETS`] partitions of both silver tables;
+//! 5. Keys are spread over [`SilverSpec::buckets`] partitions of both silver tables;
 //!    the event log of the run's keys is read from their buckets through a
 //!    key filter the Parquet reader applies. Each key's history is
 //!    recomputed from all of its events ([`crate::scd2::plan`], over Arrow
@@ -76,9 +76,9 @@ use tracing::warn;
 pub use replace::{CLOSED_FILE_ROWS, CURRENT_FILES_PER_BUCKET};
 pub use write::PAGE_ROWS;
 
-use crate::orders::{BUCKETS, Mode, QUARANTINE_SCHEMA};
+use crate::orders::{Mode, QUARANTINE_SCHEMA};
 use crate::scd2::{self, EventColumns, Op, Plan, VersionRows};
-use crate::spec::{KEY_BUCKET, SilverSpec, Typing};
+use crate::spec::{BUCKETS_PROPERTY, DEFAULT_BUCKETS, KEY_BUCKET, SilverSpec, Typing};
 use bronze::{LINEAGE, read_added_rows};
 use replace::{ChangedRows, Changes, replace_changed};
 use typing::Typed;
@@ -190,6 +190,7 @@ impl SilverTable {
         };
         let silver_location = layout.table_location(target);
         let silver = storage.open_table(&silver_location).await?;
+        check_buckets(&silver, target, spec)?;
         let source_name = spec.source.to_string();
         let bookmark = Bookmark::new(self.app_id());
         let state = match rebuild {
@@ -253,17 +254,20 @@ impl SilverTable {
             rows: mut lineage,
             mut rejected,
         } = match spec.typing {
-            Typing::Orders => typing::type_orders(bronze, spec.cdc)?,
+            Typing::Orders => typing::type_orders(bronze, spec.cdc, spec.buckets)?,
             Typing::Columns => typing::type_columns(spec, bronze).await?,
         };
         let changes_id = target.changes_table()?;
+        let bucket_count = spec.buckets.to_string();
         let changes = storage
-            .ensure_table(
+            .ensure_table_with(
                 &layout.table_location(&changes_id),
                 &typed.schema(),
                 &[KEY_BUCKET],
+                &[(BUCKETS_PROPERTY, &bucket_count)],
             )
             .await?;
+        check_buckets(&changes, &changes_id, spec)?;
         let changes_schema = if rebuild {
             typed.schema()
         } else {
@@ -384,14 +388,16 @@ impl SilverTable {
             Some(_) => silver,
             None => {
                 let columns: Vec<&str> = layout_columns.iter().map(String::as_str).collect();
-                let properties: &[(&str, &str)] = if deletion_vectors(spec, &silver_schema) {
-                    &[(deletion::ENABLE_DELETION_VECTORS, "true")]
-                } else {
-                    &[]
-                };
-                storage
-                    .ensure_table_with(&silver_location, &silver_schema, &columns, properties)
-                    .await?
+                let mut properties = vec![(BUCKETS_PROPERTY, bucket_count.as_str())];
+                if deletion_vectors(spec, &silver_schema) {
+                    properties.push((deletion::ENABLE_DELETION_VECTORS, "true"));
+                }
+                let created = storage
+                    .ensure_table_with(&silver_location, &silver_schema, &columns, &properties)
+                    .await?;
+                // Another process may have created it first, with its own spec.
+                check_buckets(&created, target, spec)?;
+                created
             }
         };
         // Closed versions apart from current ones (see `silver_partitions`);
@@ -844,7 +850,7 @@ async fn read_rows_of_other_keys(
 /// hasher). A compound key's columns are separated by a byte that UTF-8
 /// never holds, so ("a", "bc") and ("ab", "c") are hashed apart; a single
 /// text key hashes exactly as [`crate::orders::key_bucket`].
-pub fn key_buckets(keys: &[ArrayRef]) -> Result<Int32Array> {
+pub fn key_buckets(keys: &[ArrayRef], buckets: u32) -> Result<Int32Array> {
     let texts = keys
         .iter()
         .map(|k| {
@@ -862,9 +868,47 @@ pub fn key_buckets(keys: &[ArrayRef]) -> Result<Int32Array> {
                 }
                 hash.write(text.value(i).as_bytes());
             }
-            hash.bucket()
+            hash.bucket(buckets)
         })
         .collect())
+}
+
+/// Refuses `table` when it was created with another bucket count than
+/// `spec`'s: its keys would hash to other buckets, and a key would get a
+/// second current row with nothing to detect it. A table without the
+/// property was created before the count was recorded, with
+/// [`DEFAULT_BUCKETS`].
+fn check_buckets(table: &DeltaTable, id: &TableId, spec: &SilverSpec) -> Result<()> {
+    if table.version().is_none() {
+        return Ok(());
+    }
+    let snapshot = table
+        .snapshot()
+        .map_err(|e| LakeError::delta(id.to_string(), e))?;
+    let recorded = snapshot.metadata().configuration().get(BUCKETS_PROPERTY);
+    let created_with = match recorded {
+        None => DEFAULT_BUCKETS,
+        Some(text) => text.parse::<u32>().map_err(|_| LakeError::Schema {
+            table: id.to_string(),
+            message: format!("table property {BUCKETS_PROPERTY} = {text:?} is not a bucket count"),
+        })?,
+    };
+    if created_with == spec.buckets {
+        return Ok(());
+    }
+    let how = match recorded {
+        Some(_) => format!("table property {BUCKETS_PROPERTY} = {created_with}"),
+        None => format!("no {BUCKETS_PROPERTY} property: made before it was recorded"),
+    };
+    Err(LakeError::config(
+        "buckets",
+        format!(
+            "{id} was created with {created_with} key buckets ({how}) but the spec of {} asks \
+             for {}: its keys would hash to other buckets; keep buckets = {created_with}, or \
+             write a new target table",
+            spec.target, spec.buckets
+        ),
+    ))
 }
 
 /// 64-bit FNV-1a.
@@ -882,8 +926,8 @@ impl Fnv {
         }
     }
 
-    pub(crate) fn bucket(&self) -> i32 {
-        (self.0 % BUCKETS) as i32
+    pub(crate) fn bucket(&self, buckets: u32) -> i32 {
+        (self.0 % u64::from(buckets.max(1))) as i32
     }
 }
 

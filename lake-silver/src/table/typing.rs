@@ -16,7 +16,7 @@ use datafusion::prelude::SessionContext;
 use lake_core::{LakeError, Result};
 
 use super::{cores, in_parallel, key_buckets};
-use crate::orders::{CdcFormat, events_batch};
+use crate::orders::{CdcFormat, events_batch_in};
 use crate::rules::{Invalid, OrderEvent};
 use crate::spec::{DeleteRule, KEY_BUCKET, OP_COLUMN, SilverSpec};
 
@@ -35,7 +35,7 @@ pub(crate) struct Typed {
 /// Types the reference workload's records from their `_raw` text.
 /// Parsing is most of a small run's CPU time, so the rows are split over
 /// the cores.
-pub(crate) fn type_orders(bronze: &RecordBatch, format: CdcFormat) -> Result<Typed> {
+pub(crate) fn type_orders(bronze: &RecordBatch, format: CdcFormat, buckets: u32) -> Result<Typed> {
     let raw = bronze
         .column_by_name("_raw")
         .map(|c| arrow::compute::cast(c, &DataType::Utf8))
@@ -83,7 +83,7 @@ pub(crate) fn type_orders(bronze: &RecordBatch, format: CdcFormat) -> Result<Typ
         rejected.extend(q);
     }
     Ok(Typed {
-        events: events_batch(&events)?,
+        events: events_batch_in(&events, buckets)?,
         rows,
         rejected,
     })
@@ -504,7 +504,7 @@ pub(crate) async fn type_columns(spec: &SilverSpec, bronze: &RecordBatch) -> Res
     let keys: Vec<ArrayRef> = spec.keys.iter().map(|k| named(k.as_str()).1).collect();
     layout.push((
         Field::new(KEY_BUCKET, DataType::Int32, false),
-        Arc::new(key_buckets(&keys)?),
+        Arc::new(key_buckets(&keys, spec.buckets)?),
     ));
     let (fields, columns): (Vec<Field>, Vec<ArrayRef>) = layout.into_iter().unzip();
     let events = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)

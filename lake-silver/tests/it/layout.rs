@@ -365,3 +365,143 @@ async fn a_spec_without_deletion_vectors_makes_a_table_without_them() {
     assert_eq!(lake.current_files().await.len(), 1);
     assert_eq!(lake.current_files().await[0].1, 0);
 }
+
+/// The bucket count a table was created with, as its property records it.
+async fn recorded_buckets(lake: &Lake, table: &lake_core::TableId) -> Option<String> {
+    let location = lake.storage.layout().table_location(table);
+    let table = lake.storage.open_table(&location).await.unwrap();
+    let snapshot = table.snapshot().unwrap();
+    snapshot
+        .metadata()
+        .configuration()
+        .get(lake_silver::BUCKETS_PROPERTY)
+        .cloned()
+}
+
+async fn versions_of(lake: &Lake, table: &lake_core::TableId) -> Option<u64> {
+    let location = lake.storage.layout().table_location(table);
+    lake.storage.open_table(&location).await.unwrap().version()
+}
+
+#[tokio::test]
+async fn the_bucket_count_is_recorded_in_both_tables_and_another_count_is_refused() {
+    let lake = Lake::new();
+    lake.ingest("b1", &[event("o1", "placed", "1", "c", &t(9, 0))])
+        .await;
+    lake.refine().await;
+    let changes = silver().changes_table().unwrap();
+    assert_eq!(
+        recorded_buckets(&lake, &silver()).await.as_deref(),
+        Some("16")
+    );
+    assert_eq!(
+        recorded_buckets(&lake, &changes).await.as_deref(),
+        Some("16")
+    );
+
+    lake.ingest("b2", &[event("o1", "paid", "1", "u", &t(10, 0))])
+        .await;
+    let before = (
+        versions_of(&lake, &silver()).await,
+        versions_of(&lake, &changes).await,
+    );
+    let mut spec = lake_silver::SilverSpec::orders(bronze(), silver()).unwrap();
+    spec.buckets = 64;
+    let e = lake_silver::SilverTable::new(spec)
+        .unwrap()
+        .run(&lake.storage)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("silver.sales.orders")
+            && e.contains("16 key buckets")
+            && e.contains("asks for 64"),
+        "{e}"
+    );
+    let after = (
+        versions_of(&lake, &silver()).await,
+        versions_of(&lake, &changes).await,
+    );
+    assert_eq!(before, after, "nothing written");
+    // The right count goes on, and a rebuild keeps the property.
+    lake.refine().await;
+    assert_eq!(lake.versions().await.len(), 2);
+    OrdersSilver::new(bronze(), silver())
+        .unwrap()
+        .rebuild(&lake.storage, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        recorded_buckets(&lake, &silver()).await.as_deref(),
+        Some("16")
+    );
+}
+
+#[tokio::test]
+async fn a_spec_with_its_own_bucket_count_hashes_keys_among_that_many() {
+    let lake = Lake::new();
+    let lines: Vec<String> = (0..40)
+        .map(|i| event(&format!("o{i}"), "placed", "1", "c", &t(9, i)))
+        .collect();
+    lake.ingest("b1", &lines).await;
+    let mut spec = lake_silver::SilverSpec::orders(bronze(), silver()).unwrap();
+    spec.buckets = 4;
+    lake_silver::SilverTable::new(spec.clone())
+        .unwrap()
+        .run(&lake.storage)
+        .await
+        .unwrap();
+    assert_eq!(
+        recorded_buckets(&lake, &silver()).await.as_deref(),
+        Some("4")
+    );
+    let buckets = lake
+        .rows(&silver(), "SELECT DISTINCT _key_bucket FROM t ORDER BY 1")
+        .await;
+    assert_eq!(buckets, ["0", "1", "2", "3"]);
+    spec.buckets = 0;
+    let e = lake_silver::SilverTable::new(spec).unwrap_err().to_string();
+    assert!(e.contains("buckets"), "{e}");
+}
+
+/// `tests/data/lake-before-bucket-property`: bronze, silver and its event
+/// log as the code before the bucket count was recorded wrote them (the
+/// first 60 lines of `examples/data/orders/batch-00001.jsonl`).
+#[tokio::test]
+async fn a_table_written_before_the_count_was_recorded_opens_as_sixteen_buckets() {
+    let lake = Lake::copy_of("lake-before-bucket-property");
+    assert_eq!(recorded_buckets(&lake, &silver()).await, None);
+    let before = lake.versions().await;
+    assert!(!before.is_empty());
+    lake.ingest(
+        "later",
+        &[event("o0001", "paid", "1", "u", "2025-12-01T00:00:00Z")],
+    )
+    .await;
+    let report = lake.refine().await;
+    assert_eq!(report.valid, 1);
+    assert_eq!(lake.versions().await.len(), before.len() + 1);
+    let current = lake
+        .rows(
+            &silver(),
+            "SELECT count(*) FROM t WHERE order_id = 'o0001' AND is_current",
+        )
+        .await;
+    assert_eq!(current, ["1"]);
+
+    lake.ingest(
+        "later-2",
+        &[event("o0002", "paid", "1", "u", "2025-12-01T00:00:00Z")],
+    )
+    .await;
+    let mut spec = lake_silver::SilverSpec::orders(bronze(), silver()).unwrap();
+    spec.buckets = 32;
+    let e = lake_silver::SilverTable::new(spec)
+        .unwrap()
+        .run(&lake.storage)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("made before it was recorded"), "{e}");
+}

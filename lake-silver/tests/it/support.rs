@@ -32,6 +32,31 @@ impl Lake {
         }
     }
 
+    /// A lake holding a copy of the lake at `fixture` (under `tests/data/`).
+    pub fn copy_of(fixture: &str) -> Self {
+        fn copy(from: &std::path::Path, to: &std::path::Path) {
+            std::fs::create_dir_all(to).unwrap();
+            for entry in std::fs::read_dir(from).unwrap() {
+                let entry = entry.unwrap();
+                let target = to.join(entry.file_name());
+                match entry.file_type().unwrap().is_dir() {
+                    true => copy(&entry.path(), &target),
+                    false => drop(std::fs::copy(entry.path(), target).unwrap()),
+                }
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(fixture);
+        copy(&source, dir.path());
+        let storage = Arc::new(ObjectStorage::from_url(dir.path().to_str().unwrap()).unwrap());
+        Self {
+            _dir: Some(dir),
+            storage,
+        }
+    }
+
     /// A lake in a new bucket of the `moto_server` that `scripts/test` starts.
     #[cfg(feature = "aws")]
     pub fn on_s3() -> Self {
