@@ -76,12 +76,7 @@ pub async fn run(bench: &GoldBench, dir: &Path) -> Result<serde_json::Value> {
     let storage: StorageRef = Arc::new(ObjectStorage::from_url(
         dir.join("lake").to_str().unwrap_or("lake"),
     )?);
-    let context = StageContext {
-        storage: Arc::clone(&storage),
-        catalog: None,
-        validators: Vec::new(),
-        run_id: "gold-bench".to_string(),
-    };
+    let context = StageContext::new(Arc::clone(&storage)).with_run_id("gold-bench".to_string());
     let bronze = TableId::bronze("shop", "orders")?;
     let silver = TableId::silver("sales", "orders")?;
     let writer = BronzeWriter::new(bronze.clone())?;

@@ -100,12 +100,7 @@ pub async fn run(design: Design, batches: &[String], dir: &Path) -> Result<serde
         std::fs::write(&file, text).map_err(|e| {
             lake_core::LakeError::config("silver bench", format!("{}: {e}", file.display()))
         })?;
-        let context = StageContext {
-            storage: Arc::clone(&storage),
-            catalog: None,
-            validators: Vec::new(),
-            run_id: id.clone(),
-        };
+        let context = StageContext::new(Arc::clone(&storage)).with_run_id(id.clone());
         BronzeWriter::new(tables.bronze.clone())?
             .ingest(&context, RawBatch::from_file(&file)?)
             .await?;

@@ -313,11 +313,12 @@ impl Pipeline {
     }
 
     fn context(&self, target: &TableId, run_id: &str) -> StageContext {
-        StageContext {
-            storage: Arc::clone(&self.storage),
-            catalog: self.catalog.clone(),
-            validators: self.validators.get(target).cloned().unwrap_or_default(),
-            run_id: run_id.to_string(),
+        let context = StageContext::new(Arc::clone(&self.storage))
+            .with_validators(self.validators.get(target).cloned().unwrap_or_default())
+            .with_run_id(run_id);
+        match &self.catalog {
+            Some(catalog) => context.with_catalog(Arc::clone(catalog)),
+            None => context,
         }
     }
 }

@@ -90,6 +90,7 @@ impl std::ops::AddAssign for RunTotals {
 
 /// The report of one pipeline run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RunReport {
     /// The run's id.
     pub run_id: String,
@@ -102,6 +103,21 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// The report of run `run_id`, from `started_at` to `finished_at`.
+    pub fn new(
+        run_id: impl Into<String>,
+        started_at: DateTime<Utc>,
+        finished_at: DateTime<Utc>,
+        stages: Vec<StageRun>,
+    ) -> Self {
+        Self {
+            run_id: run_id.into(),
+            started_at,
+            finished_at,
+            stages,
+        }
+    }
+
     /// Counts summed over all stages.
     pub fn totals(&self) -> RunTotals {
         let mut totals = RunTotals::default();

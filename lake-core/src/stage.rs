@@ -275,8 +275,22 @@ pub fn check_batch_id(batch_id: &str) -> Result<String> {
     Ok(batch_id.to_string())
 }
 
-/// What a stage is handed when it runs.
+/// What a stage is handed when it runs: build one with
+/// [`StageContext::new`] and the `with_*` setters.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use lake_core::{ObjectStorage, StageContext};
+///
+/// # fn main() -> lake_core::Result<()> {
+/// let context = StageContext::new(Arc::new(ObjectStorage::from_url("memory:///")?))
+///     .with_run_id("nightly-2025-11-01");
+/// assert!(context.catalog.is_none());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct StageContext {
     /// The lake's storage.
     pub storage: StorageRef,
@@ -286,6 +300,37 @@ pub struct StageContext {
     pub validators: Vec<ValidatorRef>,
     /// The id of the pipeline run, for lineage.
     pub run_id: String,
+}
+
+impl StageContext {
+    /// A context on `storage` with no catalog, no validators and a run id
+    /// of its own (`adhoc-{uuid}`).
+    pub fn new(storage: StorageRef) -> Self {
+        Self {
+            storage,
+            catalog: None,
+            validators: Vec::new(),
+            run_id: format!("adhoc-{}", uuid::Uuid::new_v4().simple()),
+        }
+    }
+
+    /// Registers tables and partitions in `catalog`.
+    pub fn with_catalog(mut self, catalog: CatalogRef) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    /// Checks the target's rows with `validators`.
+    pub fn with_validators(mut self, validators: Vec<ValidatorRef>) -> Self {
+        self.validators = validators;
+        self
+    }
+
+    /// Records the work under the pipeline run `run_id`.
+    pub fn with_run_id(mut self, run_id: impl Into<String>) -> Self {
+        self.run_id = run_id.into();
+        self
+    }
 }
 
 /// Reads raw batches into a bronze table.
@@ -358,6 +403,7 @@ pub type AggregateStageRef = Arc<dyn AggregateStage>;
 ///
 /// Reconciles when `input_records = rows_written + dead_lettered + blank_lines`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct IngestReport {
     /// The bronze table.
     pub table: TableId,
@@ -387,15 +433,25 @@ impl IngestReport {
     /// A report for a batch that was already ingested.
     pub fn already_ingested(table: TableId, batch_id: &str, table_version: Option<u64>) -> Self {
         Self {
+            already_ingested: true,
+            table_version,
+            ..Self::new(table, batch_id)
+        }
+    }
+
+    /// A report of batch `batch_id` into `table` with every count at zero,
+    /// for an ingest stage to fill in.
+    pub fn new(table: TableId, batch_id: &str) -> Self {
+        Self {
             table,
             batch_id: batch_id.to_string(),
             input_records: 0,
             rows_written: 0,
             dead_lettered: 0,
             blank_lines: 0,
-            already_ingested: true,
+            already_ingested: false,
             bytes_read: 0,
-            table_version,
+            table_version: None,
             keys_not_added: 0,
         }
     }
@@ -473,6 +529,7 @@ pub struct VersionRange {
 ///
 /// Reconciles when `rows_read = valid + quarantined`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RefineReport {
     /// The silver table.
     pub table: TableId,
@@ -555,6 +612,7 @@ impl RefineReport {
 
 /// What an aggregate stage did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AggregateReport {
     /// The gold table.
     pub table: TableId,

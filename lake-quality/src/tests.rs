@@ -409,16 +409,16 @@ mod anomalies {
             observed_value: None,
         });
         let at = Utc.with_ymd_and_hms(2025, 11, 1, 0, 0, 0).unwrap() + Duration::hours(run);
-        let report = RunReport {
-            run_id: format!("run-{run:03}"),
-            started_at: at,
-            finished_at: at,
-            stages: vec![StageRun {
+        let report = RunReport::new(
+            format!("run-{run:03}"),
+            at,
+            at,
+            vec![StageRun {
                 stage: "silver orders".into(),
                 seconds: 1.0,
                 outcome: StageOutcome::Refine(refine),
             }],
-        };
+        );
         record_run(storage, &report, None, None).await.unwrap();
     }
 

@@ -365,12 +365,8 @@ fn ingest_command(args: &[String]) -> AnyResult<()> {
         .build()?;
     let started = Instant::now();
     let report = runtime.block_on(async {
-        let context = StageContext {
-            storage: Arc::new(ObjectStorage::from_url(&lake)?),
-            catalog: None,
-            validators: Vec::new(),
-            run_id: "ingest".to_string(),
-        };
+        let context = StageContext::new(Arc::new(ObjectStorage::from_url(&lake)?))
+            .with_run_id("ingest".to_string());
         let writer = BronzeWriter::new(lake_core::TableId::bronze("shop", "orders")?)?;
         let batch = match input.to_str().filter(|i| i.starts_with("s3://")) {
             Some(url) => {
@@ -592,12 +588,7 @@ async fn time_bronze(input: &Path, lake: &Path) -> AnyResult<f64> {
     let storage = Arc::new(ObjectStorage::from_url(
         lake.to_str().ok_or("lake path is not UTF-8")?,
     )?);
-    let context = StageContext {
-        storage,
-        catalog: None,
-        validators: Vec::new(),
-        run_id: "bench".to_string(),
-    };
+    let context = StageContext::new(storage).with_run_id("bench".to_string());
     let writer = BronzeWriter::new(lake_core::TableId::bronze("shop", "orders")?)?;
     let started = Instant::now();
     let report = writer.ingest(&context, RawBatch::from_file(input)?).await?;

@@ -99,12 +99,7 @@ pub async fn run_batch(
     let started = Instant::now();
     let raw = RawBatch::from_file(file)?;
     let batch_id = raw.batch_id.clone();
-    let context = StageContext {
-        storage: Arc::clone(storage),
-        catalog: None,
-        validators: Vec::new(),
-        run_id: format!("naive-{batch_id}"),
-    };
+    let context = StageContext::new(Arc::clone(storage)).with_run_id(format!("naive-{batch_id}"));
     BronzeWriter::new(tables.bronze.clone())?
         .ingest(&context, raw)
         .await?;

@@ -283,18 +283,15 @@ impl BronzeWriter {
                 version,
             ));
         }
-        Ok(IngestReport {
-            table: self.table.clone(),
-            batch_id: batch.batch_id,
-            input_records: outcome.lines,
-            rows_written,
-            dead_lettered: outcome.dead_count,
-            blank_lines: outcome.blank,
-            already_ingested: false,
-            bytes_read: outcome.bytes,
-            table_version: version,
-            keys_not_added: outcome.not_added,
-        })
+        let mut report = IngestReport::new(self.table.clone(), &batch.batch_id);
+        report.input_records = outcome.lines;
+        report.rows_written = rows_written;
+        report.dead_lettered = outcome.dead_count;
+        report.blank_lines = outcome.blank;
+        report.bytes_read = outcome.bytes;
+        report.table_version = version;
+        report.keys_not_added = outcome.not_added;
+        Ok(report)
     }
 
     /// Registers the table with its current schema (a new schema version

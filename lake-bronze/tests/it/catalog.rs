@@ -4,9 +4,7 @@ use std::sync::Arc;
 
 use lake_bronze::BronzeWriter;
 use lake_catalog::MemoryCatalog;
-use lake_core::{
-    CatalogRef, IngestStage, InputFormat, PartitionFilter, RawBatch, StageContext, TableFormat,
-};
+use lake_core::{CatalogRef, IngestStage, InputFormat, PartitionFilter, RawBatch, TableFormat};
 
 use crate::support::{Lake, orders};
 
@@ -14,10 +12,7 @@ use crate::support::{Lake, orders};
 async fn tables_schema_versions_and_partitions_are_registered() {
     let lake = Lake::new();
     let catalog: CatalogRef = Arc::new(MemoryCatalog::new());
-    let context = StageContext {
-        catalog: Some(Arc::clone(&catalog)),
-        ..lake.context()
-    };
+    let context = lake.context().with_catalog(Arc::clone(&catalog));
     let writer = BronzeWriter::new(orders()).unwrap();
     let batch = |id: &str, text: &str| {
         RawBatch::from_bytes(id, InputFormat::JsonLines, text.to_string()).unwrap()
@@ -88,10 +83,7 @@ async fn a_redelivery_repairs_a_registration_that_failed() {
     writer.ingest(&lake.context(), batch()).await.unwrap();
 
     let catalog: CatalogRef = Arc::new(MemoryCatalog::new());
-    let context = StageContext {
-        catalog: Some(Arc::clone(&catalog)),
-        ..lake.context()
-    };
+    let context = lake.context().with_catalog(Arc::clone(&catalog));
     let again = writer.ingest(&context, batch()).await.unwrap();
     assert!(again.already_ingested);
     let partitions = catalog

@@ -21,12 +21,7 @@ fn faulty_lake() -> (Lake, Arc<FaultyStore>, StageContext) {
         store.clone(),
         Default::default(),
     );
-    let context = StageContext {
-        storage: Arc::new(storage),
-        catalog: None,
-        validators: Vec::new(),
-        run_id: "faults".to_string(),
-    };
+    let context = StageContext::new(Arc::new(storage)).with_run_id("faults".to_string());
     (lake, store, context)
 }
 

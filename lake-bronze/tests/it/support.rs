@@ -34,12 +34,7 @@ impl Lake {
     }
 
     pub fn context(&self) -> StageContext {
-        StageContext {
-            storage: Arc::clone(&self.storage),
-            catalog: None,
-            validators: Vec::new(),
-            run_id: "test".to_string(),
-        }
+        StageContext::new(Arc::clone(&self.storage)).with_run_id("test".to_string())
     }
 
     pub async fn ingest(&self, writer: &BronzeWriter, batch_id: &str, text: &str) -> IngestReport {

@@ -58,18 +58,14 @@ impl IngestStage for LineIngest {
             .write(vec![data])
             .await
             .map_err(|e| LakeError::delta(self.target.to_string(), e))?;
-        Ok(IngestReport {
-            table: self.target.clone(),
-            batch_id: batch.batch_id,
-            input_records: lines.len() as u64,
-            rows_written: written,
-            dead_lettered: if self.miscount { dead - 1 } else { dead },
-            blank_lines: blank,
-            already_ingested: false,
-            bytes_read: bytes.len() as u64,
-            table_version: table.version(),
-            keys_not_added: 0,
-        })
+        let mut report = IngestReport::new(self.target.clone(), &batch.batch_id);
+        report.input_records = lines.len() as u64;
+        report.rows_written = written;
+        report.dead_lettered = if self.miscount { dead - 1 } else { dead };
+        report.blank_lines = blank;
+        report.bytes_read = bytes.len() as u64;
+        report.table_version = table.version();
+        Ok(report)
     }
 }
 

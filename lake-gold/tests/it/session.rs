@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use lake_catalog::MemoryCatalog;
 use lake_core::arrow::util::pretty::pretty_format_batches;
-use lake_core::{AggregateStage, CatalogRef, StageContext};
+use lake_core::{AggregateStage, CatalogRef};
 use lake_gold::{LakeSession, TimeTravel};
 
 use crate::support::{Lake, event, gold, silver};
@@ -21,10 +21,7 @@ fn text(batches: &[lake_core::arrow::array::RecordBatch]) -> String {
 async fn sql_over_the_catalog_prunes_partitions_and_travels_in_time() {
     let lake = Lake::new();
     let catalog: CatalogRef = Arc::new(MemoryCatalog::new());
-    let context = StageContext {
-        catalog: Some(Arc::clone(&catalog)),
-        ..lake.context()
-    };
+    let context = lake.context().with_catalog(Arc::clone(&catalog));
     let lines: Vec<String> = (1..=4)
         .map(|day| {
             event(
@@ -176,10 +173,7 @@ async fn sql_over_the_catalog_prunes_partitions_and_travels_in_time() {
 async fn a_session_over_the_catalog_sees_tables_and_versions_as_they_are_now() {
     let lake = Lake::new();
     let catalog: CatalogRef = Arc::new(MemoryCatalog::new());
-    let context = StageContext {
-        catalog: Some(Arc::clone(&catalog)),
-        ..lake.context()
-    };
+    let context = lake.context().with_catalog(Arc::clone(&catalog));
     let session = LakeSession::over_catalog(Arc::clone(&lake.storage), &catalog)
         .await
         .unwrap();

@@ -56,12 +56,7 @@ impl Lake {
     }
 
     pub fn context(&self) -> StageContext {
-        StageContext {
-            storage: Arc::clone(&self.storage),
-            catalog: None,
-            validators: Vec::new(),
-            run_id: "test".to_string(),
-        }
+        StageContext::new(Arc::clone(&self.storage)).with_run_id("test".to_string())
     }
 
     /// Bronze and silver for one delivered batch.

@@ -67,12 +67,7 @@ impl Lake {
     }
 
     fn context(&self) -> StageContext {
-        StageContext {
-            storage: Arc::clone(&self.storage),
-            catalog: None,
-            validators: Vec::new(),
-            run_id: "test".to_string(),
-        }
+        StageContext::new(Arc::clone(&self.storage)).with_run_id("test".to_string())
     }
 
     pub async fn ingest(&self, batch_id: &str, lines: &[String]) {
