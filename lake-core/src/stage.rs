@@ -334,6 +334,17 @@ impl StageContext {
 }
 
 /// Reads raw batches into a bronze table.
+///
+/// # Contract
+/// - One batch is one Delta commit of the target, or none: a failure leaves
+///   the table at its last version.
+/// - Idempotent per batch id: a batch whose id was committed before, with
+///   the same fingerprint, commits nothing and reports `already_ingested`;
+///   with another fingerprint it fails with [`LakeError::BatchConflict`].
+///   A rerun after a failure therefore finishes the job, never doubles it
+///   (the pipeline relies on this to retry).
+/// - The report reconciles ([`IngestReport::reconcile`]): every record read
+///   is a row, a dead letter or a blank line.
 #[async_trait]
 pub trait IngestStage: Send + Sync + fmt::Debug {
     /// The stage's name in reports and logs.
@@ -347,6 +358,19 @@ pub trait IngestStage: Send + Sync + fmt::Debug {
 }
 
 /// Types, validates and versions records from bronze (or silver) into a silver table.
+///
+/// # Contract
+/// - The bookmark (the last source version processed) is stored in the
+///   target's own commits and moves in the commit that writes the data it
+///   covers: after a crash the target and its bookmark agree, and the next
+///   run starts after the last committed source version.
+/// - A run with nothing new after the bookmark commits nothing; running
+///   twice gives the table running once gives.
+/// - A source created again (another Delta table id, or a version below the
+///   bookmark) is never read as "up to date": the stage rebuilds from it
+///   (see [`crate::BookmarkState::Replaced`]).
+/// - The report reconciles ([`RefineReport::reconcile`]): every source row
+///   read is valid or quarantined.
 #[async_trait]
 pub trait RefineStage: Send + Sync + fmt::Debug {
     /// The stage's name in reports and logs.
@@ -370,6 +394,13 @@ pub trait RefineStage: Send + Sync + fmt::Debug {
 }
 
 /// Aggregates silver (or gold) tables into a gold table.
+///
+/// # Contract
+/// - As [`RefineStage`]: the bookmark moves in the commit that writes the
+///   refreshed data, a run with nothing new commits nothing, and a source
+///   created again triggers a full refresh, never a skip.
+/// - After any run the table equals a full recomputation over the sources
+///   at the bookmarked versions.
 #[async_trait]
 pub trait AggregateStage: Send + Sync + fmt::Debug {
     /// The stage's name in reports and logs.

@@ -254,7 +254,10 @@ impl SilverTable {
             rows: mut lineage,
             mut rejected,
         } = match spec.typing {
-            Typing::Orders => typing::type_orders(bronze, spec.cdc, spec.buckets)?,
+            Typing::Orders => {
+                let (bronze, cdc, buckets) = (bronze.clone(), spec.cdc, spec.buckets);
+                cpu("typing", move || typing::type_orders(&bronze, cdc, buckets)).await?
+            }
             Typing::Columns => typing::type_columns(spec, bronze).await?,
         };
         let changes_id = target.changes_table()?;
@@ -415,7 +418,7 @@ impl SilverTable {
         // are read, at the same time as the log, on another task: the two
         // scans are independent and each keeps about one core busy.
         let kept = (!closed_apart).then(|| {
-            tokio::spawn(read_rows_of_other_keys(
+            Owned::spawn(read_rows_of_other_keys(
                 silver.clone(),
                 target.clone(),
                 buckets.clone(),
@@ -460,7 +463,13 @@ impl SilverTable {
         // only keys with fresh events: after a run that failed past the
         // changes commit, the events are in the log already but the history
         // is not).
-        let (plan, planned) = plan_histories(spec, &all, first_new, &changes_id)?;
+        let (plan, planned) = {
+            let (spec, all, id) = (spec.clone(), all.clone(), changes_id.clone());
+            cpu("planning histories", move || {
+                plan_histories(&spec, &all, first_new, &id)
+            })
+            .await?
+        };
         report.duplicates += plan.duplicates;
         report.sequence_conflicts += plan.conflicts;
         // As delivered: carrying nulls forward is redone on every plan.
@@ -543,7 +552,7 @@ impl SilverTable {
             (kept, _) => {
                 let (rows, replaced) = match kept {
                     Some(kept) => {
-                        let mut rows = kept.await.map_err(|e| {
+                        let mut rows = kept.join().await.map_err(|e| {
                             LakeError::other(format!("reading the rows of {target} to keep"), e)
                         })??;
                         rows.push(new_rows);
@@ -555,11 +564,16 @@ impl SilverTable {
                     // timestamp: every row of this run's keys is replaced.
                     None => (vec![new_rows], Some(of_these_keys())),
                 };
-                let rows = sorted_for_readers(
-                    rows,
-                    spec.cluster_by.as_ref().map(Ident::as_str),
-                    spec.validity.from.as_str(),
-                )?;
+                let (cluster_by, valid_from) =
+                    (spec.cluster_by.clone(), spec.validity.from.clone());
+                let rows = cpu("sorting rows", move || {
+                    sorted_for_readers(
+                        rows,
+                        cluster_by.as_ref().map(Ident::as_str),
+                        valid_from.as_str(),
+                    )
+                })
+                .await?;
                 log_version = logged.await?;
                 let replacement = Replacement {
                     silver: &silver,
@@ -1294,6 +1308,41 @@ async fn fetch(store: &dyn ObjectStore, location: &ObjectPath) -> Result<Bytes> 
         .bytes()
         .await
         .map_err(fail)
+}
+
+/// Runs CPU-heavy `work` (typing, planning histories, sorting) on tokio's
+/// blocking pool, so a run does not hold an async worker thread that the
+/// embedding service's other tasks need; on a current-thread runtime too.
+async fn cpu<T: Send + 'static>(
+    what: &str,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    Owned(tokio::task::spawn_blocking(work))
+        .join()
+        .await
+        .map_err(|e| LakeError::other(what, e))?
+}
+
+/// A spawned task the run owns: dropped (an early `?`, a cancelled run), it
+/// is aborted, where tokio's `JoinHandle` would leave it running detached
+/// beside a retry. (A blocking task that has started runs to its end; its
+/// result is dropped.)
+struct Owned<T>(tokio::task::JoinHandle<T>);
+
+impl<T: Send + 'static> Owned<T> {
+    fn spawn(task: impl Future<Output = T> + Send + 'static) -> Self {
+        Self(tokio::spawn(task))
+    }
+
+    async fn join(mut self) -> std::result::Result<T, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl<T> Drop for Owned<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The cores this process may use (1 when unknown).
