@@ -2,3 +2,5 @@
 //! this package and the workspace README.
 
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+
+pub mod own_entity;

@@ -586,6 +586,12 @@ impl SilverSpec {
         Ok(self)
     }
 
+    /// Hashes keys among `buckets` buckets (see [`SilverSpec::buckets`]).
+    pub fn with_buckets(mut self, buckets: u32) -> Self {
+        self.buckets = buckets;
+        self
+    }
+
     /// Reads a spec from TOML, then [`check`](Self::check)s it.
     pub fn from_toml(text: &str) -> Result<Self> {
         let spec: Self =
