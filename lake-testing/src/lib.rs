@@ -7,6 +7,8 @@
 
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod docs;
 
 use std::fmt;
