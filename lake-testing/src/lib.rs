@@ -10,6 +10,7 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod docs;
+pub mod events;
 
 use std::fmt;
 use std::ops::Range;

@@ -228,11 +228,12 @@ pub fn event(
     op: &str,
     at: &str,
 ) -> String {
-    let customer = customer.map_or("null".to_string(), |c| format!("\"{c}\""));
-    let amount = amount.unwrap_or("null");
-    format!(
-        "{{\"order_id\":\"{order}\",\"customer_id\":{customer},\"category\":\"{category}\",\
-         \"region\":\"eu\",\"amount\":{amount},\"status\":\"placed\",\"order_date\":\"{date}\",\
-         \"op\":\"{op}\",\"updated_at\":\"{at}\"}}"
-    )
+    lake_testing::events::order_event(order)
+        .text_or_null("customer_id", customer)
+        .text("category", category)
+        .raw("amount", amount.unwrap_or("null"))
+        .text("order_date", date)
+        .text("op", op)
+        .text("updated_at", at)
+        .line()
 }

@@ -125,9 +125,11 @@ pub fn t(hour: u32, minute: u32) -> String {
 
 /// One event line of the reference workload.
 pub fn event(order: &str, status: &str, amount: &str, op: &str, at: &str) -> String {
-    format!(
-        "{{\"order_id\":\"{order}\",\"customer_id\":\"c1\",\"category\":\"books\",\"region\":\"eu\",\
-         \"amount\":{amount},\"status\":\"{status}\",\"order_date\":\"2025-11-04\",\"op\":\"{op}\",\
-         \"updated_at\":\"{at}\",\"metadata\":{{\"b\":1,\"a\":2}}}}"
-    )
+    lake_testing::events::order_event(order)
+        .raw("amount", amount)
+        .text("status", status)
+        .text("op", op)
+        .text("updated_at", at)
+        .raw("metadata", "{\"b\":1,\"a\":2}")
+        .line()
 }
