@@ -90,4 +90,4 @@ mod writer;
 
 pub use dlq::DEAD_LETTER_SCHEMA;
 pub use options::{BronzeOptions, Compression, CsvOptions, SchemaPolicy};
-pub use writer::BronzeWriter;
+pub use writer::{Append, BronzeWriter};

@@ -8,14 +8,26 @@
 //! - [`SilverTable`]: the refine stage of a spec, incremental from bronze
 //!   with its bookmark in the silver commits: quarantine, the changes table
 //!   (the event log), the history merge, and the values each commit touched
-//!   for gold (see [`table`]).
+//!   for gold. [`run`](SilverTable::run) and
+//!   [`rebuild`](SilverTable::rebuild) are operation builders ([`Refine`])
+//!   that run when awaited.
+//! - [`engine`]: what a run does, phase by phase, for any spec; it knows
+//!   records only through a [`Typer`] (bronze rows in, typed events and
+//!   [`QuarantineReason`]s out): [`ColumnMapping`] for a spec's `columns`,
+//!   or a team's own.
 //! - [`scd2`]: the history of a key as a pure function of its valid events,
 //!   which is what makes silver independent of arrival order; usable on its
 //!   own (see the `scd2_only` example).
-//! - [`OrdersSilver`]: the reference workload of `SEMANTICS.md`, a
-//!   [`SilverTable`] over [`SilverSpec::orders`], typed by [`rules`] from
-//!   each record's original text; [`CdcFormat::Debezium`] reads
-//!   Debezium-style envelopes instead of flat events.
+//! - [`reference`]: the reference workload of `SEMANTICS.md`, one user of
+//!   the engine: [`SilverSpec::orders`] typed by
+//!   [`ReferenceRules`](reference::ReferenceRules) from each record's
+//!   original text; [`OrdersSilver`] is its stage, and
+//!   [`CdcFormat::Debezium`] reads Debezium-style envelopes instead of flat
+//!   events.
+//!
+//! Modules depend in one direction: `spec` and `scd2` on nothing of this
+//! crate, `engine` on them, `reference` on the engine, and the stages
+//! (`SilverTable`, `OrdersSilver`) on all of them.
 //!
 //! ```no_run
 //! # async fn example(storage: lake_core::StorageRef) -> lake_core::Result<()> {
@@ -44,15 +56,18 @@
 
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
-pub use orders::{CdcFormat, Mode, OrdersSilver};
+pub use engine::{ColumnMapping, QuarantineReason, Typed, Typer, TyperRef};
+pub use orders::OrdersSilver;
+pub use reference::rules;
 pub use spec::{
-    BUCKETS_PROPERTY, ColumnSpec, ColumnType, DEFAULT_BUCKETS, DeleteRule, SilverSpec,
-    TrackHistory, Typing, ValidityColumns,
+    BUCKETS_PROPERTY, CdcFormat, ColumnSpec, ColumnType, DEFAULT_BUCKETS, DeleteRule, Mode,
+    SilverSpec, TrackHistory, Typing, ValidityColumns,
 };
-pub use table::SilverTable;
+pub use stage::{Refine, SilverTable};
 
+pub mod engine;
 pub mod orders;
-pub mod rules;
+pub mod reference;
 pub mod scd2;
 pub mod spec;
-pub mod table;
+mod stage;

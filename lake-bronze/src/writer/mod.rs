@@ -18,6 +18,8 @@ mod json;
 mod sink;
 
 use std::collections::BTreeMap;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
 use std::sync::Arc;
 
 use arrow::array::AsArray;
@@ -94,6 +96,32 @@ impl BronzeWriter {
     /// The options in force.
     pub fn options(&self) -> &BronzeOptions {
         &self.options
+    }
+
+    /// An append of `batch` to the table, when awaited (like deltalake's
+    /// operation builders): one commit, or none when the batch id was
+    /// ingested before (see the [module guarantees](self)). Resolves to the
+    /// batch's report.
+    ///
+    /// ```no_run
+    /// # async fn example(storage: lake_core::StorageRef, catalog: lake_core::CatalogRef)
+    /// #     -> lake_core::Result<()> {
+    /// use lake_bronze::BronzeWriter;
+    /// use lake_core::{RawBatch, TableId};
+    ///
+    /// let writer = BronzeWriter::new(TableId::bronze("shop", "orders")?)?;
+    /// let batch = RawBatch::from_file("orders/batch-0001.jsonl")?;
+    /// let report = writer.append(&storage, batch).with_catalog(catalog).await?;
+    /// println!("{} rows, {} dead letters", report.rows_written, report.dead_lettered);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn append(&self, storage: &StorageRef, batch: RawBatch) -> Append<'_> {
+        Append {
+            writer: self,
+            context: StageContext::new(Arc::clone(storage)),
+            batch,
+        }
     }
 
     fn app_id(batch_id: &str) -> String {
@@ -483,6 +511,39 @@ impl BronzeWriter {
     }
 }
 
+/// An append of one batch to a bronze table, which does nothing until
+/// awaited; see [`BronzeWriter::append`].
+#[derive(Debug)]
+#[must_use = "an append does nothing until awaited"]
+pub struct Append<'a> {
+    writer: &'a BronzeWriter,
+    context: StageContext,
+    batch: RawBatch,
+}
+
+impl Append<'_> {
+    /// Registers the table and the partitions the batch wrote in `catalog`.
+    pub fn with_catalog(mut self, catalog: CatalogRef) -> Self {
+        self.context = self.context.with_catalog(catalog);
+        self
+    }
+
+    /// Runs in the context of a pipeline run (its catalog, its run id).
+    pub fn with_context(mut self, context: StageContext) -> Self {
+        self.context = context;
+        self
+    }
+}
+
+impl<'a> IntoFuture for Append<'a> {
+    type Output = Result<IngestReport>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move { self.writer.ingest_batch(&self.context, self.batch).await })
+    }
+}
+
 #[async_trait]
 impl IngestStage for BronzeWriter {
     fn name(&self) -> &str {
@@ -494,7 +555,9 @@ impl IngestStage for BronzeWriter {
     }
 
     async fn ingest(&self, context: &StageContext, batch: RawBatch) -> Result<IngestReport> {
-        self.ingest_batch(context, batch).await
+        self.append(&context.storage, batch)
+            .with_context(context.clone())
+            .await
     }
 }
 

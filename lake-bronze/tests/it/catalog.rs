@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use lake_bronze::BronzeWriter;
 use lake_catalog::MemoryCatalog;
-use lake_core::{CatalogRef, IngestStage, InputFormat, PartitionFilter, RawBatch, TableFormat};
+use lake_core::{
+    CatalogRef, IngestStage, InputFormat, PartitionFilter, RawBatch, StorageExt, TableFormat,
+};
 
 use crate::support::{Lake, orders};
 
@@ -100,4 +102,56 @@ async fn a_redelivery_repairs_a_registration_that_failed() {
     // Syncing again finds everything present.
     let outcome = writer.sync_catalog(&lake.storage, &catalog).await.unwrap();
     assert_eq!((outcome.added, outcome.already_present), (0, 1));
+}
+
+#[tokio::test]
+async fn the_append_builder_commits_once_when_awaited_and_registers_with_a_catalog() {
+    let lake = Lake::new();
+    let catalog: CatalogRef = Arc::new(MemoryCatalog::new());
+    let writer = BronzeWriter::new(orders()).unwrap();
+    let batch = || {
+        RawBatch::from_bytes(
+            "b1",
+            InputFormat::JsonLines,
+            "{\"order_id\":\"a\"}\nnot json\n",
+        )
+        .unwrap()
+    };
+    // Built and dropped: nothing runs.
+    drop(writer.append(&lake.storage, batch()));
+    assert!(catalog.get_table(&orders()).await.is_err());
+    assert_eq!(
+        lake.storage
+            .open_table(&lake.location(&orders()))
+            .await
+            .unwrap()
+            .version(),
+        None
+    );
+
+    let report = writer
+        .append(&lake.storage, batch())
+        .with_catalog(Arc::clone(&catalog))
+        .await
+        .unwrap();
+    assert_eq!((report.rows_written, report.dead_lettered), (1, 1));
+    let version = report.table_version.expect("a commit");
+    assert!(catalog.get_table(&orders()).await.is_ok());
+    let again = writer.append(&lake.storage, batch()).await.unwrap();
+    assert!(again.already_ingested, "{again:?}");
+    let table = lake
+        .storage
+        .open_table(&lake.location(&orders()))
+        .await
+        .unwrap();
+    assert_eq!(
+        table.version(),
+        Some(version),
+        "the second append adds nothing"
+    );
+    assert_eq!(
+        lake.scalar(&lake.location(&orders()), "SELECT count(*) FROM t")
+            .await,
+        "1"
+    );
 }

@@ -64,7 +64,8 @@ async fn drop_rules_quarantine_rows_with_their_rule_names_and_warnings_are_repor
     ];
     let report = OrdersSilver::new(bronze(), silver())
         .unwrap()
-        .run_with(&lake.storage, &validators)
+        .run(&lake.storage)
+        .with_validators(&validators)
         .await
         .unwrap();
     report.reconcile().unwrap();
@@ -100,7 +101,8 @@ async fn a_failed_fail_rule_commits_nothing() {
     })];
     let stage = OrdersSilver::new(bronze(), silver()).unwrap();
     let err = stage
-        .run_with(&lake.storage, &validators)
+        .run(&lake.storage)
+        .with_validators(&validators)
         .await
         .unwrap_err();
     assert!(matches!(err, LakeError::Quality { .. }), "{err:?}");

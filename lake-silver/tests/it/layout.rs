@@ -237,7 +237,7 @@ async fn a_table_in_the_older_layout_is_merged_as_before_and_a_rebuild_moves_it(
 
     OrdersSilver::new(bronze(), silver())
         .unwrap()
-        .rebuild(&older.storage, &[])
+        .rebuild(&older.storage)
         .await
         .unwrap();
     assert_eq!(
@@ -319,7 +319,7 @@ async fn current_rows_that_change_are_marked_deleted_until_half_their_file_is_go
 
     // Run after run adds a file of new current rows; past a few, the
     // smallest are rewritten together.
-    for run in 0..lake_silver::table::CURRENT_FILES_PER_BUCKET + 2 {
+    for run in 0..lake_silver::engine::CURRENT_FILES_PER_BUCKET + 2 {
         let at = t(12 + run as u32, 0);
         let status = format!("step{run}");
         lake.ingest(
@@ -330,7 +330,7 @@ async fn current_rows_that_change_are_marked_deleted_until_half_their_file_is_go
         lake.refine().await;
         let files = lake.current_files().await;
         assert!(
-            files.len() <= lake_silver::table::CURRENT_FILES_PER_BUCKET,
+            files.len() <= lake_silver::engine::CURRENT_FILES_PER_BUCKET,
             "run {run}: {files:?}"
         );
     }
@@ -338,7 +338,7 @@ async fn current_rows_that_change_are_marked_deleted_until_half_their_file_is_go
     assert_eq!(history.iter().filter(|v| v.ends_with("|true")).count(), 6);
     assert_eq!(
         history.len(),
-        6 + 4 + lake_silver::table::CURRENT_FILES_PER_BUCKET + 2,
+        6 + 4 + lake_silver::engine::CURRENT_FILES_PER_BUCKET + 2,
         "{history:?}"
     );
 }
@@ -429,7 +429,7 @@ async fn the_bucket_count_is_recorded_in_both_tables_and_another_count_is_refuse
     assert_eq!(lake.versions().await.len(), 2);
     OrdersSilver::new(bronze(), silver())
         .unwrap()
-        .rebuild(&lake.storage, &[])
+        .rebuild(&lake.storage)
         .await
         .unwrap();
     assert_eq!(

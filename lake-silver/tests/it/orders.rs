@@ -85,7 +85,7 @@ async fn history_quarantine_late_arrivals_and_reruns() {
     // A full rebuild from bronze gives the same tables, counts every bronze
     // row once, and leaves the next run incremental.
     let stage = lake_silver::OrdersSilver::new(bronze(), silver()).unwrap();
-    let report = stage.rebuild(&lake.storage, &[]).await.unwrap();
+    let report = stage.rebuild(&lake.storage).await.unwrap();
     report.reconcile().unwrap();
     assert_eq!((report.rows_read, report.quarantined), (11, 4));
     assert_eq!(lake.history().await, before);

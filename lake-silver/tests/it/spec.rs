@@ -3,7 +3,7 @@
 //! tracked-column lists, delete rules, null-ignoring updates, struct
 //! sequences and validity names.
 
-use lake_core::{RefineReport, TableId};
+use lake_core::{RefineReport, StorageExt, TableId};
 use lake_silver::{ColumnSpec, ColumnType, DeleteRule, SilverSpec, SilverTable};
 
 use crate::support::Lake;
@@ -287,7 +287,10 @@ fn a_bad_spec_names_the_field() {
     assert!(error(&base("cluster_by = \"s\"")).contains("cluster_by"));
     assert!(error(&base("validity = { from = \"v\" }")).contains("validity"));
     assert!(error(&base("deletes = { column = \"op\", values = [] }")).contains("deletes"));
-    assert!(error(&base("typing = \"orders\"")).contains("typing"));
+    // The spec parses; the reference typer refuses it when the stage is built.
+    let reference = SilverSpec::from_toml(&base("typing = \"orders\"")).unwrap();
+    let refused = SilverTable::new(reference).unwrap_err().to_string();
+    assert!(refused.contains("typing"), "{refused}");
     assert!(error(&base("surprise = 1")).contains("surprise"));
     let bad_type = base("").replace("type = \"timestamp\"", "type = \"timestamptz\"");
     assert!(error(&bad_type).contains("unknown type `timestamptz`"));
@@ -371,7 +374,7 @@ async fn a_rebuild_replays_bronze_under_a_changed_spec_and_runs_stay_incremental
     )
     .unwrap();
     let stage = SilverTable::new(changed.clone()).unwrap();
-    let report = stage.rebuild(&lake.storage, &[]).await.unwrap();
+    let report = stage.rebuild(&lake.storage).await.unwrap();
     report.reconcile().unwrap();
     assert_eq!(
         (report.rows_read, report.valid, report.quarantined),
@@ -552,5 +555,109 @@ async fn values_bronze_could_not_store_are_typed_from_raw() {
         lake.rows_at(&quarantine, "SELECT reason, _source_line FROM t")
             .await,
         ["bad_age|1"]
+    );
+}
+
+/// A typer of the caller's: the column mapping, then a rule of its own
+/// (tier `banned` is refused), or one that loses a row.
+#[derive(Debug)]
+struct BannedTiers {
+    lose_a_row: bool,
+}
+
+#[async_trait::async_trait]
+impl lake_silver::Typer for BannedTiers {
+    async fn type_rows(
+        &self,
+        spec: &SilverSpec,
+        bronze: arrow::array::RecordBatch,
+    ) -> lake_core::Result<lake_silver::Typed> {
+        use arrow::array::{Array, AsArray};
+        let bronze_tiers = bronze.column_by_name("tier").cloned();
+        let typed = lake_silver::ColumnMapping.type_rows(spec, bronze).await?;
+        let tiers = bronze_tiers.expect("tier is in every record");
+        let tiers = arrow::compute::cast(&tiers, &arrow::datatypes::DataType::Utf8).unwrap();
+        let tiers = tiers.as_string::<i32>();
+        let banned =
+            |row: u32| tiers.is_valid(row as usize) && tiers.value(row as usize) == "banned";
+        let keep: arrow::array::BooleanArray =
+            typed.rows.iter().map(|&row| Some(!banned(row))).collect();
+        let events = arrow::compute::filter_record_batch(&typed.events, &keep).unwrap();
+        let mut rows: Vec<u32> = typed.rows.iter().copied().filter(|&r| !banned(r)).collect();
+        let mut rejected = typed.rejected;
+        rejected.extend(
+            typed
+                .rows
+                .iter()
+                .filter(|&&r| banned(r))
+                .map(|&r| (r, lake_silver::QuarantineReason::Bad("tier".to_string()))),
+        );
+        let events = if self.lose_a_row {
+            rows.pop();
+            events.slice(0, events.num_rows() - 1)
+        } else {
+            events
+        };
+        Ok(lake_silver::Typed::new(events, rows, rejected))
+    }
+}
+
+#[tokio::test]
+async fn a_typer_of_the_callers_types_the_rows_and_one_that_loses_a_row_is_refused() {
+    let lake = Lake::new();
+    let spec = SilverSpec::from_toml(CUSTOMERS).unwrap();
+    lake.ingest_into(
+        &customers_bronze(),
+        "b1",
+        &[
+            customer("\"t\"", "1", r#""tier":"gold","op":"I""#, "10:00"),
+            customer("\"t\"", "2", r#""tier":"banned","op":"I""#, "10:00"),
+            customer("\"t\"", "3", r#""tier":"gold","op":"I""#, "10:00"),
+        ],
+    )
+    .await;
+
+    // Every row must be accounted for: one lost is refused before any commit.
+    let losing = SilverTable::with_typer(
+        spec.clone(),
+        std::sync::Arc::new(BannedTiers { lose_a_row: true }),
+    )
+    .unwrap();
+    let error = losing.run(&lake.storage).await.unwrap_err().to_string();
+    assert!(error.contains("breaks its contract"), "{error}");
+    assert!(error.contains("neither typed nor refused"), "{error}");
+    assert!(
+        lake.storage
+            .open_table(&lake.storage.layout().table_location(&spec.target))
+            .await
+            .unwrap()
+            .version()
+            .is_none(),
+        "nothing committed"
+    );
+
+    let stage: std::sync::Arc<dyn lake_core::RefineStage> = std::sync::Arc::new(
+        SilverTable::with_typer(
+            spec.clone(),
+            std::sync::Arc::new(BannedTiers { lose_a_row: false }),
+        )
+        .unwrap(),
+    );
+    let context = lake_core::StageContext::new(std::sync::Arc::clone(&lake.storage));
+    let report = stage.refine(&context).await.unwrap();
+    report.reconcile().unwrap();
+    assert_eq!((report.valid, report.quarantined), (2, 1));
+    assert_eq!(
+        lake.rows(
+            &spec.target,
+            "SELECT customer_id, tier FROM t ORDER BY customer_id"
+        )
+        .await,
+        ["1|gold", "3|gold"]
+    );
+    let quarantine = lake.storage.layout().quarantine(&spec.target);
+    assert_eq!(
+        lake.rows_at(&quarantine, "SELECT reason FROM t").await,
+        ["bad_tier"]
     );
 }

@@ -78,7 +78,7 @@ impl ScalarUDFImpl for KeyInSet {
 
 /// The filter `lake_key_in_set(key columns)` over `keys`, whose columns
 /// have `types` (the types of the arrays the set was built from).
-pub(super) fn key_in_set(keys: Arc<KeySet>, types: Vec<DataType>, columns: Vec<Expr>) -> Expr {
+pub(crate) fn key_in_set(keys: Arc<KeySet>, types: Vec<DataType>, columns: Vec<Expr>) -> Expr {
     let function = KeyInSet {
         keys,
         types,

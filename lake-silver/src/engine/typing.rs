@@ -1,93 +1,154 @@
-//! Bronze rows to typed events: the reference workload's rules over `_raw`
-//! ([`Typing::Orders`](crate::spec::Typing::Orders)), or the spec's column
-//! mapping over bronze's parsed columns, through DataFusion.
+//! Bronze rows to typed events, the one phase of a run that knows what the
+//! records mean: the [`Typer`] trait, and [`ColumnMapping`], the typer of
+//! a spec's `columns` (renames, safe casts, SQL expressions), through
+//! DataFusion. Other typers (the reference workload's rules over `_raw`)
+//! live with their workload.
 
-use std::ops::Range;
+use std::fmt::Debug;
 use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array, new_null_array,
 };
 use arrow::datatypes::{DataType, Field, Schema};
+use async_trait::async_trait;
 use datafusion::common::{Column, DataFusionError, ScalarValue, SchemaError};
 use datafusion::functions::core::expr_fn::get_field;
 use datafusion::logical_expr::{Expr, lit, try_cast, when};
 use datafusion::prelude::SessionContext;
 use lake_core::{LakeError, Result};
 
-use super::{cores, in_parallel, key_buckets};
-use crate::orders::{CdcFormat, events_batch_in};
-use crate::rules::{Invalid, OrderEvent};
-use crate::spec::{DeleteRule, KEY_BUCKET, OP_COLUMN, SilverSpec};
+use super::key_buckets;
+use super::quarantine::QuarantineReason;
+use crate::spec::{CdcFormat, DeleteRule, KEY_BUCKET, OP_COLUMN, SilverSpec};
 
-/// Typed events and what became of every bronze row.
+/// Turns bronze rows into typed events for a [`SilverSpec`]: bronze batch
+/// in, the events in the event log's layout plus a reason for every row
+/// refused out. Object-safe: a stage holds it as a [`TyperRef`].
+///
+/// # Contract
+/// - Every bronze row ends up exactly once: as one event (with its row
+///   number in [`Typed::rows`], ascending) or as one rejection with its
+///   reason. The engine checks this and fails the run, before any commit,
+///   when a typer breaks it.
+/// - [`Typed::events`] has the event log's layout for the spec: its
+///   business columns in spec order, the op column
+///   ([`op_column`](Typer::op_column), values `c`, `u`, `d`), the sequence
+///   columns, then `_key_bucket` from [`key_buckets`] over the key columns
+///   among [`SilverSpec::buckets`].
+/// - Typing is a function of the row and the spec only: the same record
+///   gives the same event in any batch, whatever else the batch holds. The
+///   order independence of silver depends on it.
+/// - CPU-heavy typing runs off the async workers
+///   (`tokio::task::spawn_blocking`), as [`ColumnMapping`]'s DataFusion
+///   plan and the reference rules do.
+#[async_trait]
+pub trait Typer: Send + Sync + Debug {
+    /// Refuses a spec this typer cannot type (by default, none).
+    fn check(&self, spec: &SilverSpec) -> Result<()> {
+        let _ = spec;
+        Ok(())
+    }
+
+    /// The bronze columns read, beside the lineage columns every run reads
+    /// for quarantine; `None` for all of them (the default).
+    fn bronze_columns(&self) -> Option<&[&str]> {
+        None
+    }
+
+    /// The event log's op column (by default [`OP_COLUMN`]).
+    fn op_column(&self) -> &str {
+        OP_COLUMN
+    }
+
+    /// Columns whose values are nearly unique per row, which silver writes
+    /// without a dictionary (by default none beyond the keys, the validity
+    /// columns and floats, which the engine picks itself).
+    fn plain_columns(&self) -> &[&str] {
+        &[]
+    }
+
+    /// Types `bronze` (the rows of one slice of bronze commits) for `spec`.
+    async fn type_rows(&self, spec: &SilverSpec, bronze: RecordBatch) -> Result<Typed>;
+}
+
+/// A shared [`Typer`].
+pub type TyperRef = Arc<dyn Typer>;
+
+/// Typed events and what became of every bronze row (see [`Typer`]).
 #[derive(Debug)]
-pub(crate) struct Typed {
-    /// The events in the changes table's layout: business columns, the op,
+#[non_exhaustive]
+pub struct Typed {
+    /// The events in the event log's layout: business columns, the op,
     /// the sequence columns, the key bucket.
     pub events: RecordBatch,
-    /// The bronze row each event came from.
+    /// The bronze row each event came from, ascending.
     pub rows: Vec<u32>,
     /// The bronze rows refused, with the reason.
-    pub rejected: Vec<(u32, String)>,
+    pub rejected: Vec<(u32, QuarantineReason)>,
 }
 
-/// Types the reference workload's records from their `_raw` text.
-/// Parsing is most of a small run's CPU time, so the rows are split over
-/// the cores.
-pub(crate) fn type_orders(bronze: &RecordBatch, format: CdcFormat, buckets: u32) -> Result<Typed> {
-    let raw = bronze
-        .column_by_name("_raw")
-        .map(|c| arrow::compute::cast(c, &DataType::Utf8))
-        .transpose()
-        .map_err(|e| LakeError::arrow("bronze `_raw`", e))?;
-    let raw = raw.as_ref().map(|r| r.as_string::<i32>());
-    let typer = format.typer();
-    let type_range = |range: Range<usize>| {
-        let mut events: Vec<OrderEvent> = Vec::with_capacity(range.len());
-        let mut rows = Vec::with_capacity(range.len());
-        let mut rejected = Vec::new();
-        for i in range {
-            let typed = raw.filter(|r| r.is_valid(i)).map(|r| typer(r.value(i)));
-            match typed {
-                Some(Ok(event)) => {
-                    events.push(event);
-                    rows.push(i as u32);
-                }
-                Some(Err(reason)) => rejected.push((i as u32, reason.as_str().to_string())),
-                None => rejected.push((i as u32, Invalid::NotAnObject.as_str().to_string())),
+impl Typed {
+    /// Events, the bronze row of each, and the rows refused.
+    pub fn new(
+        events: RecordBatch,
+        rows: Vec<u32>,
+        rejected: Vec<(u32, QuarantineReason)>,
+    ) -> Self {
+        Self {
+            events,
+            rows,
+            rejected,
+        }
+    }
+
+    /// Checks the first rule of the [`Typer`] contract over `bronze_rows`
+    /// rows: every row exactly once, as an event or a rejection.
+    pub(crate) fn check_accounted(&self, bronze_rows: usize, typer: &dyn Typer) -> Result<()> {
+        let broken = |what: String| {
+            Err(LakeError::other(
+                format!("typer {typer:?}"),
+                format!("breaks its contract: {what}"),
+            ))
+        };
+        if self.rows.len() != self.events.num_rows() {
+            return broken(format!(
+                "{} events but {} bronze row numbers",
+                self.events.num_rows(),
+                self.rows.len()
+            ));
+        }
+        let mut seen = vec![false; bronze_rows];
+        for &row in self.rows.iter().chain(self.rejected.iter().map(|(r, _)| r)) {
+            match seen.get_mut(row as usize) {
+                Some(seen) if !*seen => *seen = true,
+                Some(_) => return broken(format!("bronze row {row} accounted for twice")),
+                None => return broken(format!("bronze row {row} of {bronze_rows}")),
             }
         }
-        (events, rows, rejected)
-    };
-    let n = bronze.num_rows();
-    let threads = cores();
-    // Below a few thousand rows a thread costs more than it saves.
-    let parts = if threads < 2 || n < 8_192 {
-        vec![type_range(0..n)]
-    } else {
-        let chunk = n.div_ceil(threads);
-        let ranges = (0..n)
-            .step_by(chunk)
-            .map(|s| s..(s + chunk).min(n))
-            .collect();
-        in_parallel(ranges, type_range)
-    };
-    let mut events = Vec::with_capacity(n);
-    let mut rows = Vec::with_capacity(n);
-    let mut rejected = Vec::new();
-    // In range order, so events keep the order of the bronze rows.
-    for (e, r, q) in parts {
-        events.extend(e);
-        rows.extend(r);
-        rejected.extend(q);
+        if let Some(row) = seen.iter().position(|s| !s) {
+            return broken(format!("bronze row {row} neither typed nor refused"));
+        }
+        Ok(())
     }
-    Ok(Typed {
-        events: events_batch_in(&events, buckets)?,
-        rows,
-        rejected,
-    })
 }
+
+/// The typer of a spec's `columns` ([`Typing::Columns`](crate::Typing)):
+/// renames, safe casts and SQL expressions over bronze's parsed columns,
+/// in one DataFusion projection (see [`crate::spec`] for what they mean).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ColumnMapping;
+
+#[async_trait]
+impl Typer for ColumnMapping {
+    async fn type_rows(&self, spec: &SilverSpec, bronze: RecordBatch) -> Result<Typed> {
+        type_columns(spec, &bronze).await
+    }
+}
+
+/// The envelope field a Debezium record's op is read from (`bad_op` when
+/// it is not one of `c`, `r`, `u`, `d`).
+const OP_COLUMN_OF_ENVELOPE: &str = "op";
 
 /// The column holding each row's position in the bronze batch.
 const ROW: &str = "__lake_bronze_row";
@@ -247,7 +308,7 @@ fn parse_expressions(
 /// the first rule it breaks: for each key column then each sequence
 /// column, a failed cast (`bad_{column}`) or a null (`null_{column}`);
 /// then a failed cast of any other column, in column order.
-pub(crate) async fn type_columns(spec: &SilverSpec, bronze: &RecordBatch) -> Result<Typed> {
+async fn type_columns(spec: &SilverSpec, bronze: &RecordBatch) -> Result<Typed> {
     let target = spec.target.to_string();
     let fail = |e| LakeError::datafusion(format!("typing {target}"), e);
     let n = bronze.num_rows();
@@ -429,29 +490,32 @@ pub(crate) async fn type_columns(spec: &SilverSpec, bronze: &RecordBatch) -> Res
             .find(|(c, _)| *c == i)
             .map(|(_, at)| typed.column(*at).as_boolean().clone())
     };
-    let mut rules: Vec<(String, BooleanArray)> = Vec::new();
+    let mut rules: Vec<(QuarantineReason, BooleanArray)> = Vec::new();
     if debezium {
         let op = typed
             .column_by_name(OP_COLUMN)
             .ok_or_else(|| LakeError::other(format!("typing {target}"), "op lost"))?;
         let nulls = arrow::compute::is_null(op)
             .map_err(|e| LakeError::arrow(format!("typing {target}"), e))?;
-        rules.push(("bad_op".to_string(), nulls));
+        rules.push((
+            QuarantineReason::Bad(OP_COLUMN_OF_ENVELOPE.to_string()),
+            nulls,
+        ));
     }
     for name in spec.keys.iter().chain(&spec.sequence_by) {
         let i = index(name.as_str()).expect("checked: keys and sequence are mapped");
         if let Some(flags) = bad(i) {
-            rules.push((format!("bad_{name}"), flags));
+            rules.push((QuarantineReason::Bad(name.to_string()), flags));
         }
         let nulls = arrow::compute::is_null(typed.column(i))
             .map_err(|e| LakeError::arrow(format!("typing {target}"), e))?;
-        rules.push((format!("null_{name}"), nulls));
+        rules.push((QuarantineReason::Null(name.to_string()), nulls));
     }
     for (i, spec_column) in spec.columns.iter().enumerate() {
         let is_key =
             spec.keys.contains(&spec_column.name) || spec.sequence_by.contains(&spec_column.name);
         if !is_key && let Some(flags) = bad(i) {
-            rules.push((format!("bad_{}", spec_column.name), flags));
+            rules.push((QuarantineReason::Bad(spec_column.name.to_string()), flags));
         }
     }
     let bronze_row = typed
@@ -509,9 +573,5 @@ pub(crate) async fn type_columns(spec: &SilverSpec, bronze: &RecordBatch) -> Res
     let (fields, columns): (Vec<Field>, Vec<ArrayRef>) = layout.into_iter().unzip();
     let events = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .map_err(|e| LakeError::arrow(format!("typing {target}"), e))?;
-    Ok(Typed {
-        events,
-        rows,
-        rejected,
-    })
+    Ok(Typed::new(events, rows, rejected))
 }

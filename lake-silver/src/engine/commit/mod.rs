@@ -1,4 +1,11 @@
-//! Reading the key buckets a run replaces and writing them back.
+//! The commits of a run: reading the key buckets it replaces and writing
+//! them back ([`history`], [`replace`]), the deletion vectors of replaced
+//! rows ([`deletion`]), and the appends of the event log and quarantine
+//! ([`commit_batch`]).
+
+pub(crate) mod deletion;
+pub(crate) mod history;
+mod replace;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -18,7 +25,11 @@ use lake_core::{LakeError, Result, TableId, Touched, transaction_version};
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder};
 
-use super::{cores, in_parallel, orders_as_integer};
+pub(crate) use replace::Changes;
+pub use replace::{CLOSED_FILE_ROWS, CURRENT_FILES_PER_BUCKET};
+
+use super::plan::orders_as_integer;
+use super::{cores, in_parallel};
 use crate::spec::KEY_BUCKET;
 
 /// Rows per Parquet data page in the SCD2 table.
@@ -26,7 +37,7 @@ pub const PAGE_ROWS: usize = 1024;
 
 /// The rows of `table` in `buckets`, as Arrow batches typed like `schema`;
 /// with `rows`, only the rows that filter keeps, applied while the files
-/// are read (see [`super::key_filter`]).
+/// are read (see the `key_filter` module).
 pub(crate) async fn scan_buckets(
     table: &DeltaTable,
     id: &TableId,
@@ -142,8 +153,9 @@ pub(crate) fn sorted_for_readers(
     all: Vec<RecordBatch>,
     cluster_by: Option<&str>,
     valid_from: &str,
+    buckets: u32,
 ) -> Result<Vec<RecordBatch>> {
-    let parts = cores().min(crate::orders::BUCKETS as usize);
+    let parts = cores().min(buckets.max(1) as usize);
     let mismatch = |what: &str| LakeError::Schema {
         table: "silver rows".to_string(),
         message: format!("{what} is missing or has an unexpected type"),

@@ -1,4 +1,6 @@
-//! Reading the rows bronze added after the bookmark.
+//! The first phases of a run: where the slice of bronze it processes starts
+//! and ends (the bookmark, a bound on rows per commit), and the rows bronze
+//! added in it.
 //!
 //! Bronze is append-only, so the `add` actions of its commits after the
 //! bookmark are exactly the new rows; the files are read directly instead of
@@ -10,13 +12,164 @@ use arrow::array::{ArrayRef, RecordBatch, new_null_array};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use bytes::Bytes;
 use deltalake::DeltaTable;
+use deltalake::kernel::Transaction;
 use lake_core::object_store::path::Path;
-use lake_core::{LakeError, Result, StorageExt, StorageRef, TableId, commit_actions};
+use lake_core::{
+    Bookmark, BookmarkState, LakeError, Result, StorageExt, StorageRef, TableId, VersionRange,
+    commit_actions,
+};
+use tracing::warn;
+
+use super::check_buckets;
+use crate::spec::SilverSpec;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// The lineage columns every bronze row carries, which quarantine keeps.
 pub(crate) const LINEAGE: [&str; 4] = ["_raw", "_batch_id", "_source_file", "_source_line"];
+
+/// The bronze commits one run processes, and the tables as they were when
+/// it started.
+pub(super) struct Slice {
+    /// The bronze table, at its latest version.
+    pub bronze: DeltaTable,
+    /// The silver table, at the bookmark (not yet created on a first run).
+    pub silver: DeltaTable,
+    /// The first and last bronze version of the slice.
+    pub first: u64,
+    /// The last bronze version of the slice.
+    pub last: u64,
+    /// Bronze's latest version: more slices follow when `last` is before it.
+    pub latest: u64,
+    /// Whether the slice replaces the silver tables (asked for, or the
+    /// bronze table was created again).
+    pub rebuild: bool,
+}
+
+impl Slice {
+    /// The slice after `app_id`'s bookmark, or none when silver has seen
+    /// every bronze version (or bronze has none).
+    pub(super) async fn next(
+        storage: &StorageRef,
+        spec: &SilverSpec,
+        app_id: &str,
+        rebuild: bool,
+    ) -> Result<Option<Self>> {
+        let layout = storage.layout();
+        let bronze = storage
+            .open_table(&layout.table_location(&spec.source))
+            .await?;
+        let Some(latest) = bronze.version() else {
+            return Ok(None);
+        };
+        let target = &spec.target;
+        let silver = storage.open_table(&layout.table_location(target)).await?;
+        check_buckets(&silver, target, spec)?;
+        let source_name = spec.source.to_string();
+        let state = match rebuild {
+            true => BookmarkState::Unset,
+            false => {
+                Bookmark::new(app_id)
+                    .read(&silver, &target.to_string(), &bronze, &source_name)
+                    .await?
+            }
+        };
+        // A bronze table created again holds other rows than the ones the
+        // history came from: everything is recomputed from it.
+        let (bookmark, rebuild) = match state {
+            BookmarkState::At(read) => (Some(read), false),
+            BookmarkState::Replaced { reason } => {
+                warn!(table = %target, %reason, "source replaced: rebuilding");
+                (None, true)
+            }
+            _ => (None, rebuild),
+        };
+        if bookmark.is_some_and(|b| b >= latest) {
+            return Ok(None);
+        }
+        let first = bookmark.map_or(0, |b| b + 1);
+        // This slice ends where the next commit would pass the row bound.
+        let last = slice_end(
+            &bronze,
+            &source_name,
+            (first, latest),
+            spec.max_rows_per_commit,
+        )
+        .await?;
+        Ok(Some(Self {
+            bronze,
+            silver,
+            first,
+            last,
+            latest,
+            rebuild,
+        }))
+    }
+
+    /// The bronze versions read, for the report.
+    pub(super) fn versions(&self) -> VersionRange {
+        VersionRange {
+            first: self.first,
+            last: self.last,
+        }
+    }
+
+    /// The rows bronze added in the slice: the typer's columns and the
+    /// lineage, or every column.
+    pub(super) async fn read(
+        &self,
+        storage: &StorageRef,
+        spec: &SilverSpec,
+        columns: Option<&[&str]>,
+    ) -> Result<AddedRows> {
+        let projection: Option<Vec<&str>> = columns.map(|columns| {
+            let mut all = LINEAGE.to_vec();
+            all.extend(columns.iter().filter(|c| !LINEAGE.contains(c)));
+            all
+        });
+        read_added_rows(
+            storage,
+            &self.bronze,
+            &spec.source,
+            (self.first, self.last),
+            projection.as_deref(),
+        )
+        .await
+    }
+
+    /// The transactions that move `app_id`'s bookmark to the slice's end:
+    /// the first (the version read) goes into the event log and quarantine
+    /// commits, all of them (version and source id) into the SCD2 commit.
+    pub(super) fn transactions(&self, spec: &SilverSpec, app_id: &str) -> Result<Vec<Transaction>> {
+        Bookmark::new(app_id).transactions(&self.bronze, &spec.source.to_string(), self.last)
+    }
+}
+
+/// The last bronze version of the slice that starts at `first`: the versions
+/// up to `latest` whose added rows (as their commits' statistics count
+/// them) stay within `limit`, and at least `first`.
+async fn slice_end(
+    bronze: &DeltaTable,
+    name: &str,
+    (first, latest): (u64, u64),
+    limit: u64,
+) -> Result<u64> {
+    let mut rows = 0u64;
+    for version in first..=latest {
+        let added: u64 = commit_actions(bronze, version, name)
+            .await?
+            .iter()
+            .filter_map(|action| action.pointer("/add/stats").and_then(|s| s.as_str()))
+            .filter_map(|stats| serde_json::from_str::<serde_json::Value>(stats).ok())
+            .filter_map(|stats| stats.get("numRecords").and_then(|n| n.as_u64()))
+            .sum();
+        if version > first && rows + added > limit {
+            return Ok(version - 1);
+        }
+        rows += added;
+    }
+    Ok(latest)
+}
 
 /// The rows bronze added, in version order, and which version added each.
 pub(crate) struct AddedRows {
@@ -39,7 +192,7 @@ impl AddedRows {
 /// batch: only the `columns` named, or every data column of the table when
 /// `None` (a column the files lack, because the table gained it later or
 /// their records never had it, is null in their rows).
-pub(crate) async fn read_added_rows(
+async fn read_added_rows(
     storage: &StorageRef,
     bronze: &DeltaTable,
     id: &TableId,
@@ -76,7 +229,7 @@ pub(crate) async fn read_added_rows(
             let relative =
                 Path::from_url_path(path).map_err(|e| LakeError::storage(path, e.into()))?;
             let location = Path::from_iter(root.parts().chain(relative.parts()));
-            let bytes = super::fetch(store.as_ref(), &location).await?;
+            let bytes = crate::engine::fetch(store.as_ref(), &location).await?;
             batches.extend(read_file(bytes, &location, columns)?);
         }
         let after: usize = batches.iter().map(RecordBatch::num_rows).sum();

@@ -56,10 +56,10 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use roaring::RoaringTreemap;
 use tokio::task::JoinSet;
 
-use super::write::{
-    conform, history_writer_properties, silver_writer_properties, sorted_for_readers,
+use super::{
+    conform, deletion, history_writer_properties, silver_writer_properties, sorted_for_readers,
 };
-use super::{KeySet, deletion};
+use crate::engine::KeySet;
 use crate::spec::KEY_BUCKET;
 
 /// Most rows in one file of closed versions. Small enough that the newest
@@ -178,6 +178,8 @@ pub(crate) struct ChangedRows<'a> {
     pub partitions: &'a [String],
     /// The buckets of the run's keys.
     pub buckets: &'a BTreeSet<i32>,
+    /// How many buckets the table has.
+    pub bucket_count: u32,
     /// The rows that may change.
     pub changes: Arc<Changes>,
     /// The cluster column of current rows, if any.
@@ -287,6 +289,7 @@ pub(crate) async fn replace_changed<T>(
         schema,
         partitions,
         buckets,
+        bucket_count,
         changes,
         cluster_by,
         valid_from,
@@ -351,7 +354,7 @@ pub(crate) async fn replace_changed<T>(
     let mut kept = Kept::default();
     for candidate in candidates {
         // A bounded number of files in memory as bytes at once.
-        if reads.len() >= 2 * super::cores() {
+        if reads.len() >= 2 * crate::engine::cores() {
             kept.take(reads.join_next().await, id)?;
         }
         let store = storage.object_store();
@@ -363,7 +366,7 @@ pub(crate) async fn replace_changed<T>(
         let partition_columns = [bucket_column.clone(), current_column.clone()];
         let root = root.clone();
         reads.spawn(async move {
-            let bytes = super::fetch(store.as_ref(), &location).await?;
+            let bytes = crate::engine::fetch(store.as_ref(), &location).await?;
             let deleted = match candidate.file.deletion_vector_descriptor() {
                 Some(dv) => Some(
                     lake_core::deletion_vectors::read(store.as_ref(), &root, &dv, &id.to_string())
@@ -421,7 +424,7 @@ pub(crate) async fn replace_changed<T>(
         closed.entry(bucket).or_default().push(rows);
     }
 
-    let parts = sorted_for_readers(current, cluster_by, valid_from)?;
+    let parts = sorted_for_readers(current, cluster_by, valid_from, bucket_count)?;
     let properties = silver_writer_properties(&plain);
     let history_properties = history_writer_properties(&plain);
     let mut writes = JoinSet::new();
