@@ -4,6 +4,11 @@
 //! so tests can prove that a write failing midway leaves every table at its
 //! last committed version and that a retry completes. Faults are injected
 //! only around the real store: the data path is never mocked.
+//!
+//! [`TestLake`] is the lake fixture of every crate's tests, [`events`]
+//! builds JSON-lines records (the reference workload's among them), and the
+//! `conformance` feature exports the suites a `Catalog` or a `Storage`
+//! implementation must pass.
 
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
@@ -11,6 +16,9 @@
 pub mod conformance;
 pub mod docs;
 pub mod events;
+pub mod lake;
+
+pub use lake::TestLake;
 
 use std::fmt;
 use std::ops::Range;

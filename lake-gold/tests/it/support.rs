@@ -2,18 +2,15 @@
 //! daily summary computed independently from silver's current rows.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use lake_bronze::BronzeWriter;
-use lake_core::{
-    IngestStage, InputFormat, ObjectStorage, RawBatch, StageContext, StorageRef, TableId,
-};
+use lake_core::TableId;
 use lake_gold::{GoldAggregation, RefreshReport, daily_summary};
 use lake_silver::OrdersSilver;
 
+/// The shared fixture, with the reference pipeline's gold tables.
 pub struct Lake {
-    _dir: tempfile::TempDir,
-    pub storage: StorageRef,
+    lake: lake_testing::TestLake,
     pub gold: GoldAggregation,
     /// The same spec into another table, always rebuilt in full.
     pub rebuilt: GoldAggregation,
@@ -31,13 +28,19 @@ pub fn gold() -> TableId {
     TableId::gold("analytics", "daily_summary").unwrap()
 }
 
+impl std::ops::Deref for Lake {
+    type Target = lake_testing::TestLake;
+
+    fn deref(&self) -> &Self::Target {
+        &self.lake
+    }
+}
+
 pub const SUMMARY_COLUMNS: &str = "order_date, category, region, total_count, total_value, \
     avg_value, min_value, max_value, stddev_value, unique_users, value_per_user";
 
 impl Lake {
     pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = Arc::new(ObjectStorage::from_url(dir.path().to_str().unwrap()).unwrap());
         let gold = GoldAggregation::new(daily_summary(silver(), gold()).unwrap()).unwrap();
         let rebuilt = GoldAggregation::new(
             daily_summary(
@@ -48,28 +51,16 @@ impl Lake {
         )
         .unwrap();
         Self {
-            _dir: dir,
-            storage,
+            lake: lake_testing::TestLake::new(),
             gold,
             rebuilt,
         }
     }
 
-    pub fn context(&self) -> StageContext {
-        StageContext::new(Arc::clone(&self.storage)).with_run_id("test".to_string())
-    }
-
     /// Bronze and silver for one delivered batch.
     pub async fn land(&self, batch_id: &str, lines: &[String]) {
-        let text = lines.join("\n");
-        let batch = RawBatch::from_bytes(batch_id, InputFormat::JsonLines, text).unwrap();
-        BronzeWriter::new(bronze())
-            .unwrap()
-            .ingest(&self.context(), batch)
-            .await
-            .unwrap()
-            .reconcile()
-            .unwrap();
+        let writer = BronzeWriter::new(bronze()).unwrap();
+        self.ingest_lines(&writer, batch_id, lines).await.unwrap();
         OrdersSilver::new(bronze(), silver())
             .unwrap()
             .run(&self.storage)
@@ -83,13 +74,6 @@ impl Lake {
     pub async fn deliver(&self, batch_id: &str, lines: &[String]) -> RefreshReport {
         self.land(batch_id, lines).await;
         self.gold.refresh(&self.storage).await.unwrap()
-    }
-
-    pub async fn rows(&self, table: &TableId, sql: &str) -> Vec<String> {
-        let location = self.storage.layout().table_location(table);
-        lake_testing::table_rows(&self.storage, &location, sql)
-            .await
-            .unwrap()
     }
 
     /// The summary columns of a gold table (metadata columns left out).

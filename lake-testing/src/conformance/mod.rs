@@ -3,3 +3,4 @@
 //! bodies run over every implementation in this workspace and over yours.
 
 pub mod catalog;
+pub mod storage;
