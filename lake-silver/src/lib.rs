@@ -18,7 +18,7 @@
 //! - [`scd2`]: the history of a key as a pure function of its valid events,
 //!   which is what makes silver independent of arrival order; usable on its
 //!   own (see the `scd2_only` example).
-//! - [`reference`]: the reference workload of `SEMANTICS.md`, one user of
+//! - [`mod@reference`]: the reference workload of `SEMANTICS.md`, one user of
 //!   the engine: [`SilverSpec::orders`] typed by
 //!   [`ReferenceRules`](reference::ReferenceRules) from each record's
 //!   original text; [`OrdersSilver`] is its stage, and

@@ -1,8 +1,8 @@
-//! The silver stage: a [`SilverSpec`], the [`Typer`] its
+//! The silver stage: a [`SilverSpec`], the [`Typer`](crate::Typer) its
 //! [`typing`](SilverSpec::typing) names, and the engine that runs them.
 //!
 //! This is where a spec's `typing` meets its implementation: the engine
-//! knows only the [`Typer`] trait, and the reference rules are one
+//! knows only the [`Typer`](crate::Typer) trait, and the reference rules are one
 //! implementation of it ([`ReferenceRules`]), as a team's own typer can
 //! be ([`SilverTable::with_typer`]).
 
@@ -41,7 +41,7 @@ impl SilverTable {
         Self::with_typer(spec, typer)
     }
 
-    /// The stage of `spec` typed by a [`Typer`] of the caller's, whatever
+    /// The stage of `spec` typed by a [`Typer`](crate::Typer) of the caller's, whatever
     /// the spec's `typing` says; the typer may refuse the spec.
     pub fn with_typer(spec: SilverSpec, typer: TyperRef) -> Result<Self> {
         let name = format!("silver {}", spec.target.name);

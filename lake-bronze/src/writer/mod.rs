@@ -99,9 +99,9 @@ impl BronzeWriter {
     }
 
     /// An append of `batch` to the table, when awaited (like deltalake's
-    /// operation builders): one commit, or none when the batch id was
-    /// ingested before (see the [module guarantees](self)). Resolves to the
-    /// batch's report.
+    /// operation builders): one commit (and one on the dead-letter table
+    /// when something was unreadable), or none when the batch id was
+    /// ingested before. Resolves to the batch's report.
     ///
     /// ```no_run
     /// # async fn example(storage: lake_core::StorageRef, catalog: lake_core::CatalogRef)

@@ -43,9 +43,8 @@
 //! midway is finished by the next one, and re-running changes nothing.
 
 //!
-//! The phases are modules: [`read`] (the slice and its rows), [`typing`],
-//! [`quarantine`] (with the expectations), [`log`], [`plan`] and
-//! [`commit`]. CPU-heavy phases (typing by rules, planning, sorting) run on
+//! The phases are modules: `read` (the slice and its rows), `typing`,
+//! `quarantine` (with the expectations), `log`, `plan` and `commit`. CPU-heavy phases (typing by rules, planning, sorting) run on
 //! tokio's blocking pool, and every task a run spawns is owned by it and
 //! aborted when the run fails or is dropped.
 

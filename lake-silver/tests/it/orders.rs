@@ -243,3 +243,34 @@ async fn debezium_envelopes_match_flat_events() {
         ]
     );
 }
+
+/// CPU-heavy phases run on tokio's blocking pool, so a run works on a
+/// current-thread runtime too (an embedding service's choice), with enough
+/// rows that typing splits them over threads.
+#[tokio::test(flavor = "current_thread")]
+async fn a_run_works_on_a_current_thread_runtime() {
+    let lake = Lake::new();
+    let lines: Vec<String> = (0..10_000)
+        .map(|i| {
+            event(
+                &format!("o{}", i % 4_000),
+                "placed",
+                "1",
+                "u",
+                &t(10, (i / 4_000) as u32),
+            )
+        })
+        .collect();
+    lake.ingest("b1", &lines).await;
+    let report = lake.refine().await;
+    assert_eq!((report.valid, report.quarantined), (10_000, 0));
+    let current = lake
+        .rows(
+            &silver(),
+            "SELECT count(*), count(DISTINCT order_id) FROM t WHERE is_current",
+        )
+        .await;
+    assert_eq!(current, ["4000|4000"]);
+    let versions = lake.rows(&silver(), "SELECT count(*) FROM t").await;
+    assert_eq!(versions, ["4000"], "same tracked values open no version");
+}

@@ -424,7 +424,12 @@ pub(crate) async fn replace_changed<T>(
         closed.entry(bucket).or_default().push(rows);
     }
 
-    let parts = sorted_for_readers(current, cluster_by, valid_from, bucket_count)?;
+    // Sorting is CPU work: on the blocking pool, off the async workers.
+    let (order_by, from) = (cluster_by.map(str::to_string), valid_from.to_string());
+    let parts = crate::engine::cpu("sorting current rows", move || {
+        sorted_for_readers(current, order_by.as_deref(), &from, bucket_count)
+    })
+    .await?;
     let properties = silver_writer_properties(&plain);
     let history_properties = history_writer_properties(&plain);
     let mut writes = JoinSet::new();
