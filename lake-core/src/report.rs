@@ -52,6 +52,7 @@ impl StageRun {
 
 /// Counts summed over every stage of a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RunTotals {
     /// Raw records read by ingest stages.
     pub input_records: u64,

@@ -68,6 +68,7 @@ pub enum RefreshScope {
 
 /// What a refresh did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RefreshReport {
     /// The counts every aggregate stage reports.
     pub report: AggregateReport,
@@ -586,6 +587,7 @@ async fn touched_partitions(
 
 /// What the scans of an executed plan read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ScanMetrics {
     /// Rows the scans produced (after file skipping, before other filters).
     pub rows: u64,
