@@ -14,7 +14,7 @@ use arrow::array::{
     ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array,
     new_null_array,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use chrono::Utc;
 use deltalake::kernel::Transaction;
 use lake_core::{
@@ -26,6 +26,7 @@ use super::arrow_error;
 use super::commit::{Commit, commit_batch};
 use super::read::AddedRows;
 use super::typing::Typed;
+use crate::spec::ColumnType;
 
 /// Why a bronze row went to quarantine. Its text (`Display`) is the
 /// `reason` column: `null_{column}`, `bad_{column}`, `not_an_object`,
@@ -58,10 +59,6 @@ impl fmt::Display for QuarantineReason {
     }
 }
 
-fn utc_micros() -> DataType {
-    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
-}
-
 /// The quarantine table's schema.
 pub static QUARANTINE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
@@ -71,7 +68,7 @@ pub static QUARANTINE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("_source_file", DataType::Utf8, true),
         Field::new("_source_line", DataType::Int64, true),
         Field::new("_bronze_version", DataType::Int64, false),
-        Field::new("_quarantined_at", utc_micros(), false),
+        Field::new("_quarantined_at", ColumnType::Timestamp.data_type(), false),
     ]))
 });
 

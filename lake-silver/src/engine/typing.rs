@@ -148,7 +148,7 @@ impl Typer for ColumnMapping {
 
 /// The envelope field a Debezium record's op is read from (`bad_op` when
 /// it is not one of `c`, `r`, `u`, `d`).
-const OP_COLUMN_OF_ENVELOPE: &str = "op";
+const ENVELOPE_OP: &str = "op";
 
 /// The column holding each row's position in the bronze batch.
 const ROW: &str = "__lake_bronze_row";
@@ -199,7 +199,7 @@ fn image_value(schema: &Schema, name: &str) -> Result<Expr> {
     };
     let before = before.map_or_else(null, |(e, _)| Ok(e))?;
     let after = after.map_or_else(null, |(e, _)| Ok(e))?;
-    let op = envelope(schema, "op").map_or_else(
+    let op = envelope(schema, ENVELOPE_OP).map_or_else(
         || lit(ScalarValue::Utf8(None)),
         |(op, _)| try_cast(op, DataType::Utf8),
     );
@@ -439,7 +439,7 @@ async fn type_columns(spec: &SilverSpec, bronze: &RecordBatch) -> Result<Typed> 
     let op = match &spec.deletes {
         None if debezium => {
             // `r` (a snapshot read) is a create; anything else is `bad_op`.
-            let op = envelope(frame.schema().as_arrow(), "op").map_or_else(
+            let op = envelope(frame.schema().as_arrow(), ENVELOPE_OP).map_or_else(
                 || lit(ScalarValue::Utf8(None)),
                 |(op, _)| try_cast(op, DataType::Utf8),
             );
@@ -497,10 +497,7 @@ async fn type_columns(spec: &SilverSpec, bronze: &RecordBatch) -> Result<Typed> 
             .ok_or_else(|| LakeError::other(format!("typing {target}"), "op lost"))?;
         let nulls = arrow::compute::is_null(op)
             .map_err(|e| LakeError::arrow(format!("typing {target}"), e))?;
-        rules.push((
-            QuarantineReason::Bad(OP_COLUMN_OF_ENVELOPE.to_string()),
-            nulls,
-        ));
+        rules.push((QuarantineReason::Bad(ENVELOPE_OP.to_string()), nulls));
     }
     for name in spec.keys.iter().chain(&spec.sequence_by) {
         let i = index(name.as_str()).expect("checked: keys and sequence are mapped");

@@ -21,7 +21,7 @@ use arrow::array::{
     Array, ArrayRef, AsArray, Date32Array, Float64Array, Int32Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use lake_core::{Ident, LakeError, Result, TableId};
 
@@ -57,10 +57,6 @@ pub fn key_bucket(key: &str) -> i32 {
     hash.bucket(BUCKETS as u32)
 }
 
-fn utc_micros() -> DataType {
-    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
-}
-
 /// The event log's schema: typed, deduplicated events.
 pub static CHANGES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
@@ -73,7 +69,7 @@ pub static CHANGES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("order_date", DataType::Date32, true),
         Field::new("metadata", DataType::Utf8, true),
         Field::new(OP, DataType::Utf8, false),
-        Field::new("updated_at", utc_micros(), false),
+        Field::new("updated_at", ColumnType::Timestamp.data_type(), false),
         Field::new(KEY_BUCKET, DataType::Int32, false),
     ]))
 });
