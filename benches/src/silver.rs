@@ -101,15 +101,19 @@ pub async fn run(design: Design, batches: &[String], dir: &Path) -> Result<serde
             lake_core::LakeError::config("silver bench", format!("{}: {e}", file.display()))
         })?;
         let context = StageContext::new(Arc::clone(&storage)).with_run_id(id.clone());
+        let raw = RawBatch::from_file(&file)?;
+        // The two-MERGE design selects the batch by its bronze id, which is
+        // the batch's identity (path and content), not the file name.
+        let batch_id = raw.batch_id.clone();
         BronzeWriter::new(tables.bronze.clone())?
-            .ingest(&context, RawBatch::from_file(&file)?)
+            .ingest(&context, raw)
             .await?;
         let started = Instant::now();
         match design {
             Design::Ours => {
                 ours.run(&storage).await?;
             }
-            Design::TwoMerge => naive::silver(&storage, &tables, &id).await?,
+            Design::TwoMerge => naive::silver(&storage, &tables, &batch_id).await?,
         }
         seconds.push(started.elapsed().as_secs_f64());
     }

@@ -45,3 +45,25 @@ async fn ours_matches_the_expected_tables_and_the_naive_design_does_not() {
     assert!(table.contains("| ours | yes |"), "{table}");
     assert!(table.contains("| naive | no: "), "{table}");
 }
+
+/// `lake-bench silver`: both designs run on the same batches; ours gives
+/// the expected history, the two-MERGE design loses the late events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_silver_bench_runs_both_designs_and_only_ours_is_exact() {
+    use lake_bench::silver::{Design, batches, run};
+    let batches = batches(2_000, &[0.01, 0.1], 0.05, 7);
+    let mut results = Vec::new();
+    for design in [Design::Ours, Design::TwoMerge] {
+        let dir = tempfile::tempdir().unwrap();
+        let result = run(design, &batches, dir.path()).await.unwrap();
+        assert_eq!(result["merge_seconds"].as_array().unwrap().len(), 2);
+        results.push(result);
+    }
+    assert_eq!(results[0]["silver_missing"], 0, "{}", results[0]);
+    assert_eq!(results[0]["silver_extra"], 0, "{}", results[0]);
+    assert!(
+        results[1]["silver_missing"].as_u64().unwrap() > 0,
+        "{}",
+        results[1]
+    );
+}
