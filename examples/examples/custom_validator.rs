@@ -50,9 +50,11 @@ impl Validator for EuAmountCap {
                     .then(|| region.value(i) == "eu" && amount.value(i) > 1000.0)
             })
             .collect();
-        Ok(Validation {
-            rules: vec![RuleResult::from_mask("eu_amount_cap", Action::Drop, failed)],
-        })
+        Ok(Validation::new(vec![RuleResult::from_mask(
+            "eu_amount_cap",
+            Action::Drop,
+            failed,
+        )]))
     }
 }
 

@@ -56,6 +56,7 @@ impl Compression {
 /// configuration, so a typo is an error rather than a default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct BronzeOptions {
     /// The declared schema of the data columns; `None` infers it from the
     /// first [`infer_records`](Self::infer_records) records of the first batch.
@@ -98,6 +99,7 @@ pub struct BronzeOptions {
 /// as delivered: typing is silver's job, so no value is lost to a guess.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct CsvOptions {
     /// The field delimiter (ASCII).
     pub delimiter: char,
@@ -123,6 +125,33 @@ impl Default for CsvOptions {
 }
 
 impl CsvOptions {
+    /// Sets [`delimiter`](Self::delimiter).
+    pub fn with_delimiter(mut self, delimiter: char) -> Self {
+        self.delimiter = delimiter;
+        self
+    }
+
+    /// Sets [`quote`](Self::quote).
+    pub fn with_quote(mut self, quote: char) -> Self {
+        self.quote = quote;
+        self
+    }
+
+    /// Sets [`has_header`](Self::has_header).
+    pub fn with_has_header(mut self, has_header: bool) -> Self {
+        self.has_header = has_header;
+        self
+    }
+
+    /// Sets [`null_values`](Self::null_values).
+    pub fn with_null_values<S: Into<String>>(
+        mut self,
+        null_values: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.null_values = null_values.into_iter().map(Into::into).collect();
+        self
+    }
+
     pub(crate) fn ascii(&self) -> lake_core::Result<(u8, u8)> {
         let byte = |c: char, field: &str| {
             u8::try_from(c).ok().filter(u8::is_ascii).ok_or_else(|| {
@@ -151,5 +180,73 @@ impl Default for BronzeOptions {
             max_columns: 1000,
             max_line_bytes: 64 * 1024 * 1024,
         }
+    }
+}
+
+impl BronzeOptions {
+    /// Sets [`schema`](Self::schema).
+    pub fn with_schema(mut self, schema: SchemaRef) -> Self {
+        self.schema = Some(schema);
+        self
+    }
+
+    /// Sets [`infer_records`](Self::infer_records).
+    pub fn with_infer_records(mut self, infer_records: usize) -> Self {
+        self.infer_records = infer_records;
+        self
+    }
+
+    /// Sets [`schema_policy`](Self::schema_policy).
+    pub fn with_schema_policy(mut self, schema_policy: SchemaPolicy) -> Self {
+        self.schema_policy = schema_policy;
+        self
+    }
+
+    /// Sets [`compression`](Self::compression).
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Sets [`target_file_size`](Self::target_file_size).
+    pub fn with_target_file_size(mut self, target_file_size: u64) -> Self {
+        self.target_file_size = Some(target_file_size);
+        self
+    }
+
+    /// Sets [`row_group_size`](Self::row_group_size).
+    pub fn with_row_group_size(mut self, row_group_size: usize) -> Self {
+        self.row_group_size = row_group_size;
+        self
+    }
+
+    /// Sets [`batch_rows`](Self::batch_rows).
+    pub fn with_batch_rows(mut self, batch_rows: usize) -> Self {
+        self.batch_rows = batch_rows;
+        self
+    }
+
+    /// Sets [`csv`](Self::csv).
+    pub fn with_csv(mut self, csv: CsvOptions) -> Self {
+        self.csv = csv;
+        self
+    }
+
+    /// Sets [`max_nesting_depth`](Self::max_nesting_depth).
+    pub fn with_max_nesting_depth(mut self, max_nesting_depth: usize) -> Self {
+        self.max_nesting_depth = max_nesting_depth;
+        self
+    }
+
+    /// Sets [`max_columns`](Self::max_columns).
+    pub fn with_max_columns(mut self, max_columns: usize) -> Self {
+        self.max_columns = max_columns;
+        self
+    }
+
+    /// Sets [`max_line_bytes`](Self::max_line_bytes).
+    pub fn with_max_line_bytes(mut self, max_line_bytes: usize) -> Self {
+        self.max_line_bytes = max_line_bytes;
+        self
     }
 }

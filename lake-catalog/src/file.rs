@@ -286,11 +286,7 @@ impl Catalog for FileCatalog {
             let mut definition = definition.clone();
             definition.schema_version = 1;
             let document = TableDocument {
-                versions: vec![SchemaVersion {
-                    version: 1,
-                    schema: definition.schema.clone(),
-                    created_at: Utc::now(),
-                }],
+                versions: vec![SchemaVersion::new(1, definition.schema.clone(), Utc::now())],
                 definition: Some(definition.clone()),
             };
             if self.write_version(&table, next, &document).await? {

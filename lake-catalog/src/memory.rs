@@ -65,11 +65,11 @@ pub(crate) fn apply_update(
         )?;
         definition.schema_version += 1;
         definition.schema = schema.clone();
-        versions.push(SchemaVersion {
-            version: definition.schema_version,
+        versions.push(SchemaVersion::new(
+            definition.schema_version,
             schema,
-            created_at: Utc::now(),
-        });
+            Utc::now(),
+        ));
     }
     Ok(())
 }
@@ -130,11 +130,7 @@ impl Catalog for MemoryCatalog {
             .or_default();
         let mut definition = definition;
         definition.schema_version = 1;
-        let versions = vec![SchemaVersion {
-            version: 1,
-            schema: definition.schema.clone(),
-            created_at: Utc::now(),
-        }];
+        let versions = vec![SchemaVersion::new(1, definition.schema.clone(), Utc::now())];
         state.tables.insert(
             definition.id.clone(),
             TableEntry {

@@ -60,6 +60,7 @@ pub enum SchemaCompatibility {
 
 /// Everything the catalog knows about one table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TableDefinition {
     /// The table.
     pub id: TableId,
@@ -96,6 +97,46 @@ pub const DELTA_ENGINE_PROPERTIES: [(&str, &str); 3] = [
 ];
 
 impl TableDefinition {
+    /// A table definition at schema version 1, with no properties and the
+    /// default compatibility; [`TableDefinition::delta`] adds the
+    /// properties engines need to read a Delta table.
+    pub fn new(
+        id: TableId,
+        location: Url,
+        format: TableFormat,
+        schema: SchemaRef,
+        partition_keys: Vec<Ident>,
+    ) -> Self {
+        Self {
+            id,
+            location,
+            format,
+            schema,
+            partition_keys,
+            properties: Properties::new(),
+            schema_version: 1,
+            compatibility: SchemaCompatibility::default(),
+        }
+    }
+
+    /// Sets the properties (replacing those there).
+    pub fn with_properties(mut self, properties: Properties) -> Self {
+        self.properties = properties;
+        self
+    }
+
+    /// Sets the schema version.
+    pub fn with_schema_version(mut self, schema_version: u32) -> Self {
+        self.schema_version = schema_version;
+        self
+    }
+
+    /// Sets the compatibility mode.
+    pub fn with_compatibility(mut self, compatibility: SchemaCompatibility) -> Self {
+        self.compatibility = compatibility;
+        self
+    }
+
     /// A Delta table definition at schema version 1, with the
     /// [`DELTA_ENGINE_PROPERTIES`] that let Athena, Spark and Trino read it.
     pub fn delta(
@@ -140,6 +181,7 @@ impl TableDefinition {
 
 /// One recorded version of a table's schema.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SchemaVersion {
     /// 1 for the schema the table was created with, then one more per change.
     pub version: u32,
@@ -147,6 +189,17 @@ pub struct SchemaVersion {
     pub schema: SchemaRef,
     /// When the version was recorded.
     pub created_at: DateTime<Utc>,
+}
+
+impl SchemaVersion {
+    /// Version `version` of a schema, recorded at `created_at`.
+    pub fn new(version: u32, schema: SchemaRef, created_at: DateTime<Utc>) -> Self {
+        Self {
+            version,
+            schema,
+            created_at,
+        }
+    }
 }
 
 /// A change to a table; fields left `None` keep their value.
@@ -189,6 +242,7 @@ impl TableUpdate {
 
 /// Statistics of one partition, when the writer knows them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PartitionStats {
     /// Rows in the partition.
     pub row_count: u64,
@@ -198,8 +252,20 @@ pub struct PartitionStats {
     pub size_bytes: u64,
 }
 
+impl PartitionStats {
+    /// `row_count` rows in `file_count` files of `size_bytes` bytes.
+    pub fn new(row_count: u64, file_count: u64, size_bytes: u64) -> Self {
+        Self {
+            row_count,
+            file_count,
+            size_bytes,
+        }
+    }
+}
+
 /// One partition of a table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Partition {
     /// One value per partition key, in the table's key order.
     pub values: Vec<PartitionValue>,
@@ -211,6 +277,22 @@ pub struct Partition {
 }
 
 impl Partition {
+    /// The partition with `values` (one per partition key) at `location`,
+    /// without statistics.
+    pub fn new(values: Vec<PartitionValue>, location: Url) -> Self {
+        Self {
+            values,
+            location,
+            stats: None,
+        }
+    }
+
+    /// Sets the statistics.
+    pub fn with_stats(mut self, stats: Option<PartitionStats>) -> Self {
+        self.stats = stats;
+        self
+    }
+
     /// Checks that the partition gives one value per partition key of `table`.
     pub fn check_arity(&self, table: &TableDefinition) -> Result<()> {
         if self.values.len() == table.partition_keys.len() {
@@ -231,6 +313,7 @@ impl Partition {
 
 /// How adding partitions went: adding one that exists is a success.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AddPartitions {
     /// Partitions that were new.
     pub added: usize,
@@ -261,6 +344,7 @@ pub enum PartitionOp {
 /// Values compare as text, which orders zero-padded numbers and ISO dates
 /// correctly (`month=09` < `month=11`), and is what Glue does for string keys.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PartitionCondition {
     /// The partition key.
     pub key: Ident,
@@ -272,6 +356,7 @@ pub struct PartitionCondition {
 
 /// A conjunction of conditions on partition keys; empty matches everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PartitionFilter {
     /// Every condition must hold.
     pub conditions: Vec<PartitionCondition>,

@@ -77,8 +77,8 @@ pub use stage::{
     RefineStageRef, StageContext, VersionRange,
 };
 pub use storage::{
-    ObjectStorage, ObjectStoreRef, Storage, StorageExt, StorageRef, commit_actions, delta_provider,
-    transaction_version,
+    NewTable, ObjectStorage, ObjectStoreRef, Storage, StorageExt, StorageRef, commit_actions,
+    delta_provider, transaction_version,
 };
 pub use touched::{TOUCHED_KEY, Touched};
 pub use validate::{Action, RuleResult, Validation, Validator, ValidatorRef};

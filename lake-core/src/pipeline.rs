@@ -42,6 +42,7 @@ pub struct Pipeline {
 
 /// How a [`Pipeline`] retries a stage that failed with a retryable error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Attempts in all, the first included (1 means no retry).
     pub max_attempts: u32,
@@ -63,6 +64,16 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// `max_attempts` attempts in all, waiting `initial_backoff` after the
+    /// first failure, doubling up to `max_backoff`.
+    pub fn new(max_attempts: u32, initial_backoff: Duration, max_backoff: Duration) -> Self {
+        Self {
+            max_attempts,
+            initial_backoff,
+            max_backoff,
+        }
+    }
+
     /// No retries: a failure is returned at once.
     pub fn none() -> Self {
         Self {
@@ -154,6 +165,21 @@ impl Pipeline {
         self.finish(run, Some(&batch_id), stages, result).await
     }
 
+    /// Ingests one delivered batch into bronze, and only that: a later
+    /// [`run_pending`](Self::run_pending) refines and aggregates it.
+    ///
+    /// This is the shape of an ingestion service: every connection ingests
+    /// its own batch at once, and one loop keeps silver and gold fresh, so
+    /// requests do not queue behind a silver run. The run is recorded as
+    /// [`run_batch`](Self::run_batch)'s is.
+    pub async fn ingest(&self, batch: RawBatch) -> Result<RunReport> {
+        let run = RunState::start();
+        let batch_id = batch.batch_id.clone();
+        let mut stages = Vec::new();
+        let result = self.ingest_one(&run.run_id, batch, &mut stages).await;
+        self.finish(run, Some(&batch_id), stages, result).await
+    }
+
     /// Refines and aggregates everything not yet processed (after a restart,
     /// or when another service ingests). Bookmarks make this exactly-once.
     pub async fn run_pending(&self) -> Result<RunReport> {
@@ -169,15 +195,40 @@ impl Pipeline {
         batch: RawBatch,
         stages: &mut Vec<StageRun>,
     ) -> Result<()> {
+        self.ingest_one(run_id, batch, stages).await?;
+        self.run_downstream(run_id, stages).await
+    }
+
+    async fn ingest_one(
+        &self,
+        run_id: &str,
+        batch: RawBatch,
+        stages: &mut Vec<StageRun>,
+    ) -> Result<()> {
         let stage = self.ingest_stage_for(&batch)?;
         let context = self.context(stage.target(), run_id);
         let span = info_span!("ingest", stage = stage.name(), table = %stage.target(), batch = %batch.batch_id);
         let started = Instant::now();
         let report = if batch.is_replayable() {
-            let (batch, context) = (&batch, &context);
+            // Each attempt ingests a copy. The original sits behind a mutex
+            // only because a batch is `Send` but not `Sync` (a stream
+            // payload is not), and a reference held across the retries'
+            // awaits would make this future, and every service request
+            // that awaits it, not `Send`.
+            let original = std::sync::Mutex::new(batch);
+            let context = &context;
             self.retrying(stage.name(), || {
-                let attempt = batch.try_clone().expect("a replayable batch clones");
-                stage.ingest(context, attempt).instrument(span.clone())
+                let attempt = original
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .try_clone();
+                let span = span.clone();
+                async move {
+                    let attempt = attempt.ok_or_else(|| {
+                        LakeError::config("batch", "a replayable batch could not be copied")
+                    })?;
+                    stage.ingest(context, attempt).instrument(span).await
+                }
             })
             .await
         } else {
@@ -191,8 +242,7 @@ impl Pipeline {
             dead_lettered = report.dead_lettered,
             "ingested"
         );
-        push_checked(stages, stage.name(), started, StageOutcome::Ingest(report))?;
-        self.run_downstream(run_id, stages).await
+        push_checked(stages, stage.name(), started, StageOutcome::Ingest(report))
     }
 
     /// Records the run and returns its report, or its error.

@@ -23,6 +23,7 @@ pub enum StageOutcome {
 
 /// One stage of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StageRun {
     /// The stage's name.
     pub stage: String,
@@ -33,6 +34,15 @@ pub struct StageRun {
 }
 
 impl StageRun {
+    /// What `stage` reported after `seconds` of wall-clock time.
+    pub fn new(stage: impl Into<String>, seconds: f64, outcome: StageOutcome) -> Self {
+        Self {
+            stage: stage.into(),
+            seconds,
+            outcome,
+        }
+    }
+
     /// Checks the stage's own equation (see each report's `reconcile`).
     pub fn reconcile(&self) -> Result<()> {
         let checked = match &self.outcome {

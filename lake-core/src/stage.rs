@@ -510,6 +510,7 @@ impl IngestReport {
 
 /// The outcome of one expectation, as reports and run records keep it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ExpectationSummary {
     /// The rule's name.
     pub rule: String,
@@ -549,11 +550,19 @@ impl From<&RuleResult> for ExpectationSummary {
 
 /// The source versions a stage read: commits `first..=last` of one table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct VersionRange {
     /// The first version read.
     pub first: u64,
     /// The last version read.
     pub last: u64,
+}
+
+impl VersionRange {
+    /// Commits `first..=last`.
+    pub fn new(first: u64, last: u64) -> Self {
+        Self { first, last }
+    }
 }
 
 /// What a refine stage did.

@@ -7,7 +7,7 @@
 //! same store instance, which is what makes `memory://` lakes work and what
 //! lets a test wrap the store to inject faults.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -124,19 +124,21 @@ pub trait StorageExt: Storage {
     where
         Self: Sync,
     {
-        self.ensure_table_with(location, schema, partition_columns, &[])
+        Box::pin(async move {
+            let options =
+                NewTable::default().with_partition_columns(partition_columns.iter().copied());
+            self.ensure_table_with(location, schema, &options).await
+        })
     }
 
-    /// [`StorageExt::ensure_table`], with the Delta table `properties`
-    /// (such as `delta.enableDeletionVectors`, which also raises the
-    /// protocol to the table feature) set if the table is created here. A
-    /// table that exists keeps its own.
+    /// [`StorageExt::ensure_table`], created as `options` say if it is
+    /// created here. A table that exists keeps its own partitioning and
+    /// properties.
     fn ensure_table_with<'a>(
         &'a self,
         location: &'a Url,
         schema: &'a arrow::datatypes::Schema,
-        partition_columns: &'a [&'a str],
-        properties: &'a [(&'a str, &'a str)],
+        options: &'a NewTable,
     ) -> BoxFuture<'a, Result<DeltaTable>>
     where
         Self: Sync,
@@ -155,13 +157,18 @@ pub trait StorageExt: Storage {
             let created = table
                 .create()
                 .with_columns(structure.fields().cloned())
-                .with_partition_columns(partition_columns.iter().copied())
+                .with_partition_columns(options.partition_columns.iter().cloned())
                 .with_save_mode(deltalake::protocol::SaveMode::Ignore)
                 .with_configuration_property(
                     deltalake::TableProperty::CheckpointInterval,
                     Some(CHECKPOINT_INTERVAL.to_string()),
                 )
-                .with_configuration(properties.iter().map(|(k, v)| (*k, Some(*v))))
+                .with_configuration(
+                    options
+                        .properties
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), Some(v.as_str()))),
+                )
                 // Properties of the lake's own (`lake.*`) are not Delta's:
                 // they are kept in the table's configuration, not checked.
                 .with_raise_if_key_not_exists(false)
@@ -190,6 +197,38 @@ pub trait StorageExt: Storage {
 }
 
 impl<T: Storage + ?Sized> StorageExt for T {}
+
+/// How [`StorageExt::ensure_table_with`] creates a table that does not
+/// exist yet.
+///
+/// An options struct, so that new knobs are not breaking changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NewTable {
+    /// Partition columns, in path order.
+    pub partition_columns: Vec<String>,
+    /// Delta table properties, such as `delta.enableDeletionVectors` (which
+    /// also raises the protocol to the table feature). Properties of the
+    /// lake's own (`lake.*`) are kept in the table's configuration too.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl NewTable {
+    /// Partitions the table by `columns`, in path order.
+    pub fn with_partition_columns(
+        mut self,
+        columns: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.partition_columns = columns.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the table property `key` to `value`.
+    pub fn with_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.insert(key.into(), value.into());
+        self
+    }
+}
 
 /// Commits between checkpoints of the tables the lake creates.
 ///

@@ -46,6 +46,7 @@ impl Action {
 
 /// The outcome of one rule over one batch.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct RuleResult {
     /// The rule's name, used in quarantine reasons and reports.
     pub rule: String,
@@ -204,6 +205,7 @@ impl Serialize for RuleResult {
 /// Everything a validator found in one batch (serialises as
 /// `{"results": [...]}`, each in the shape of [`RuleResult`]'s serde).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Validation {
     /// One result per rule checked.
     #[serde(rename = "results")]
@@ -211,6 +213,11 @@ pub struct Validation {
 }
 
 impl Validation {
+    /// The results of the rules a validator checked.
+    pub fn new(rules: Vec<RuleResult>) -> Self {
+        Self { rules }
+    }
+
     /// Adds the results of another validator.
     pub fn extend(&mut self, other: Validation) {
         self.rules.extend(other.rules);

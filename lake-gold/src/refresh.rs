@@ -196,10 +196,7 @@ impl GoldAggregation {
         };
         outcome.report.source_versions.insert(
             source_name.clone(),
-            VersionRange {
-                first,
-                last: source_version,
-            },
+            VersionRange::new(first, source_version),
         );
         if scope == RefreshScope::Partitions(BTreeSet::new()) && gold.version().is_some() {
             // The source moved but changed no partition (say, a batch that

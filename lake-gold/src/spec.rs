@@ -145,6 +145,7 @@ impl Function {
 
 /// A named metric.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Metric {
     /// The output column.
     pub name: Ident,
@@ -160,6 +161,7 @@ pub struct Metric {
 /// is null for a group without users instead of an error or infinity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Derived {
     /// The output column.
     pub name: Ident,
@@ -170,6 +172,7 @@ pub struct Derived {
 /// What a gold table holds and where it comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct AggregationSpec {
     /// The gold table written.
     pub target: TableId,

@@ -63,6 +63,7 @@ impl AnomalyMetric {
 /// runs before it; anomalous when it moved by more than
 /// `max_relative_change` of that mean.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AnomalyCheck {
     /// The table whose runs are compared.
     pub table: TableId,
@@ -77,6 +78,7 @@ pub struct AnomalyCheck {
 
 /// What an anomaly check found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AnomalyResult {
     /// The latest run's value, if any run was recorded.
     pub latest: Option<f64>,
@@ -92,6 +94,22 @@ pub struct AnomalyResult {
 }
 
 impl AnomalyCheck {
+    /// Compares `metric` of `table`'s latest run with the mean of the
+    /// `window` runs before it, allowing a change of `max_relative_change`.
+    pub fn new(
+        table: TableId,
+        metric: AnomalyMetric,
+        window: usize,
+        max_relative_change: f64,
+    ) -> Self {
+        Self {
+            table,
+            metric,
+            window,
+            max_relative_change,
+        }
+    }
+
     /// Reads the history and compares.
     pub async fn evaluate(&self, storage: &StorageRef) -> Result<AnomalyResult> {
         let history = self.history(storage).await?;

@@ -26,6 +26,7 @@ pub const MAX_SET_SUGGESTION: u64 = 10;
 
 /// What a column holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ColumnProfile {
     /// The column.
     pub column: String,
@@ -52,6 +53,7 @@ pub struct ColumnProfile {
 
 /// The profile of a batch or table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Profile {
     /// Rows profiled.
     pub rows: u64,

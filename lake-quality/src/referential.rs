@@ -154,6 +154,7 @@ impl TableKeyCheck {
 /// mostly = 0.99
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TableExpectation {
     /// The rule's name (default: the check's own, as [`TableKeyCheck`] names it).
     #[serde(default)]
@@ -198,6 +199,16 @@ pub enum TableCheck {
 }
 
 impl TableExpectation {
+    /// `check`, with `mostly = 1.0`, the `warn` action and the check's own name.
+    pub fn new(check: TableCheck) -> Self {
+        Self {
+            name: None,
+            mostly: 1.0,
+            action: Action::Warn,
+            check,
+        }
+    }
+
     /// The check over the tables of `storage`; an error names a bad
     /// identifier or `mostly`.
     pub fn build(&self, storage: StorageRef) -> Result<TableKeyCheck> {
@@ -248,9 +259,7 @@ impl Validator for TableKeyCheck {
         result.partial_unexpected_list = examples;
         // The size of the key set checked against, for reports.
         result.observed_value = Some(serde_json::json!({ "table_keys": known.len() }));
-        Ok(Validation {
-            rules: vec![result],
-        })
+        Ok(Validation::new(vec![result]))
     }
 }
 

@@ -138,6 +138,6 @@ impl Validator for Suite {
         for check in &self.built.0 {
             rules.extend(check.validate(batch).await?.rules);
         }
-        Ok(Validation { rules })
+        Ok(Validation::new(rules))
     }
 }

@@ -382,8 +382,8 @@ mod anomalies {
 
     use chrono::{Duration, TimeZone, Utc};
     use lake_core::{
-        Action, ExpectationSummary, ObjectStorage, RefineReport, RunReport, StageOutcome, StageRun,
-        StorageRef, TableId, record_run,
+        Action, ExpectationSummary, ObjectStorage, RefineReport, RuleResult, RunReport,
+        StageOutcome, StageRun, StorageRef, TableId, record_run,
     };
 
     use crate::{AnomalyCheck, AnomalyMetric};
@@ -398,26 +398,25 @@ mod anomalies {
         let mut refine = RefineReport::empty(orders());
         refine.rows_read = rows;
         refine.valid = rows;
-        refine.expectations.push(ExpectationSummary {
-            rule: "customer_id_not_null".into(),
-            action: Action::Warn,
-            success: nulls == 0,
-            element_count: rows,
-            unexpected_count: nulls,
-            missing_count: 0,
-            unexpected_percent: 100.0 * nulls as f64 / rows as f64,
-            observed_value: None,
-        });
+        let mut rule = RuleResult::table_level(
+            "customer_id_not_null",
+            Action::Warn,
+            nulls == 0,
+            rows as usize,
+            None,
+        );
+        rule.unexpected_count = nulls as usize;
+        refine.expectations.push(ExpectationSummary::from(&rule));
         let at = Utc.with_ymd_and_hms(2025, 11, 1, 0, 0, 0).unwrap() + Duration::hours(run);
         let report = RunReport::new(
             format!("run-{run:03}"),
             at,
             at,
-            vec![StageRun {
-                stage: "silver orders".into(),
-                seconds: 1.0,
-                outcome: StageOutcome::Refine(refine),
-            }],
+            vec![StageRun::new(
+                "silver orders",
+                1.0,
+                StageOutcome::Refine(refine),
+            )],
         );
         record_run(storage, &report, None, None).await.unwrap();
     }

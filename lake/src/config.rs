@@ -92,6 +92,7 @@ pub enum CatalogKind {
 /// Where the Glue catalog is; unset fields come from the AWS environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct GlueConfig {
     /// An endpoint other than AWS's (a local `moto_server`).
     #[serde(default)]
@@ -194,6 +195,7 @@ pub enum SilverStage {
 /// [`lake_silver::spec`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct SilverConfig {
     /// Which ready-made stage.
     #[serde(default)]
@@ -213,6 +215,34 @@ pub struct SilverConfig {
 }
 
 impl SilverConfig {
+    /// The reference `orders` stage from `source` to `target`, in SCD2 mode.
+    pub fn orders(source: TableId, target: TableId) -> Self {
+        Self {
+            stage: Some(SilverStage::Orders),
+            source: Some(source),
+            target: Some(target),
+            mode: Mode::Scd2,
+            spec: None,
+        }
+    }
+
+    /// A stage declared by `spec`.
+    pub fn spec(spec: SilverSpec) -> Self {
+        Self {
+            stage: None,
+            source: None,
+            target: None,
+            mode: Mode::default(),
+            spec: Some(spec),
+        }
+    }
+
+    /// Sets the mode of the `orders` stage.
+    pub fn with_mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
     /// The stage this entry describes; `i` names it in errors.
     fn stage(&self, i: usize) -> Result<SilverTable> {
         let field = |name: &str| format!("silver[{i}].{name}");
@@ -255,6 +285,7 @@ impl SilverConfig {
 /// Source and target of a ready-made gold spec.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Tables {
     /// The table read.
     pub source: TableId,
@@ -262,9 +293,17 @@ pub struct Tables {
     pub target: TableId,
 }
 
+impl Tables {
+    /// Reads `source`, writes `target`.
+    pub fn new(source: TableId, target: TableId) -> Self {
+        Self { source, target }
+    }
+}
+
 /// A gold table: the reference daily summary, or any spec.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct GoldConfig {
     /// The daily summary of `SEMANTICS.md` from `source` into `target`.
     #[serde(default)]
@@ -274,14 +313,40 @@ pub struct GoldConfig {
     pub spec: Option<AggregationSpec>,
 }
 
+impl GoldConfig {
+    /// The reference daily summary over `tables`.
+    pub fn daily_summary(tables: Tables) -> Self {
+        Self {
+            daily_summary: Some(tables),
+            spec: None,
+        }
+    }
+
+    /// A table declared by `spec`.
+    pub fn spec(spec: AggregationSpec) -> Self {
+        Self {
+            daily_summary: None,
+            spec: Some(spec),
+        }
+    }
+}
+
 /// Expectations checked on a silver table's typed rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ExpectationsConfig {
     /// The silver table.
     pub table: TableId,
     /// The suite.
     pub suite: Suite,
+}
+
+impl ExpectationsConfig {
+    /// `suite`, checked on `table`'s rows.
+    pub fn new(table: TableId, suite: Suite) -> Self {
+        Self { table, suite }
+    }
 }
 
 /// A whole pipeline.
@@ -335,20 +400,11 @@ impl PipelineConfig {
             storage: BTreeMap::new(),
             glue: None,
             bronze: vec![BronzeConfig::new(bronze.clone())],
-            silver: vec![SilverConfig {
-                stage: Some(SilverStage::Orders),
-                source: Some(bronze),
-                target: Some(silver.clone()),
-                mode: Mode::Scd2,
-                spec: None,
-            }],
-            gold: vec![GoldConfig {
-                daily_summary: Some(Tables {
-                    source: silver,
-                    target: TableId::gold("analytics", "daily_summary")?,
-                }),
-                spec: None,
-            }],
+            silver: vec![SilverConfig::orders(bronze, silver.clone())],
+            gold: vec![GoldConfig::daily_summary(Tables::new(
+                silver,
+                TableId::gold("analytics", "daily_summary")?,
+            ))],
             expectations: Vec::new(),
             run_records: true,
         })

@@ -138,15 +138,14 @@ fn s3_glue_config(endpoint: &str) -> PipelineConfig {
         .into_iter()
         .collect();
     config.catalog = lake::config::CatalogKind::Glue;
-    config.glue = Some(lake::config::GlueConfig {
-        endpoint_url: Some(endpoint.to_string()),
-        region: Some("us-east-1".into()),
-        // One database per zone, as by default, under a name of its own.
-        database_template: Some(format!("{}_{{zone}}", lake_testing::unique_name("t"))),
-        access_key_id: Some("testing".into()),
-        secret_access_key: Some("testing".into()),
-        ..Default::default()
-    });
+    let mut glue = lake::config::GlueConfig::default();
+    glue.endpoint_url = Some(endpoint.to_string());
+    glue.region = Some("us-east-1".into());
+    // One database per zone, as by default, under a name of its own.
+    glue.database_template = Some(format!("{}_{{zone}}", lake_testing::unique_name("t")));
+    glue.access_key_id = Some("testing".into());
+    glue.secret_access_key = Some("testing".into());
+    config.glue = Some(glue);
     config
 }
 

@@ -79,11 +79,7 @@ async fn the_pipeline_finishes_under_a_5_percent_failure_rate() {
         clean.layout().clone(),
         Arc::new(RetryingStore::new(
             store.clone(),
-            RetryPolicy {
-                max_attempts: 3,
-                initial_backoff: Duration::from_millis(2),
-                max_backoff: Duration::from_millis(20),
-            },
+            RetryPolicy::new(3, Duration::from_millis(2), Duration::from_millis(20)),
         )),
         Default::default(),
     ));
@@ -99,11 +95,11 @@ async fn the_pipeline_finishes_under_a_5_percent_failure_rate() {
         .builder_on(retrying)
         .await
         .unwrap()
-        .with_retry(RetryPolicy {
-            max_attempts: 5,
-            initial_backoff: Duration::from_millis(5),
-            max_backoff: Duration::from_millis(100),
-        })
+        .with_retry(RetryPolicy::new(
+            5,
+            Duration::from_millis(5),
+            Duration::from_millis(100),
+        ))
         .build()
         .unwrap();
     store.set_plan(FaultPlan::FailFraction {

@@ -291,11 +291,7 @@ impl BronzeWriter {
                 catalog
                     .add_partitions(
                         &self.table,
-                        vec![Partition {
-                            values,
-                            location: partition_location,
-                            stats: None,
-                        }],
+                        vec![Partition::new(values, partition_location)],
                     )
                     .await?;
             }
@@ -382,16 +378,18 @@ impl BronzeWriter {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
                 .join("/");
-            registered.push(Partition {
-                values: values
-                    .into_iter()
-                    .map(PartitionValue::new)
-                    .collect::<Result<Vec<_>>>()?,
-                location: location
-                    .join(&format!("{path}/"))
-                    .map_err(|e| LakeError::config("location", e.to_string()))?,
-                stats: Some(stats),
-            });
+            registered.push(
+                Partition::new(
+                    values
+                        .into_iter()
+                        .map(PartitionValue::new)
+                        .collect::<Result<Vec<_>>>()?,
+                    location
+                        .join(&format!("{path}/"))
+                        .map_err(|e| LakeError::config("location", e.to_string()))?,
+                )
+                .with_stats(Some(stats)),
+            );
         }
         catalog.add_partitions(&self.table, registered).await
     }

@@ -12,10 +12,7 @@ use crate::support::{Lake, orders};
 fn writer(max_line_bytes: usize) -> BronzeWriter {
     BronzeWriter::new(orders())
         .unwrap()
-        .with_options(BronzeOptions {
-            max_line_bytes,
-            ..BronzeOptions::default()
-        })
+        .with_options(BronzeOptions::default().with_max_line_bytes(max_line_bytes))
 }
 
 #[tokio::test]

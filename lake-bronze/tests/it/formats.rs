@@ -146,16 +146,13 @@ async fn avro_files() {
 #[tokio::test]
 async fn csv_keeps_text_and_dead_letters_ragged_records() {
     let lake = Lake::new();
-    let writer = BronzeWriter::new(orders())
-        .unwrap()
-        .with_options(BronzeOptions {
-            csv: CsvOptions {
-                delimiter: ';',
-                null_values: vec!["NULL".to_string()],
-                ..CsvOptions::default()
-            },
-            ..BronzeOptions::default()
-        });
+    let writer = BronzeWriter::new(orders()).unwrap().with_options(
+        BronzeOptions::default().with_csv(
+            CsvOptions::default()
+                .with_delimiter(';')
+                .with_null_values(["NULL"]),
+        ),
+    );
     let text = "order_id;amount;note\r\n\
                 o1;12.50;plain\r\n\
                 o2;NULL;\"semi;colon and\nnewline\"\n\
@@ -211,10 +208,7 @@ async fn csv_streams_are_read_in_bounded_chunks() {
     let batch = RawBatch::from_stream("stream.csv", InputFormat::Csv, stream).unwrap();
     let writer = BronzeWriter::new(orders())
         .unwrap()
-        .with_options(BronzeOptions {
-            batch_rows: 777,
-            ..BronzeOptions::default()
-        });
+        .with_options(BronzeOptions::default().with_batch_rows(777));
     let report = writer.ingest(&lake.context(), batch).await.unwrap();
     assert_eq!(report.rows_written, 10_000);
     let table = lake.location(&orders());
@@ -299,10 +293,9 @@ async fn arrow_batches_widen_or_keep_conflicts_in_variant_columns() {
     assert_eq!(rows, vec!["a|10|", "b|20|", "c||12,5"]);
 
     // Under the freeze policy the same conflict is refused, naming the column.
-    let frozen = writer.clone().with_options(BronzeOptions {
-        schema_policy: SchemaPolicy::Freeze,
-        ..BronzeOptions::default()
-    });
+    let frozen = writer
+        .clone()
+        .with_options(BronzeOptions::default().with_schema_policy(SchemaPolicy::Freeze));
     let err = frozen
         .ingest(
             &lake.context(),

@@ -151,10 +151,7 @@ async fn reingesting_a_batch_adds_nothing() {
 async fn every_row_lands_in_the_partition_of_its_ingestion_date() {
     let lake = Lake::new();
     // Chunks of two records, so one delivery is several decodes and writes.
-    let w = writer().with_options(BronzeOptions {
-        batch_rows: 2,
-        ..BronzeOptions::default()
-    });
+    let w = writer().with_options(BronzeOptions::default().with_batch_rows(2));
     let text: String = (0..7)
         .map(|i| format!("{{\"order_id\":\"o{}\"}}\n", i + 1))
         .collect();
@@ -238,11 +235,11 @@ async fn new_fields_evolve_the_schema_across_batches() {
 #[tokio::test]
 async fn new_fields_in_the_middle_of_a_batch_are_kept() {
     let lake = Lake::new();
-    let w = writer().with_options(BronzeOptions {
-        batch_rows: 2,
-        infer_records: 1,
-        ..BronzeOptions::default()
-    });
+    let w = writer().with_options(
+        BronzeOptions::default()
+            .with_batch_rows(2)
+            .with_infer_records(1),
+    );
     let text = "{\"a\":1}\n{\"a\":2}\n{\"a\":3,\"b\":\"x\"}\n{\"a\":4}\n";
     let report = lake.ingest(&w, "b1", text).await;
     assert_eq!(report.rows_written, 4);
@@ -254,10 +251,8 @@ async fn new_fields_in_the_middle_of_a_batch_are_kept() {
 #[tokio::test]
 async fn the_freeze_policy_names_the_line_and_column() {
     let lake = Lake::new();
-    let w = writer().with_options(BronzeOptions {
-        schema_policy: SchemaPolicy::Freeze,
-        ..BronzeOptions::default()
-    });
+    let w =
+        writer().with_options(BronzeOptions::default().with_schema_policy(SchemaPolicy::Freeze));
     lake.ingest(&w, "b1", "{\"order_id\":\"a\"}\n").await;
     let batch = RawBatch::from_bytes(
         "b2.jsonl",
@@ -279,11 +274,11 @@ async fn the_freeze_policy_names_the_line_and_column() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_value_the_freeze_policy_refuses_names_its_line_in_a_later_chunk() {
     let lake = Lake::new();
-    let w = writer().with_options(BronzeOptions {
-        schema_policy: SchemaPolicy::Freeze,
-        batch_rows: 2,
-        ..BronzeOptions::default()
-    });
+    let w = writer().with_options(
+        BronzeOptions::default()
+            .with_schema_policy(SchemaPolicy::Freeze)
+            .with_batch_rows(2),
+    );
     lake.ingest(&w, "b1", "{\"order_id\":\"a\",\"amount\":1.5}\n")
         .await;
     let mut text: String = (0..7)

@@ -443,11 +443,11 @@ impl Catalog for GlueCatalog {
                     .iter()
                     .all(|v| v.version != definition.schema_version)
                 {
-                    versions.push(SchemaVersion {
-                        version: definition.schema_version,
-                        schema: definition.schema,
-                        created_at: schema_created_at(glue)?,
-                    });
+                    versions.push(SchemaVersion::new(
+                        definition.schema_version,
+                        definition.schema,
+                        schema_created_at(glue)?,
+                    ));
                 }
             }
         }
@@ -455,11 +455,11 @@ impl Catalog for GlueCatalog {
             // An emulator or account that keeps no archive: the current one.
             let glue = self.glue_table(table).await?;
             let definition = definition_from_glue(table, &glue)?;
-            versions.push(SchemaVersion {
-                version: definition.schema_version,
-                schema: definition.schema,
-                created_at: schema_created_at(&glue)?,
-            });
+            versions.push(SchemaVersion::new(
+                definition.schema_version,
+                definition.schema,
+                schema_created_at(&glue)?,
+            ));
         }
         versions.sort_by_key(|v| v.version);
         Ok(versions)

@@ -107,16 +107,16 @@ pub(super) fn definition_from_glue(
         .filter(|(k, _)| !RESERVED.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    Ok(TableDefinition {
-        id: table.clone(),
+    Ok(TableDefinition::new(
+        table.clone(),
         location,
         format,
-        schema: Arc::new(schema),
+        Arc::new(schema),
         partition_keys,
-        properties,
-        schema_version,
-        compatibility,
-    })
+    )
+    .with_properties(properties)
+    .with_schema_version(schema_version)
+    .with_compatibility(compatibility))
 }
 
 /// The Hive type Glue, Athena and Spark use for an Arrow field; the error
@@ -249,16 +249,10 @@ pub(super) fn partition_from_glue(
             .and_then(|v| v.parse::<u64>().ok())
     };
     let stats = match (stat("numRows"), stat("numFiles"), stat("totalSize")) {
-        (Some(row_count), Some(file_count), Some(size_bytes)) => Some(PartitionStats {
-            row_count,
-            file_count,
-            size_bytes,
-        }),
+        (Some(row_count), Some(file_count), Some(size_bytes)) => {
+            Some(PartitionStats::new(row_count, file_count, size_bytes))
+        }
         _ => None,
     };
-    Ok(Partition {
-        values,
-        location,
-        stats,
-    })
+    Ok(Partition::new(values, location).with_stats(stats))
 }

@@ -147,9 +147,11 @@ impl Validator for NoBadRows {
             .map_err(|e| LakeError::arrow("no_bad_rows", e))?;
         let raw = raw.as_any().downcast_ref::<StringArray>().unwrap();
         let mask: BooleanArray = raw.iter().map(|v| v.map(|v| v.contains("bad"))).collect();
-        Ok(Validation {
-            rules: vec![RuleResult::from_mask("no_bad_rows", self.0, mask)],
-        })
+        Ok(Validation::new(vec![RuleResult::from_mask(
+            "no_bad_rows",
+            self.0,
+            mask,
+        )]))
     }
 }
 
@@ -523,11 +525,7 @@ async fn transient_failures_are_retried_with_bounded_attempts() {
     use lake_core::RetryPolicy;
     use std::sync::atomic::Ordering;
     use std::time::Duration;
-    let policy = RetryPolicy {
-        max_attempts: 3,
-        initial_backoff: Duration::from_millis(1),
-        max_backoff: Duration::from_millis(4),
-    };
+    let policy = RetryPolicy::new(3, Duration::from_millis(1), Duration::from_millis(4));
     let run = |stage: Arc<FlakyGold>, policy: RetryPolicy| async move {
         let pipeline = Pipeline::builder()
             .with_storage(storage())
@@ -568,11 +566,8 @@ async fn transient_failures_are_retried_with_bounded_attempts() {
 #[test]
 fn backoff_doubles_up_to_the_cap_with_jitter() {
     use std::time::Duration;
-    let policy = lake_core::RetryPolicy {
-        max_attempts: 10,
-        initial_backoff: Duration::from_millis(100),
-        max_backoff: Duration::from_millis(350),
-    };
+    let policy =
+        lake_core::RetryPolicy::new(10, Duration::from_millis(100), Duration::from_millis(350));
     for (attempt, full) in [(1, 100), (2, 200), (3, 350), (9, 350)] {
         let wait = policy.backoff(attempt);
         let full = Duration::from_millis(full);

@@ -12,7 +12,7 @@ use datafusion::common::Column;
 use datafusion::prelude::Expr;
 use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
-use lake_core::{LakeError, Result, StorageExt, StorageRef, TableId};
+use lake_core::{LakeError, NewTable, Result, StorageExt, StorageRef, TableId};
 
 use super::commit::{Commit, commit_batch, scan_buckets};
 use super::{KeySet, Owned, arrow_error, check_buckets, key_filter, table_schema};
@@ -39,14 +39,11 @@ impl EventLog {
         rebuild: bool,
     ) -> Result<Self> {
         let id = spec.target.changes_table()?;
-        let buckets = spec.buckets.to_string();
+        let options = NewTable::default()
+            .with_partition_columns([KEY_BUCKET])
+            .with_property(BUCKETS_PROPERTY, spec.buckets.to_string());
         let table = storage
-            .ensure_table_with(
-                &storage.layout().table_location(&id),
-                typed,
-                &[KEY_BUCKET],
-                &[(BUCKETS_PROPERTY, &buckets)],
-            )
+            .ensure_table_with(&storage.layout().table_location(&id), typed, &options)
             .await?;
         check_buckets(&table, &id, spec)?;
         let schema = match rebuild {

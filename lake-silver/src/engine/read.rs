@@ -108,10 +108,7 @@ impl Slice {
 
     /// The bronze versions read, for the report.
     pub(super) fn versions(&self) -> VersionRange {
-        VersionRange {
-            first: self.first,
-            last: self.last,
-        }
+        VersionRange::new(self.first, self.last)
     }
 
     /// The rows bronze added in the slice: the typer's columns and the

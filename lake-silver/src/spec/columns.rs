@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// One silver column: a bronze column (renamed, cast) or a SQL expression.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ColumnSpec {
     /// The silver name.
     pub name: Ident,
@@ -208,6 +209,7 @@ pub enum DeleteRule {
 /// The names of the validity columns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ValidityColumns {
     /// When the version took effect (default `valid_from`).
     #[serde(default = "ValidityColumns::default_from")]

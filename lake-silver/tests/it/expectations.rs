@@ -34,9 +34,11 @@ impl Validator for AmountAbove {
             .map(|i| Some(amount.is_valid(i) && amount.value(i) <= self.min))
             .collect();
         let rule = format!("amount_above_{}", self.min);
-        Ok(Validation {
-            rules: vec![RuleResult::from_mask(rule, self.action, failed)],
-        })
+        Ok(Validation::new(vec![RuleResult::from_mask(
+            rule,
+            self.action,
+            failed,
+        )]))
     }
 }
 

@@ -89,18 +89,14 @@ fn partition(table: &TableDefinition, values: &[&str]) -> Partition {
         .zip(&values)
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    Partition {
-        location: table
+    Partition::new(
+        values,
+        table
             .location
             .join(&format!("{}/", path.join("/")))
             .unwrap(),
-        values,
-        stats: Some(PartitionStats {
-            row_count: 10,
-            file_count: 1,
-            size_bytes: 100,
-        }),
-    }
+    )
+    .with_stats(Some(PartitionStats::new(10, 1, 100)))
 }
 
 /// Conformance: namespaces.

@@ -61,10 +61,16 @@ impl Ran {
 
 /// Runs `lake ARGS` in `dir` with RUST_BACKTRACE=1, as users have it set.
 pub fn lake(dir: &Path, args: &[&str]) -> Ran {
+    lake_with_env(dir, &[], args)
+}
+
+/// [`lake`], with environment variables set for the process.
+pub fn lake_with_env(dir: &Path, env: &[(String, String)], args: &[&str]) -> Ran {
     let output: Output = Command::new(env!("CARGO_BIN_EXE_lake"))
         .args(args)
         .current_dir(dir)
         .env("RUST_BACKTRACE", "1")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("the lake binary runs");
     Ran {

@@ -10,7 +10,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
-use lake_core::{Ident, LakeError, Result, StorageExt, StorageRef, TableId, Touched};
+use lake_core::{Ident, LakeError, NewTable, Result, StorageExt, StorageRef, TableId, Touched};
 
 use super::super::log::RunKeys;
 use super::super::plan::{changes_of_run, orders_as_integer, silver_rows};
@@ -50,19 +50,14 @@ impl History {
         let table = match silver.version() {
             Some(_) => silver,
             None => {
-                let columns: Vec<&str> = layout.iter().map(String::as_str).collect();
-                let buckets = spec.buckets.to_string();
-                let mut properties = vec![(BUCKETS_PROPERTY, buckets.as_str())];
+                let mut options = NewTable::default()
+                    .with_partition_columns(layout.iter())
+                    .with_property(BUCKETS_PROPERTY, spec.buckets.to_string());
                 if deletion_vectors(spec, &schema) {
-                    properties.push((deletion::ENABLE_DELETION_VECTORS, "true"));
+                    options = options.with_property(deletion::ENABLE_DELETION_VECTORS, "true");
                 }
                 let created = storage
-                    .ensure_table_with(
-                        &storage.layout().table_location(target),
-                        &schema,
-                        &columns,
-                        &properties,
-                    )
+                    .ensure_table_with(&storage.layout().table_location(target), &schema, &options)
                     .await?;
                 // Another process may have created it first, with its own spec.
                 check_buckets(&created, target, spec)?;

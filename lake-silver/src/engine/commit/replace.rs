@@ -424,7 +424,7 @@ pub(crate) async fn replace_changed<T>(
         closed.entry(bucket).or_default().push(rows);
     }
 
-    // Sorting is CPU work: on the blocking pool, off the async workers.
+    // Sorting is CPU work: off the async workers (see `engine::cpu`).
     let (order_by, from) = (cluster_by.map(str::to_string), valid_from.to_string());
     let parts = crate::engine::cpu("sorting current rows", move || {
         sorted_for_readers(current, order_by.as_deref(), &from, bucket_count)
