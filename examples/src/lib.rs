@@ -3,4 +3,5 @@
 
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
+pub mod ingest_service;
 pub mod own_entity;

@@ -49,6 +49,10 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("quality", &["rows", "repeat"]),
     ("compare", &["scale", "seed", "input"]),
     ("silver", &["orders", "also", "design", "batch-base"]),
+    (
+        "service",
+        &["clients", "batches", "lines", "retry-every", "abort-every"],
+    ),
 ];
 
 /// The flags `command` takes.
@@ -86,6 +90,7 @@ fn main() {
         Some("quality") => quality_command(&args[1..]),
         Some("compare") => compare_command(&args[1..]),
         Some("silver") => silver_command(&args[1..]),
+        Some("service") => service_command(&args[1..]),
         _ => Err(usage().into()),
     };
     if let Err(e) = result {
@@ -100,7 +105,7 @@ fn main() {
 }
 
 fn usage() -> String {
-    "usage: lake-bench generate [--scale small|medium|large] --out DIR [--seed N] | lake-bench bronze [--events N] [--repeat N] | lake-bench ingest --input FILE --lake DIR | lake-bench run --input DIR --lake DIR [--config FILE] | lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N] | lake-bench quality [--rows N] [--repeat N] | lake-bench compare [--scale small|medium|large | --input DIR] [--seed N] | lake-bench silver [--orders N] [--also N] [--design ours|two-merge]".to_string()
+    "usage: lake-bench generate [--scale small|medium|large] --out DIR [--seed N] | lake-bench bronze [--events N] [--repeat N] | lake-bench ingest --input FILE --lake DIR | lake-bench run --input DIR --lake DIR [--config FILE] | lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N] | lake-bench quality [--rows N] [--repeat N] | lake-bench compare [--scale small|medium|large | --input DIR] [--seed N] | lake-bench silver [--orders N] [--also N] [--design ours|two-merge] | lake-bench service [--clients N] [--batches N] [--lines N] [--retry-every N] [--abort-every N]".to_string()
 }
 
 /// Peak resident memory of this process in bytes (Linux), if known.
@@ -329,6 +334,43 @@ fn silver_command(args: &[String]) -> AnyResult<()> {
         "{}",
         serde_json::json!({ "benchmark": "silver_scd2_merge", "runs": runs })
     );
+    Ok(())
+}
+
+/// The ingestion service under load on loopback (see
+/// `lake_examples::ingest_service::load`): clients posting side by side,
+/// with retries and broken-off bodies; prints the throughput, the
+/// latencies and whether every line is there exactly once. Fails when it
+/// is not, or when silver or gold differ from a batch run's.
+fn service_command(args: &[String]) -> AnyResult<()> {
+    use lake_examples::ingest_service::load::{LoadOptions, run};
+    let mut load = LoadOptions::default();
+    for (key, value) in options(args, flags("service"))? {
+        let n = number(&key, &value)?;
+        match key.as_str() {
+            "clients" => load.clients = n.max(1),
+            "batches" => load.batches = n.max(1),
+            "lines" => load.lines = n.max(1),
+            "retry-every" => load.retry_every = n,
+            "abort-every" => load.abort_every = n,
+            _ => unreachable!(),
+        }
+    }
+    let dir = tempfile::tempdir()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(run(dir.path(), &load))?;
+    let mut json = serde_json::to_value(&report)?;
+    json["peak_rss_bytes"] = serde_json::json!(peak_rss_bytes());
+    println!("{json}");
+    if !report.exact() {
+        return Err(format!(
+            "the service lost, doubled or changed data: {} batches off, silver equal {}, gold equal {}",
+            report.batches_off, report.silver_equal, report.gold_equal
+        )
+        .into());
+    }
     Ok(())
 }
 

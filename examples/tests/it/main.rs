@@ -1,3 +1,4 @@
 //! The examples' own checks: what they write is what they say.
 
+mod ingest_service;
 mod own_entity;
