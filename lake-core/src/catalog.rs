@@ -145,19 +145,12 @@ impl TableDefinition {
         schema: SchemaRef,
         partition_keys: Vec<Ident>,
     ) -> Self {
-        Self {
-            id,
-            location,
-            format: TableFormat::Delta,
-            schema,
-            partition_keys,
-            properties: DELTA_ENGINE_PROPERTIES
+        Self::new(id, location, TableFormat::Delta, schema, partition_keys).with_properties(
+            DELTA_ENGINE_PROPERTIES
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            schema_version: 1,
-            compatibility: SchemaCompatibility::default(),
-        }
+        )
     }
 }
 

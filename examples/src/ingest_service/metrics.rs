@@ -4,14 +4,14 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use lake::IngestReport;
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// How a posted batch ended.
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+/// How a posted batch ended; its label value is snake_case (`already_ingested`).
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub(super) enum Outcome {
     /// Ingested: a bronze commit.
     Ingested,
@@ -25,6 +25,20 @@ pub(super) enum Outcome {
     Aborted,
     /// The lake failed (`5xx`).
     Failed,
+}
+
+impl EncodeLabelValue for Outcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        use std::fmt::Write;
+        encoder.write_str(match self {
+            Outcome::Ingested => "ingested",
+            Outcome::AlreadyIngested => "already_ingested",
+            Outcome::Conflict => "conflict",
+            Outcome::Refused => "refused",
+            Outcome::Aborted => "aborted",
+            Outcome::Failed => "failed",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -264,7 +264,7 @@ async fn bad_requests_are_refused_with_a_reason_and_counted() {
     let (status, metrics) = service.get("/metrics").await;
     assert_eq!(status, 200);
     for expected in [
-        "lake_service_batches_total{table=\"bronze.shop.orders\",outcome=\"Ingested\"} 1",
+        "lake_service_batches_total{table=\"bronze.shop.orders\",outcome=\"ingested\"} 1",
         "lake_service_rows_total{table=\"bronze.shop.orders\"} 1",
         "lake_service_request_seconds_count{route=\"ingest\",status=\"413\"} 2",
         "lake_service_request_seconds_count{route=\"ingest\",status=\"404\"} 1",
