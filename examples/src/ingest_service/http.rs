@@ -132,7 +132,9 @@ async fn ingest(
 }
 
 /// Ingests the request's body as one batch; a refusal comes with the table
-/// named in the path, for the metrics.
+/// it was for, for the metrics (`unknown` for a table the configuration
+/// does not have: a label per name a client makes up would grow the
+/// metrics without bound).
 async fn take_batch(
     state: &State,
     source: &str,
@@ -140,16 +142,17 @@ async fn take_batch(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<IngestReport, (Refusal, String)> {
-    let named = format!("bronze.{source}.{table}");
-    let refuse = |refusal: Refusal| (refusal, named.clone());
+    let unknown = |refusal: Refusal| (refusal, "unknown".to_string());
     let id = TableId::bronze(source, table)
-        .map_err(|e| refuse(Refusal::new(StatusCode::BAD_REQUEST, e.to_string())))?;
+        .map_err(|e| unknown(Refusal::new(StatusCode::BAD_REQUEST, e.to_string())))?;
     if !state.tables.contains(&id) {
-        return Err(refuse(Refusal::new(
+        return Err(unknown(Refusal::new(
             StatusCode::NOT_FOUND,
             format!("{id} is not a bronze table of this service's configuration"),
         )));
     }
+    let named = id.to_string();
+    let refuse = |refusal: Refusal| (refusal, named.clone());
     let key = headers
         .get("idempotency-key")
         .ok_or_else(|| {

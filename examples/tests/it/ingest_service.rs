@@ -268,6 +268,7 @@ async fn bad_requests_are_refused_with_a_reason_and_counted() {
         "lake_service_rows_total{table=\"bronze.shop.orders\"} 1",
         "lake_service_request_seconds_count{route=\"ingest\",status=\"413\"} 2",
         "lake_service_request_seconds_count{route=\"ingest\",status=\"404\"} 1",
+        "lake_service_batches_total{table=\"unknown\",outcome=\"refused\"} 1",
     ] {
         assert!(metrics.contains(expected), "{expected} not in:\n{metrics}");
     }
