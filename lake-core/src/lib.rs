@@ -38,6 +38,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod ident;
 pub mod layout;
+pub mod maintenance;
 pub mod pipeline;
 pub mod pruning;
 pub mod report;
@@ -65,7 +66,8 @@ pub use error::{BatchConflict, BoxError, LakeError, Result, error_lines};
 pub use fingerprint::{ContentHasher, Fingerprint};
 pub use ident::{Ident, NamespaceId, PartitionValue, TableId, Zone, quote_ident, quote_literal};
 pub use layout::{LakeLayout, date_partition_path, ingestion_date_path, partition_path};
-pub use pipeline::{Pipeline, PipelineBuilder, RetryPolicy};
+pub use maintenance::{Maintain, MaintenanceOptions, MaintenanceReport, MaintenanceTarget};
+pub use pipeline::{MaintainLake, Pipeline, PipelineBuilder, RetryPolicy};
 pub use pruning::pruning_provider;
 pub use report::{RunReport, RunTotals, StageOutcome, StageRun};
 pub use retry_store::RetryingStore;
@@ -77,8 +79,8 @@ pub use stage::{
     RefineStageRef, StageContext, VersionRange,
 };
 pub use storage::{
-    NewTable, ObjectStorage, ObjectStoreRef, Storage, StorageExt, StorageRef, commit_actions,
-    delta_provider, transaction_version,
+    NewTable, ObjectStorage, ObjectStoreRef, Storage, StorageExt, StorageRef, changes_data,
+    commit_actions, delta_provider, transaction_version,
 };
 pub use touched::{TOUCHED_KEY, Touched};
 pub use validate::{Action, RuleResult, Validation, Validator, ValidatorRef};

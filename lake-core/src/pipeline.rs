@@ -22,9 +22,10 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::catalog::CatalogRef;
 use crate::error::{LakeError, Result};
 use crate::ident::{TableId, Zone};
+use crate::maintenance::{Maintain, MaintenanceOptions, MaintenanceReport, MaintenanceTarget};
 use crate::report::{RunReport, StageOutcome, StageRun};
 use crate::stage::{AggregateStageRef, IngestStageRef, RawBatch, RefineStageRef, StageContext};
-use crate::storage::StorageRef;
+use crate::storage::{StorageExt, StorageRef};
 use crate::validate::ValidatorRef;
 
 /// A runnable medallion pipeline; build one with [`Pipeline::builder`].
@@ -151,6 +152,54 @@ impl Pipeline {
     /// The aggregate stages, in the order they run.
     pub fn aggregate_stages(&self) -> &[AggregateStageRef] {
         &self.aggregate
+    }
+
+    /// Maintenance of every table the pipeline writes (bronze and its dead
+    /// letters, silver with its layouts, its event log and quarantine, gold,
+    /// and the run and quality records), each as [`crate::maintenance`]
+    /// says; tables not created yet are left out. Run it beside the
+    /// pipeline: a race with a stage's commit fails one of the two, never
+    /// both silently (see [`crate::maintenance#racing-a-pipeline-run`]).
+    pub fn maintain(&self) -> MaintainLake<'_> {
+        MaintainLake {
+            pipeline: self,
+            options: MaintenanceOptions::default(),
+        }
+    }
+
+    /// Every table [`maintain`](Self::maintain) looks after, in stage order,
+    /// each once.
+    pub fn maintenance_targets(&self) -> Vec<MaintenanceTarget> {
+        let layout = self.storage.layout();
+        let mut targets: Vec<MaintenanceTarget> = Vec::new();
+        let stages = self
+            .ingest
+            .iter()
+            .flat_map(|s| s.maintenance_targets(layout))
+            .chain(
+                self.refine
+                    .iter()
+                    .flat_map(|s| s.maintenance_targets(layout)),
+            )
+            .chain(
+                self.aggregate
+                    .iter()
+                    .flat_map(|s| s.maintenance_targets(layout)),
+            );
+        for target in stages {
+            if !targets.iter().any(|t| t.location == target.location) {
+                targets.push(target);
+            }
+        }
+        for name in [crate::runs::RUNS, crate::runs::QUALITY] {
+            if let Ok(ident) = crate::ident::Ident::new(name) {
+                targets.push(MaintenanceTarget::new(
+                    format!("_metadata.{name}"),
+                    layout.metadata(&ident),
+                ));
+            }
+        }
+        targets
     }
 
     /// Ingests one delivered batch, then refines and aggregates what it changed.
@@ -619,6 +668,56 @@ impl PipelineBuilder {
             aggregate: self.aggregate,
             record_runs: !self.without_run_records,
             retry: self.retry.unwrap_or_default(),
+        })
+    }
+}
+
+/// Maintenance of every table of a [`Pipeline`], run when awaited: a report
+/// per table that exists, in [`Pipeline::maintenance_targets`] order. The
+/// first table that fails stops it (the tables before keep their commits).
+#[must_use = "a maintenance does nothing until awaited"]
+pub struct MaintainLake<'a> {
+    pipeline: &'a Pipeline,
+    options: MaintenanceOptions,
+}
+
+impl MaintainLake<'_> {
+    /// Sets the options every table is maintained with.
+    pub fn with_options(mut self, options: MaintenanceOptions) -> Self {
+        self.options = options;
+        self
+    }
+}
+
+impl<'a> std::future::IntoFuture for MaintainLake<'a> {
+    type Output = Result<Vec<MaintenanceReport>>;
+    type IntoFuture =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Self::Output> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let storage = self.pipeline.storage();
+            let mut reports = Vec::new();
+            for target in self.pipeline.maintenance_targets() {
+                let exists = storage
+                    .open_table(&target.location)
+                    .await?
+                    .version()
+                    .is_some();
+                if !exists {
+                    continue;
+                }
+                let name = target.name.clone();
+                let (_, report) = Maintain::target(Arc::clone(storage), target)
+                    .with_options(self.options.clone())
+                    .await
+                    .map_err(|e| LakeError::Stage {
+                        stage: format!("maintain {name}"),
+                        source: Box::new(e),
+                    })?;
+                reports.push(report);
+            }
+            Ok(reports)
         })
     }
 }

@@ -13,6 +13,9 @@ use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
+
+use crate::layout::LakeLayout;
+use crate::maintenance::MaintenanceTarget;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
@@ -355,6 +358,21 @@ pub trait IngestStage: Send + Sync + fmt::Debug {
 
     /// Ingests one batch in one commit (or none, if it was ingested before).
     async fn ingest(&self, context: &StageContext, batch: RawBatch) -> Result<IngestReport>;
+
+    /// The tables [`crate::maintenance`] keeps compact: by default the
+    /// target, vacuumed but never rewritten (silver reads bronze by the
+    /// files each commit added, rebuilds included, so those files must
+    /// stay), and its dead-letter store.
+    fn maintenance_targets(&self, layout: &LakeLayout) -> Vec<MaintenanceTarget> {
+        let target = self.target();
+        vec![
+            MaintenanceTarget::table(layout, target).with_rewrite(false),
+            MaintenanceTarget::new(
+                format!("{target} (dead letters)"),
+                layout.dead_letter(target),
+            ),
+        ]
+    }
 }
 
 /// Types, validates and versions records from bronze (or silver) into a silver table.
@@ -391,6 +409,16 @@ pub trait RefineStage: Send + Sync + fmt::Debug {
 
     /// Processes everything committed to the sources since the stage's bookmark.
     async fn refine(&self, context: &StageContext) -> Result<RefineReport>;
+
+    /// The tables [`crate::maintenance`] keeps compact, with their layouts:
+    /// the target and its quarantine, by default.
+    fn maintenance_targets(&self, layout: &LakeLayout) -> Vec<MaintenanceTarget> {
+        let target = self.target();
+        vec![
+            MaintenanceTarget::table(layout, target),
+            MaintenanceTarget::new(format!("{target} (quarantine)"), layout.quarantine(target)),
+        ]
+    }
 }
 
 /// Aggregates silver (or gold) tables into a gold table.
@@ -421,6 +449,11 @@ pub trait AggregateStage: Send + Sync + fmt::Debug {
 
     /// Refreshes what changed in the sources since the stage's bookmark.
     async fn aggregate(&self, context: &StageContext) -> Result<AggregateReport>;
+
+    /// The tables [`crate::maintenance`] keeps compact: the target, by default.
+    fn maintenance_targets(&self, layout: &LakeLayout) -> Vec<MaintenanceTarget> {
+        vec![MaintenanceTarget::table(layout, self.target())]
+    }
 }
 
 /// A shared ingest stage.

@@ -370,6 +370,17 @@ pub async fn commit_actions(
         .collect()
 }
 
+/// Whether `file`, the `add` or `remove` object of an action of
+/// [`commit_actions`], changes the table's rows: false for the files of a
+/// rewrite (`dataChange: false`: a compaction, a purge of deletion vectors),
+/// which hold rows the table had already. An incremental reader of a
+/// table's commits skips those; the protocol's default is true.
+pub fn changes_data(file: &serde_json::Value) -> bool {
+    file.get("dataChange")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(true)
+}
+
 /// A DataFusion provider for `table`, with the table's object store
 /// registered in `ctx`: what every SQL reader of a Delta table needs before
 /// `register_table`. `name` names the table in errors.

@@ -40,10 +40,11 @@ use datafusion::prelude::{DataFrame, SessionConfig, SessionContext, ident, lit};
 use deltalake::DeltaTable;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
+use lake_core::maintenance::rewrite_fence;
 use lake_core::{
     AggregateReport, AggregateStage, Bookmark, BookmarkState, CatalogExt, CatalogRef, LakeError,
     Result, StageContext, StorageExt, StorageRef, TableDefinition, TableId, Touched, VersionRange,
-    commit_actions,
+    changes_data, commit_actions,
 };
 use serde::{Deserialize, Serialize};
 use tracing::info;
@@ -271,12 +272,16 @@ impl GoldAggregation {
                 .await?
         };
         let moves = bookmark.transactions(&source, &source_name, source_version)?;
+        // The fence: a compaction of the gold table racing this overwrite
+        // must conflict with it (see `lake_core::maintenance`).
         let write = gold
             .write(batches)
             .with_partition_columns([partition])
             .with_save_mode(SaveMode::Overwrite)
             .with_commit_properties(
-                CommitProperties::default().with_application_transactions(moves),
+                CommitProperties::default()
+                    .with_application_transactions(moves)
+                    .with_application_transaction(rewrite_fence()),
             );
         let write = match partition_filter {
             Some(predicate) => write.with_replace_where(predicate),
@@ -548,7 +553,12 @@ async fn touched_partitions(
             if let Some(info) = action.get("commitInfo") {
                 recorded = Touched::from_commit_info(info);
             }
-            let Some(file) = action.get("add").or_else(|| action.get("remove")) else {
+            // A compaction moves rows between files without changing them.
+            let Some(file) = action
+                .get("add")
+                .or_else(|| action.get("remove"))
+                .filter(|file| changes_data(file))
+            else {
                 continue;
             };
             files_changed = true;

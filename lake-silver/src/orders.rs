@@ -104,6 +104,13 @@ impl RefineStage for OrdersSilver {
         self.table.bookmarks()
     }
 
+    fn maintenance_targets(
+        &self,
+        layout: &lake_core::LakeLayout,
+    ) -> Vec<lake_core::MaintenanceTarget> {
+        self.table.maintenance_targets(layout)
+    }
+
     async fn refine(&self, context: &StageContext) -> Result<RefineReport> {
         self.table.refine(context).await
     }

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use lake_core::{
-    Bookmark, CatalogRef, RefineReport, RefineStage, Result, StageContext, StorageRef, TableId,
-    ValidatorRef,
+    Bookmark, CatalogRef, LakeLayout, MaintenanceTarget, RefineReport, RefineStage, Result,
+    StageContext, StorageRef, TableId, ValidatorRef,
 };
 
 use crate::engine::{ColumnMapping, Engine, TyperRef};
@@ -154,6 +154,10 @@ impl RefineStage for SilverTable {
 
     fn bookmarks(&self) -> Vec<(TableId, Bookmark)> {
         vec![(self.spec().source.clone(), self.engine.bookmark())]
+    }
+
+    fn maintenance_targets(&self, layout: &LakeLayout) -> Vec<MaintenanceTarget> {
+        crate::engine::maintenance_targets(self.spec(), layout)
     }
 
     async fn refine(&self, context: &StageContext) -> Result<RefineReport> {

@@ -243,8 +243,10 @@ impl SilverConfig {
         self
     }
 
-    /// The stage this entry describes; `i` names it in errors.
-    fn stage(&self, i: usize) -> Result<SilverTable> {
+    /// The stage this entry describes; `i` names it in errors. Without
+    /// `deletion_vectors` (the lake-wide setting), the table is created
+    /// without them whatever the spec says.
+    fn stage(&self, i: usize, deletion_vectors: bool) -> Result<SilverTable> {
         let field = |name: &str| format!("silver[{i}].{name}");
         let spec = match (&self.stage, &self.spec) {
             (Some(SilverStage::Orders), None) => {
@@ -271,6 +273,10 @@ impl SilverConfig {
                     "set exactly one of `stage` and `spec`",
                 ));
             }
+        };
+        let spec = match deletion_vectors {
+            true => spec,
+            false => spec.with_deletion_vectors(false),
         };
         SilverTable::new(spec).map_err(|e| match e {
             LakeError::Config {
@@ -382,6 +388,15 @@ pub struct PipelineConfig {
     /// Whether runs are recorded in `_metadata/runs` (default true).
     #[serde(default = "yes")]
     pub run_records: bool,
+    /// Whether silver tables are created with deletion vectors (default
+    /// true). `false` is the lake-wide compatibility mode: every silver
+    /// table this configuration creates is Delta reader version 1, for
+    /// readers without deletion-vector support (Redshift Spectrum, Presto,
+    /// deltalake's `to_pyarrow_table()`); a spec's own
+    /// `deletion_vectors = false` does the same for one table. An existing
+    /// table keeps its vectors until `lake maintain --drop-deletion-vectors`.
+    #[serde(default = "yes")]
+    pub deletion_vectors: bool,
 }
 
 fn yes() -> bool {
@@ -407,6 +422,7 @@ impl PipelineConfig {
             ))],
             expectations: Vec::new(),
             run_records: true,
+            deletion_vectors: true,
         })
     }
 
@@ -507,7 +523,7 @@ impl PipelineConfig {
             ));
         }
         for (i, silver) in self.silver.iter().enumerate() {
-            builder = builder.with_refine(Arc::new(silver.stage(i)?));
+            builder = builder.with_refine(Arc::new(silver.stage(i, self.deletion_vectors)?));
         }
         for (i, gold) in self.gold.iter().enumerate() {
             let spec = match (&gold.daily_summary, &gold.spec) {
@@ -646,18 +662,40 @@ mod tests {
     async fn a_full_config_builds_and_means_what_the_reference_builder_means() {
         let config = PipelineConfig::from_toml(FULL).unwrap();
         assert_eq!(config.gold.len(), 2);
-        let customers = config.silver[1].stage(1).unwrap();
+        let customers = config.silver[1].stage(1, true).unwrap();
         assert_eq!(customers.spec().mode, Mode::Scd1);
         assert_eq!(customers.spec().keys[0].as_str(), "customer_id");
         // `mode` reaches the reference stage too.
         let scd1 = "[[silver]]\nstage = \"orders\"\nsource = \"bronze.a.b\"\ntarget = \"silver.a.b\"\nmode = \"scd1\"";
         let scd1 = PipelineConfig::from_toml(scd1).unwrap();
-        assert_eq!(scd1.silver[0].stage(0).unwrap().spec().mode, Mode::Scd1);
+        assert_eq!(
+            scd1.silver[0].stage(0, true).unwrap().spec().mode,
+            Mode::Scd1
+        );
         config.build(Some("memory:///")).await.unwrap();
         let reference = PipelineConfig::reference().unwrap();
         let text = toml::to_string(&reference).unwrap();
         assert_eq!(PipelineConfig::from_toml(&text).unwrap(), reference);
         reference.build(Some("memory:///")).await.unwrap();
+    }
+
+    #[test]
+    fn deletion_vectors_off_for_the_lake_reaches_every_silver_stage() {
+        let text = "deletion_vectors = false\n[[silver]]\nstage = \"orders\"\nsource = \"bronze.a.b\"\ntarget = \"silver.a.b\"";
+        let config = PipelineConfig::from_toml(text).unwrap();
+        assert!(!config.deletion_vectors);
+        let stage = config.silver[0].stage(0, config.deletion_vectors).unwrap();
+        assert!(!stage.spec().deletion_vectors);
+        let default =
+            PipelineConfig::from_toml(&text.replace("deletion_vectors = false\n", "")).unwrap();
+        assert!(default.deletion_vectors);
+        assert!(
+            default.silver[0]
+                .stage(0, true)
+                .unwrap()
+                .spec()
+                .deletion_vectors
+        );
     }
 
     #[test]

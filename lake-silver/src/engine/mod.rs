@@ -51,6 +51,7 @@
 //! run spawns is owned by it and aborted when the run fails or is dropped.
 
 mod commit;
+pub(crate) use commit::maintenance_targets;
 mod key_filter;
 mod keys;
 mod log;

@@ -3,7 +3,8 @@
 //! added in it.
 //!
 //! Bronze is append-only, so the `add` actions of its commits after the
-//! bookmark are exactly the new rows; the files are read directly instead of
+//! bookmark are exactly the new rows (those with `dataChange: true`: a
+//! compaction's adds hold rows read before); the files are read directly instead of
 //! through a scan with a version filter, which Delta does not offer.
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use deltalake::kernel::Transaction;
 use lake_core::object_store::path::Path;
 use lake_core::{
     Bookmark, BookmarkState, LakeError, Result, StorageExt, StorageRef, TableId, VersionRange,
-    commit_actions,
+    changes_data, commit_actions,
 };
 use tracing::warn;
 
@@ -156,7 +157,8 @@ async fn slice_end(
         let added: u64 = commit_actions(bronze, version, name)
             .await?
             .iter()
-            .filter_map(|action| action.pointer("/add/stats").and_then(|s| s.as_str()))
+            .filter_map(|action| action.get("add").filter(|add| changes_data(add)))
+            .filter_map(|add| add.get("stats").and_then(|s| s.as_str()))
             .filter_map(|stats| serde_json::from_str::<serde_json::Value>(stats).ok())
             .filter_map(|stats| stats.get("numRecords").and_then(|n| n.as_u64()))
             .sum();
@@ -220,7 +222,13 @@ async fn read_added_rows(
     for version in first..=last {
         let before: usize = batches.iter().map(RecordBatch::num_rows).sum();
         for action in commit_actions(bronze, version, &id.to_string()).await? {
-            let Some(path) = action.pointer("/add/path").and_then(|p| p.as_str()) else {
+            // A compaction's files hold rows of earlier versions.
+            let Some(path) = action
+                .get("add")
+                .filter(|add| changes_data(add))
+                .and_then(|add| add.get("path"))
+                .and_then(|p| p.as_str())
+            else {
                 continue;
             };
             let relative =

@@ -132,7 +132,9 @@ pub struct SilverSpec {
     /// table is created, which then needs readers that support deletion
     /// vectors (Delta reader version 3: Spark with Delta 2.4 or later,
     /// Trino, DuckDB's `delta` extension, delta-rs); turn it off for
-    /// readers that do not.
+    /// readers that do not. A table that has them already loses them
+    /// through maintenance ([`lake_core::maintenance`],
+    /// `with_drop_deletion_vectors`; `lake maintain --drop-deletion-vectors`).
     #[serde(default = "enabled")]
     pub deletion_vectors: bool,
     /// The most bronze rows one commit of a run reads (default 4,000,000,

@@ -1,6 +1,7 @@
 //! The `lake` binary's commands, one module each.
 
 mod init;
+mod maintain;
 mod output;
 mod pending;
 mod run;
@@ -30,6 +31,7 @@ enum Command {
     Pending(pending::PendingArgs),
     Status(status::StatusArgs),
     Sql(sql::SqlArgs),
+    Maintain(maintain::MaintainArgs),
 }
 
 /// Where the lake is and how its pipeline is configured: on every command
@@ -171,6 +173,7 @@ pub(crate) fn main() -> i32 {
             Command::Pending(args) => pending::pending(args).await,
             Command::Status(args) => status::status(args).await,
             Command::Sql(args) => sql::sql(args).await,
+            Command::Maintain(args) => maintain::maintain(args).await,
         }
     });
     match outcome {

@@ -4,4 +4,5 @@
 mod cli;
 mod docs;
 mod interop;
+mod maintain;
 mod support;

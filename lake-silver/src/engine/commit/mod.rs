@@ -241,14 +241,54 @@ pub(crate) async fn commit_batch(
             .with_save_mode(SaveMode::Overwrite)
             .with_schema_mode(SchemaMode::Overwrite),
     };
+    let mut properties = CommitProperties::default().with_application_transaction(txn.clone());
+    if commit == Commit::Replace {
+        // The fence, as in `replace`: a racing compaction conflicts.
+        properties =
+            properties.with_application_transaction(lake_core::maintenance::rewrite_fence());
+    }
     let table = write
         .with_partition_columns(partition_columns.iter().copied())
-        .with_commit_properties(
-            CommitProperties::default().with_application_transaction(txn.clone()),
-        )
+        .with_commit_properties(properties)
         .await
         .map_err(|e| LakeError::delta(id.to_string(), e))?;
     Ok(table.version())
+}
+
+/// The silver tables of `spec` that maintenance keeps compact, laid out as
+/// runs write them: closed versions sorted by their end in files of at most
+/// [`replace::CLOSED_FILE_ROWS`] rows (so runs keep skipping settled files
+/// by their statistics), current rows sorted by the cluster column (or the
+/// start of validity), with the SCD2 table's Parquet settings; then the
+/// event log and the quarantine.
+pub(crate) fn maintenance_targets(
+    spec: &crate::SilverSpec,
+    layout: &lake_core::LakeLayout,
+) -> Vec<lake_core::MaintenanceTarget> {
+    use lake_core::MaintenanceTarget;
+    use lake_core::maintenance::PartitionLayout;
+    let validity = &spec.validity;
+    let current = validity.current.to_string();
+    let mut current_order: Vec<String> = spec.cluster_by.iter().map(|c| c.to_string()).collect();
+    current_order.push(validity.from.to_string());
+    let mut targets = vec![
+        MaintenanceTarget::table(layout, &spec.target)
+            .with_layout(
+                PartitionLayout::new(current.clone(), "false")
+                    .with_sort_by([validity.to.to_string()])
+                    .with_max_rows_per_file(replace::CLOSED_FILE_ROWS),
+            )
+            .with_layout(PartitionLayout::new(current, "true").with_sort_by(current_order))
+            .with_writer_properties(silver_writer_properties(&[])),
+    ];
+    if let Ok(changes) = spec.target.changes_table() {
+        targets.push(MaintenanceTarget::table(layout, &changes));
+    }
+    targets.push(MaintenanceTarget::new(
+        format!("{} (quarantine)", spec.target),
+        layout.quarantine(&spec.target),
+    ));
+    targets
 }
 
 /// Parquet settings of the SCD2 table: snappy, statistics per page, and
@@ -345,8 +385,10 @@ pub(crate) async fn replace_buckets(
         only,
         plain,
     } = target;
+    // The fence, as in `replace`: a racing compaction conflicts.
     let properties = CommitProperties::default()
         .with_application_transactions(bookmark)
+        .with_application_transaction(lake_core::maintenance::rewrite_fence())
         .with_metadata([touched.to_commit_metadata()]);
     let write = silver
         .clone()

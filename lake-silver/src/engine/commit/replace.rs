@@ -49,6 +49,7 @@ use deltalake::kernel::{Action, LogicalFileView, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use indexmap::IndexMap;
+use lake_core::maintenance::rewrite_fence;
 use lake_core::object_store::path::Path;
 use lake_core::{LakeError, Result, StorageExt, StorageRef, TableId, Touched};
 use parquet::arrow::ProjectionMask;
@@ -491,8 +492,11 @@ pub(crate) async fn replace_changed<T>(
     }
 
     let before = before.await?;
+    // With the fence, a compaction that replaced a file this commit read
+    // makes it conflict (see `lake_core::maintenance`).
     let properties = CommitProperties::default()
         .with_application_transactions(bookmark)
+        .with_application_transaction(rewrite_fence())
         .with_metadata([touched.to_commit_metadata()]);
     // The files read: those of the run's buckets. The conflict check of a
     // concurrent commit compares against this.

@@ -1,0 +1,455 @@
+//! Maintenance through real tables: compaction and deletion-vector purges
+//! keep every table's rows, vacuum deletes only what no version within the
+//! retention references, later runs stay exact, and maintenance racing a
+//! pipeline (tasks here, processes in `cli`) leaves every table as a lake
+//! that was never maintained.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lake::config::PipelineConfig;
+use lake::maintenance::FileStats;
+use lake::{
+    InputFormat, LakeError, MaintenanceOptions, MaintenanceTarget, ObjectStorage, Pipeline,
+    RawBatch, StorageExt, StorageRef,
+};
+use lake_testing::table_rows;
+
+/// What two lakes fed the same deliveries must agree on, per zone: the
+/// columns that do not say when or where a row was processed.
+const COMPARED: [(&str, &str); 3] = [
+    (
+        "bronze.shop.orders",
+        "SELECT _batch_id, _source_line, _raw FROM t ORDER BY _batch_id, _source_line",
+    ),
+    (
+        "silver.sales.orders",
+        "SELECT order_id, customer_id, category, region, amount, status, order_date, valid_from, \
+         valid_to, is_current FROM t ORDER BY order_id, valid_from",
+    ),
+    (
+        "gold.analytics.daily_summary",
+        "SELECT order_date, category, region, total_count, total_value, unique_users, \
+         value_per_user FROM t ORDER BY order_date, category, region",
+    ),
+];
+
+/// `batches` deliveries of the reference workload: 600 orders created,
+/// then in each batch updates of a seventh of them, late events (before
+/// the batch's updates, after the creates), a few deletes, a line bronze
+/// cannot read and an event silver quarantines.
+pub(crate) fn deliveries(batches: usize) -> Vec<(String, String)> {
+    let event = |key: usize, op: &str, minute: usize, amount: usize| {
+        format!(
+            "{{\"order_id\":\"m{key:04}\",\"customer_id\":\"c{:03}\",\"category\":\"{}\",\"region\":\"{}\",\"amount\":{amount}.5,\"status\":\"placed\",\"order_date\":\"2025-11-{:02}\",\"op\":\"{op}\",\"updated_at\":\"2025-11-20T{:02}:{:02}:00Z\"}}\n",
+            key % 90,
+            ["books", "garden", "toys"][key % 3],
+            ["eu", "us"][key % 2],
+            1 + key % 20,
+            minute / 60,
+            minute % 60,
+        )
+    };
+    let mut out = vec![(
+        "creates".to_string(),
+        (0..600)
+            .map(|k| event(k, "c", 60, k % 50))
+            .collect::<String>(),
+    )];
+    for batch in 1..batches {
+        let minute = 60 + 20 * batch;
+        let mut text: String = (0..600)
+            .filter(|k| (k + batch) % 7 == 0)
+            .map(|k| event(k, "u", minute, batch * 3 + k % 11))
+            .collect();
+        text.extend(
+            (0..600)
+                .filter(|k| (k + batch) % 53 == 0)
+                .map(|k| event(k, "u", minute - 30, 1)),
+        );
+        text.extend(
+            (0..600)
+                .filter(|k| k % 101 == batch)
+                .map(|k| event(k, "d", minute + 1, 0)),
+        );
+        text.push_str("{\"order_id\": broken\n");
+        text.push_str("{\"order_id\":null,\"op\":\"c\",\"updated_at\":\"2025-11-20T12:00:00Z\"}\n");
+        out.push((format!("batch-{batch:02}"), text));
+    }
+    out
+}
+
+pub(crate) async fn pipeline_at(dir: &std::path::Path) -> (StorageRef, Pipeline) {
+    let storage: StorageRef = Arc::new(ObjectStorage::from_url(dir.to_str().unwrap()).unwrap());
+    let pipeline = PipelineConfig::reference()
+        .unwrap()
+        .builder_on(Arc::clone(&storage))
+        .await
+        .unwrap()
+        .build()
+        .unwrap();
+    (storage, pipeline)
+}
+
+async fn run(pipeline: &Pipeline, deliveries: &[(String, String)]) {
+    for (id, text) in deliveries {
+        let batch = RawBatch::from_bytes(id, InputFormat::JsonLines, text.clone()).unwrap();
+        pipeline.run_batch(batch).await.unwrap();
+    }
+}
+
+/// Every row of every table maintenance looks after, all columns, sorted.
+async fn every_row(
+    storage: &StorageRef,
+    targets: &[MaintenanceTarget],
+) -> Vec<(String, Vec<String>)> {
+    let mut all = Vec::new();
+    for target in targets {
+        let mut rows = table_rows(storage, &target.location, "SELECT * FROM t")
+            .await
+            .unwrap();
+        rows.sort();
+        all.push((target.name.clone(), rows));
+    }
+    all
+}
+
+async fn compared_rows(storage: &StorageRef) -> Vec<Vec<String>> {
+    let mut all = Vec::new();
+    for (table, sql) in COMPARED {
+        let location = storage.layout().table_location(&table.parse().unwrap());
+        all.push(table_rows(storage, &location, sql).await.unwrap());
+    }
+    all
+}
+
+async fn stats(storage: &StorageRef, target: &MaintenanceTarget) -> FileStats {
+    FileStats::of(&storage.open_table(&target.location).await.unwrap())
+}
+
+/// No retention: the test owns the lake, nothing else reads it.
+fn at_once() -> MaintenanceOptions {
+    MaintenanceOptions::default()
+        .with_vacuum_retention(Duration::ZERO)
+        .with_short_retention(true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_keeps_every_row_reduces_files_and_later_runs_stay_exact() {
+    let deliveries = deliveries(12);
+    let (maintained_dir, plain_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (storage, pipeline) = pipeline_at(maintained_dir.path()).await;
+    let (plain_storage, plain) = pipeline_at(plain_dir.path()).await;
+    run(&pipeline, &deliveries[..8]).await;
+    run(&plain, &deliveries[..8]).await;
+
+    let targets = pipeline.maintenance_targets();
+    let before = every_row(&storage, &targets).await;
+    let mut files_before = Vec::new();
+    for target in &targets {
+        files_before.push(stats(&storage, target).await);
+    }
+    let silver = &targets[targets
+        .iter()
+        .position(|t| t.name == "silver.sales.orders")
+        .unwrap()];
+    assert!(
+        stats(&storage, silver).await.files_with_deletion_vectors > 0,
+        "the workload should leave silver with deletion vectors"
+    );
+
+    // A dry run plans and changes nothing.
+    let plan = pipeline
+        .maintain()
+        .with_options(at_once().with_dry_run(true))
+        .await
+        .unwrap();
+    assert!(
+        plan.iter().any(|r| r.rewrite.files_removed > 0),
+        "{plan:#?}"
+    );
+    for (target, was) in targets.iter().zip(&files_before) {
+        assert_eq!(
+            stats(&storage, target).await,
+            *was,
+            "{} changed in a dry run",
+            target.name
+        );
+    }
+
+    let reports = pipeline.maintain().with_options(at_once()).await.unwrap();
+    assert_eq!(
+        every_row(&storage, &targets).await,
+        before,
+        "maintenance changed rows"
+    );
+    for report in &reports {
+        assert_eq!(report.after.rows, report.before.rows, "{report:#?}");
+        assert!(report.after.files <= report.before.files, "{report:#?}");
+    }
+    let by_name = |name: &str| reports.iter().find(|r| r.table == name).unwrap();
+    for name in [
+        "silver.sales.orders",
+        "silver.sales.orders_changes",
+        "silver.sales.orders (quarantine)",
+        "bronze.shop.orders (dead letters)",
+    ] {
+        let report = by_name(name);
+        assert!(
+            report.after.files < report.before.files,
+            "{name} kept its small files: {report:#?}"
+        );
+        assert!(
+            report.vacuumed_files > 0,
+            "{name}: nothing vacuumed: {report:#?}"
+        );
+    }
+    // Bronze keeps the files its commits added: silver replays them.
+    let bronze = by_name("bronze.shop.orders");
+    assert_eq!(
+        (bronze.rewrite.files_removed, bronze.after.files),
+        (0, bronze.before.files),
+        "{bronze:#?}"
+    );
+    // Purged: no silver file keeps a vector deleting a quarter of its rows.
+    let silver_table = storage.open_table(&silver.location).await.unwrap();
+    for file in silver_table.snapshot().unwrap().log_data().iter() {
+        let rows = file.num_records().unwrap_or(0) as i64;
+        let deleted = file
+            .deletion_vector_descriptor()
+            .map_or(0, |dv| dv.cardinality);
+        assert!(
+            deleted * 4 < rows.max(1),
+            "{} keeps {deleted} of {rows} rows deleted",
+            file.path()
+        );
+    }
+    // Vacuum deleted the replaced files: every Parquet file on disk is live.
+    for (target, report) in targets.iter().zip(&reports) {
+        let dir = target.location.to_file_path().unwrap();
+        let on_disk = walk(&dir)
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .count() as u64;
+        assert_eq!(on_disk, report.after.files, "{}", target.name);
+    }
+    // Maintaining again finds nothing to rewrite.
+    let again = pipeline.maintain().with_options(at_once()).await.unwrap();
+    assert!(
+        again.iter().all(|r| r.rewrite.files_removed == 0),
+        "{again:#?}"
+    );
+
+    // A rebuild replays bronze from its first commit and gives silver as it was.
+    let silver_rows = compared_rows(&storage).await;
+    let stage = lake::silver::OrdersSilver::new(
+        "bronze.shop.orders".parse().unwrap(),
+        "silver.sales.orders".parse().unwrap(),
+    )
+    .unwrap();
+    stage.rebuild(&storage).await.unwrap();
+    assert_eq!(compared_rows(&storage).await[1], silver_rows[1]);
+    // Runs after maintenance read bronze and silver incrementally past the
+    // compaction commits and agree with a lake never maintained.
+    run(&pipeline, &deliveries[8..]).await;
+    run(&plain, &deliveries[8..]).await;
+    assert_eq!(
+        compared_rows(&storage).await,
+        compared_rows(&plain_storage).await
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if !path.ends_with("_delta_log") {
+                out.extend(walk(&path));
+            }
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vacuum_keeps_files_younger_than_the_retention_and_refuses_a_short_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, pipeline) = pipeline_at(dir.path()).await;
+    run(&pipeline, &deliveries(5)).await;
+    let silver = "silver.sales.orders".parse().unwrap();
+    let location = storage.layout().table_location(&silver);
+    let on_disk = || walk(&location.to_file_path().unwrap()).len();
+
+    // The default retention (7 days): the rewrite commits, the files it
+    // replaced stay for readers that still use them.
+    let files = on_disk();
+    let (_, report) = lake::Maintain::new(Arc::clone(&storage), silver.clone())
+        .await
+        .unwrap();
+    assert!(report.rewrite.files_removed > 0, "{report:#?}");
+    assert_eq!(report.vacuumed_files, 0, "{report:#?}");
+    assert!(on_disk() >= files, "files went before their retention");
+
+    // Below the table's retention without saying so: refused, naming the way out.
+    let short = MaintenanceOptions::default().with_vacuum_retention(Duration::from_secs(3600));
+    let error = lake::Maintain::new(Arc::clone(&storage), silver.clone())
+        .with_options(short.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, LakeError::Config { .. }), "{error}");
+    assert!(error.to_string().contains("short_retention"), "{error}");
+
+    // Allowed explicitly, with no retention: the replaced files and
+    // deletion-vector files go, and only those.
+    let table = storage.open_table(&location).await.unwrap();
+    let live: Vec<String> = table
+        .snapshot()
+        .unwrap()
+        .log_data()
+        .iter()
+        .map(|f| f.path().to_string())
+        .collect();
+    let (_, report) = lake::Maintain::new(Arc::clone(&storage), silver)
+        .with_options(
+            short
+                .with_vacuum_retention(Duration::ZERO)
+                .with_short_retention(true),
+        )
+        .await
+        .unwrap();
+    assert!(report.vacuumed_files > 0, "{report:#?}");
+    let root = location.to_file_path().unwrap();
+    for file in &live {
+        assert!(
+            root.join(file).exists(),
+            "vacuum deleted the live file {file}"
+        );
+    }
+    let parquet = walk(&root)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .count();
+    assert_eq!(parquet, live.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_racing_pipeline_runs_leaves_every_table_exact() {
+    let deliveries = deliveries(14);
+    let (raced_dir, plain_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (storage, pipeline) = pipeline_at(raced_dir.path()).await;
+    let (plain_storage, plain) = pipeline_at(plain_dir.path()).await;
+    run(&plain, &deliveries).await;
+    run(&pipeline, &deliveries[..2]).await;
+
+    let pipeline = Arc::new(pipeline);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let maintainer = {
+        let (pipeline, done) = (Arc::clone(&pipeline), Arc::clone(&done));
+        tokio::spawn(async move {
+            let (mut committed, mut refused) = (0u32, 0u32);
+            // Compaction only: the race under test is between rewrites.
+            let options = MaintenanceOptions::default().with_vacuum(false);
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                match pipeline.maintain().with_options(options.clone()).await {
+                    Ok(reports) => {
+                        committed +=
+                            reports.iter().filter(|r| !r.versions.is_empty()).count() as u32
+                    }
+                    Err(e) if e.is_retryable() => refused += 1,
+                    Err(e) => panic!("maintenance failed: {e}"),
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (committed, refused)
+        })
+    };
+    for (id, text) in &deliveries[2..] {
+        let batch = RawBatch::from_bytes(id, InputFormat::JsonLines, text.clone()).unwrap();
+        pipeline.run_batch(batch).await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (committed, refused) = maintainer.await.unwrap();
+    assert!(
+        committed > 0,
+        "maintenance never committed during the runs ({refused} refused)"
+    );
+    pipeline.run_pending().await.unwrap();
+    assert_eq!(
+        compared_rows(&storage).await,
+        compared_rows(&plain_storage).await
+    );
+    eprintln!("maintenance committed {committed} times, was refused {refused} times");
+}
+
+#[test]
+fn maintenance_processes_racing_a_run_process_leave_every_table_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    for (id, text) in deliveries(12) {
+        std::fs::write(input.join(format!("{id}.jsonl")), text).unwrap();
+    }
+    let (raced, plain) = (dir.path().join("raced"), dir.path().join("plain"));
+    let arg = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    crate::support::lake(
+        dir.path(),
+        &["run", "--lake", &arg(&plain), "--input", &arg(&input)],
+    )
+    .expect(0);
+
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_lake"))
+        .args(["run", "--lake", &arg(&raced), "--input", &arg(&input)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut committed, mut refused) = (0, 0);
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status;
+        }
+        let ran = crate::support::lake(
+            dir.path(),
+            &["maintain", "--lake", &arg(&raced), "--no-vacuum", "--json"],
+        );
+        match ran.code {
+            0 => {
+                let reports = ran.json();
+                committed += reports
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|r| !r["versions"].as_array().unwrap().is_empty())
+                    .count();
+            }
+            // A commit of the run won the race (or the run had not created
+            // the tables yet): refused, one line per cause, never a panic.
+            1 => {
+                assert!(!ran.stderr.contains("panicked"), "{}", ran.stderr);
+                refused += 1;
+            }
+            code => panic!("lake maintain exited {code}: {}", ran.stderr),
+        }
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(
+        status.success(),
+        "the run failed beside maintenance: {stderr}"
+    );
+    assert!(
+        committed > 0,
+        "no maintenance committed during the run ({refused} refused)"
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let rows = |root: &std::path::Path| {
+        let storage: StorageRef =
+            Arc::new(ObjectStorage::from_url(root.to_str().unwrap()).unwrap());
+        runtime.block_on(compared_rows(&storage))
+    };
+    assert_eq!(rows(&raced), rows(&plain));
+    eprintln!("maintenance processes committed {committed} times, were refused {refused} times");
+}
