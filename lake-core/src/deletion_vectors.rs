@@ -97,6 +97,16 @@ pub async fn read(
 
 /// The file of the deletion vector whose relative path (a prefix, then the
 /// UUID in base85) is `encoded`, in the table at `root`.
+/// Where the file of `dv`, a deletion vector of a file of the table at
+/// `root`, is: `None` for a vector kept inline in the log or an absolute
+/// path (which this crate never writes).
+pub fn location(root: &Path, dv: &DeletionVectorDescriptor) -> Option<Path> {
+    match dv.storage_type {
+        StorageType::UuidRelativePath => relative_path(root, &dv.path_or_inline_dv).ok(),
+        _ => None,
+    }
+}
+
 fn relative_path(root: &Path, encoded: &str) -> std::result::Result<Path, String> {
     let split = encoded
         .len()

@@ -32,7 +32,11 @@
 //!    readers without deletion-vector support (Athena before engine 3,
 //!    Redshift Spectrum, Presto, deltalake's `to_pyarrow_table()`) read the
 //!    table. Writers of this workspace then write without deletion vectors.
-//! 3. **Vacuum**: deltalake's `VACUUM` in full mode deletes the files no
+//! 3. **Retention** ([`MaintenanceOptions::with_retention`]): rows older
+//!    than the target's [`RetentionPolicy`] allows go, in one commit: whole
+//!    bronze partitions by ingestion day (recording the horizon in
+//!    [`TRIMMED_BEFORE`]), rows of the other tables by their timestamp.
+//! 4. **Vacuum**: deltalake's `VACUUM` in full mode deletes the files no
 //!    version within the retention references (replaced data files and
 //!    deletion-vector files, and files of writers that failed before their
 //!    commit) once they are older than [`MaintenanceOptions::vacuum_retention`]
@@ -40,6 +44,11 @@
 //!    (7 days unless set) is refused unless [`MaintenanceOptions::with_short_retention`]
 //!    allows it: a reader or writer that started before the vacuum may still
 //!    need those files, and time travel to versions before the retention ends.
+//! 5. **Checkpoint**: past [`CHECKPOINT_AFTER`] commits since the last one,
+//!    a checkpoint, so readers replay few JSON commits. Log entries are not
+//!    expired here: silver and gold read their sources' commits from their
+//!    bookmarks, and a commit gone from the log makes silver fail naming it
+//!    and gold refresh in full, never skip it.
 //!
 //! # Why not deltalake's `optimize`
 //! deltalake's `OPTIMIZE` bin-packs files, but it leaves a partition's only
@@ -163,6 +172,98 @@ impl PartitionLayout {
     }
 }
 
+/// Which retention rule of a [`RetentionPolicy`] a table follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RetentionKind {
+    /// A bronze table: whole ingestion-date partitions go.
+    Bronze,
+    /// A dead-letter store.
+    DeadLetters,
+    /// A quarantine.
+    Quarantine,
+    /// Run and quality records in `_metadata`.
+    Records,
+}
+
+/// How a table's rows age: by which rule and which column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Expiry {
+    /// Bronze's `year`/`month`/`day` partitions (zero-padded text): a
+    /// partition older than the cutoff day goes whole, its files removed
+    /// without a rewrite, so silver, which reads bronze's added files, reads
+    /// nothing of the commit.
+    Partitions,
+    /// Rows whose timestamp `column` is before the cutoff go.
+    Column(String),
+}
+
+/// Days each kind of table keeps its rows; `None` keeps them forever (the
+/// default for every kind).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RetentionPolicy {
+    /// Bronze partitions older than this many days go. Silver keeps every
+    /// version it made from them, but cannot be rebuilt past the horizon:
+    /// a rebuild of a trimmed bronze is refused.
+    pub bronze_days: Option<u32>,
+    /// Dead letters older than this many days go.
+    pub dead_letter_days: Option<u32>,
+    /// Quarantined records older than this many days go.
+    pub quarantine_days: Option<u32>,
+    /// Run and quality records older than this many days go.
+    pub run_record_days: Option<u32>,
+}
+
+impl RetentionPolicy {
+    /// Keeps everything.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the bronze horizon.
+    pub fn with_bronze_days(mut self, days: u32) -> Self {
+        self.bronze_days = Some(days);
+        self
+    }
+
+    /// Sets the dead letters' horizon.
+    pub fn with_dead_letter_days(mut self, days: u32) -> Self {
+        self.dead_letter_days = Some(days);
+        self
+    }
+
+    /// Sets the quarantine's horizon.
+    pub fn with_quarantine_days(mut self, days: u32) -> Self {
+        self.quarantine_days = Some(days);
+        self
+    }
+
+    /// Sets the run and quality records' horizon.
+    pub fn with_run_record_days(mut self, days: u32) -> Self {
+        self.run_record_days = Some(days);
+        self
+    }
+
+    /// The days `kind` keeps.
+    pub fn days(&self, kind: RetentionKind) -> Option<u32> {
+        match kind {
+            RetentionKind::Bronze => self.bronze_days,
+            RetentionKind::DeadLetters => self.dead_letter_days,
+            RetentionKind::Quarantine => self.quarantine_days,
+            RetentionKind::Records => self.run_record_days,
+        }
+    }
+}
+
+/// The table property a bronze retention sets: the first ingestion day
+/// bronze still holds (`2026-09-01`). Silver refuses to rebuild from a
+/// table that has it.
+pub const TRIMMED_BEFORE: &str = "lake.retention.trimmedBefore";
+
 /// What [`Maintain`] does.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -184,6 +285,10 @@ pub struct MaintenanceOptions {
     pub short_retention: bool,
     /// Plan and report only: nothing is written or deleted (default false).
     pub dry_run: bool,
+    /// How long rows of each kind of table are kept (forever by default).
+    pub retention: RetentionPolicy,
+    /// The instant retention counts days back from (now by default).
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Default for MaintenanceOptions {
@@ -196,6 +301,8 @@ impl Default for MaintenanceOptions {
             vacuum_retention: Duration::from_secs(7 * 24 * 3600),
             short_retention: false,
             dry_run: false,
+            retention: RetentionPolicy::default(),
+            now: None,
         }
     }
 }
@@ -244,6 +351,18 @@ impl MaintenanceOptions {
         self.dry_run = dry_run;
         self
     }
+
+    /// Sets how long rows are kept.
+    pub fn with_retention(mut self, retention: RetentionPolicy) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Counts retention's days back from `now` instead of the clock.
+    pub fn with_now(mut self, now: chrono::DateTime<chrono::Utc>) -> Self {
+        self.now = Some(now);
+        self
+    }
 }
 
 /// A table to maintain: where it is, and how its files are laid out.
@@ -262,6 +381,9 @@ pub struct MaintenanceTarget {
     pub writer_properties: Option<WriterProperties>,
     /// Whether its files may be rewritten (default true); vacuum runs either way.
     pub rewrite: bool,
+    /// How its rows age, and by which rule of the [`RetentionPolicy`]
+    /// (none: kept forever).
+    pub expiry: Option<(RetentionKind, Expiry)>,
 }
 
 impl MaintenanceTarget {
@@ -273,6 +395,7 @@ impl MaintenanceTarget {
             layouts: Vec::new(),
             writer_properties: None,
             rewrite: true,
+            expiry: None,
         }
     }
 
@@ -298,6 +421,12 @@ impl MaintenanceTarget {
     /// commit, rebuilds included) must keep them.
     pub fn with_rewrite(mut self, rewrite: bool) -> Self {
         self.rewrite = rewrite;
+        self
+    }
+
+    /// Ages its rows as `expiry` says, by the policy's `kind` rule.
+    pub fn with_expiry(mut self, kind: RetentionKind, expiry: Expiry) -> Self {
+        self.expiry = Some((kind, expiry));
         self
     }
 }
@@ -376,8 +505,15 @@ pub struct MaintenanceReport {
     pub rewrite: RewriteSummary,
     /// Whether the deletion-vector feature was (or would be) dropped.
     pub dropped_deletion_vectors: bool,
+    /// Rows retention removed (or would remove), and the cutoff it applied.
+    pub expired_rows: u64,
+    /// The instant before which rows expired, when a retention applied.
+    pub expired_before: Option<chrono::DateTime<chrono::Utc>>,
     /// Files vacuum deleted (or would delete).
     pub vacuumed_files: u64,
+    /// The version a checkpoint was written at, when one was (more than
+    /// [`CHECKPOINT_AFTER`] commits since the last).
+    pub checkpoint: Option<u64>,
     /// The versions this maintenance committed, in order.
     pub versions: Vec<u64>,
 }
@@ -435,6 +571,7 @@ async fn maintain(
         layouts,
         writer_properties,
         rewrite,
+        expiry,
     } = target;
     let mut table = storage.open_table(&location).await?;
     if table.version().is_none() {
@@ -526,6 +663,23 @@ async fn maintain(
         info!(table = %name, version = commit.version, files_removed = written.files_removed, files_added = written.files_added, "rewrite committed");
     }
 
+    if let Some((kind, expiry)) = &expiry
+        && let Some(days) = options.retention.days(*kind)
+    {
+        let now = options.now.unwrap_or_else(chrono::Utc::now);
+        let cutoff = now - chrono::Duration::days(i64::from(days));
+        report.expired_before = Some(cutoff);
+        let (expired, version) = expire(&table, expiry, cutoff, options.dry_run, &name).await?;
+        report.expired_rows = expired;
+        if let Some(version) = version {
+            report.versions.push(version);
+            table
+                .update_state()
+                .await
+                .map_err(|e| LakeError::delta(&name, e))?;
+        }
+    }
+
     if options.vacuum {
         let before_vacuum = table.version();
         let (vacuumed, metrics) = table
@@ -548,10 +702,156 @@ async fn maintain(
         }
         table = vacuumed;
     }
+    if !options.dry_run
+        && let Some(version) = table.version()
+        && version
+            >= last_checkpoint(&storage, &location)
+                .await?
+                .map_or(0, |c| c + CHECKPOINT_AFTER)
+        && version >= CHECKPOINT_AFTER
+    {
+        deltalake::checkpoints::create_checkpoint(&table, None)
+            .await
+            .map_err(|e| LakeError::delta(&name, e))?;
+        report.checkpoint = Some(version);
+    }
     if !options.dry_run {
         report.after = FileStats::of(&table);
     }
     Ok((table, report))
+}
+
+/// Commits after the last checkpoint past which maintenance writes one: a
+/// reader opening the table replays at most this many JSON commits after
+/// a checkpoint (deltalake's own writers checkpoint every 100 commits).
+pub const CHECKPOINT_AFTER: u64 = 10;
+
+/// The version of the table's last checkpoint, from `_delta_log/_last_checkpoint`.
+async fn last_checkpoint(storage: &StorageRef, location: &Url) -> Result<Option<u64>> {
+    let path = storage
+        .object_path(location)?
+        .join("_delta_log")
+        .join("_last_checkpoint");
+    match storage.object_store().get(&path).await {
+        Ok(found) => {
+            let bytes = found
+                .bytes()
+                .await
+                .map_err(|e| LakeError::storage(path.to_string(), e))?;
+            Ok(serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64)))
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(LakeError::storage(path.to_string(), e)),
+    }
+}
+
+/// Removes the rows of `table` older than `cutoff` as `expiry` says, in one
+/// commit (none in a dry run or when nothing is that old): the rows removed,
+/// and the version written.
+async fn expire(
+    table: &DeltaTable,
+    expiry: &Expiry,
+    cutoff: chrono::DateTime<chrono::Utc>,
+    dry_run: bool,
+    name: &str,
+) -> Result<(u64, Option<u64>)> {
+    let delta = |e| LakeError::delta(name, e);
+    match expiry {
+        Expiry::Partitions => {
+            let snapshot = table.snapshot().map_err(delta)?;
+            let first_kept = cutoff.date_naive();
+            let mut actions = Vec::new();
+            let mut rows = 0u64;
+            for file in snapshot.log_data().iter() {
+                let values = file.partition_values_map();
+                let part = |key: &str| {
+                    values
+                        .get(key)
+                        .cloned()
+                        .flatten()
+                        .and_then(|v| v.parse::<u32>().ok())
+                };
+                let (Some(year), Some(month), Some(day)) =
+                    (part("year"), part("month"), part("day"))
+                else {
+                    return Err(LakeError::Schema {
+                        table: name.to_string(),
+                        message: format!(
+                            "file {} has no year/month/day partition values, so retention cannot date it",
+                            file.path()
+                        ),
+                    });
+                };
+                let Some(date) = chrono::NaiveDate::from_ymd_opt(year as i32, month, day) else {
+                    continue;
+                };
+                if date < first_kept {
+                    rows += file.num_records().unwrap_or(0) as u64
+                        - file
+                            .deletion_vector_descriptor()
+                            .map_or(0, |dv| dv.cardinality.max(0) as u64);
+                    actions.push(Action::Remove(file.remove_action(true)));
+                }
+            }
+            if actions.is_empty() || dry_run {
+                return Ok((rows, None));
+            }
+            // The horizon, for silver's rebuild to refuse.
+            let metadata = snapshot
+                .metadata()
+                .clone()
+                .add_config_key(TRIMMED_BEFORE.to_string(), first_kept.to_string())
+                .map_err(|e| LakeError::other(format!("metadata of {name}"), e))?;
+            actions.push(Action::Metadata(metadata));
+            let operation = DeltaOperation::Delete {
+                predicate: Some(format!("ingestion date before {first_kept}")),
+            };
+            let commit = CommitBuilder::from(
+                CommitProperties::default().with_application_transaction(rewrite_fence()),
+            )
+            .with_actions(actions)
+            .build(Some(snapshot), table.log_store(), operation)
+            .await
+            .map_err(delta)?;
+            Ok((rows, Some(commit.version)))
+        }
+        Expiry::Column(column) => {
+            use datafusion::prelude::{col, lit};
+            let micros = cutoff.timestamp_micros();
+            let predicate = col(column.as_str()).lt(lit(
+                datafusion::scalar::ScalarValue::TimestampMicrosecond(
+                    Some(micros),
+                    Some("UTC".into()),
+                ),
+            ));
+            if dry_run {
+                let ctx = datafusion::prelude::SessionContext::new();
+                let provider = crate::storage::delta_provider(&ctx, table, name).await?;
+                let count = ctx
+                    .read_table(provider)
+                    .and_then(|frame| frame.filter(predicate))
+                    .map_err(|e| LakeError::datafusion(name, e))?
+                    .count()
+                    .await
+                    .map_err(|e| LakeError::datafusion(name, e))?;
+                return Ok((count as u64, None));
+            }
+            let before = table.version();
+            let (after, metrics) = table
+                .clone()
+                .delete()
+                .with_predicate(predicate)
+                .with_commit_properties(
+                    CommitProperties::default().with_application_transaction(rewrite_fence()),
+                )
+                .await
+                .map_err(delta)?;
+            let version = after.version().filter(|v| Some(*v) != before);
+            Ok((metrics.num_deleted_rows.unwrap_or(0) as u64, version))
+        }
+    }
 }
 
 /// A vacuum error, with what to do when it is the retention check.

@@ -22,7 +22,9 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::catalog::CatalogRef;
 use crate::error::{LakeError, Result};
 use crate::ident::{TableId, Zone};
-use crate::maintenance::{Maintain, MaintenanceOptions, MaintenanceReport, MaintenanceTarget};
+use crate::maintenance::{
+    Expiry, Maintain, MaintenanceOptions, MaintenanceReport, MaintenanceTarget, RetentionKind,
+};
 use crate::report::{RunReport, StageOutcome, StageRun};
 use crate::stage::{AggregateStageRef, IngestStageRef, RawBatch, RefineStageRef, StageContext};
 use crate::storage::{StorageExt, StorageRef};
@@ -191,12 +193,15 @@ impl Pipeline {
                 targets.push(target);
             }
         }
-        for name in [crate::runs::RUNS, crate::runs::QUALITY] {
+        for (name, at) in [
+            (crate::runs::RUNS, "finished_at"),
+            (crate::runs::QUALITY, "recorded_at"),
+        ] {
             if let Ok(ident) = crate::ident::Ident::new(name) {
-                targets.push(MaintenanceTarget::new(
-                    format!("_metadata.{name}"),
-                    layout.metadata(&ident),
-                ));
+                targets.push(
+                    MaintenanceTarget::new(format!("_metadata.{name}"), layout.metadata(&ident))
+                        .with_expiry(RetentionKind::Records, Expiry::Column(at.to_string())),
+                );
             }
         }
         targets

@@ -397,6 +397,15 @@ pub struct PipelineConfig {
     /// table keeps its vectors until `lake maintain --drop-deletion-vectors`.
     #[serde(default = "yes")]
     pub deletion_vectors: bool,
+    /// How long `lake maintain` keeps bronze partitions, dead letters,
+    /// quarantined records and run records (`[retention]`, days each;
+    /// forever by default).
+    #[serde(default)]
+    pub retention: lake_core::maintenance::RetentionPolicy,
+    /// S3 lifecycle rules for an `s3://` lake (`[lifecycle]`; see
+    /// [`crate::lifecycle`]); `lake lifecycle` prints and applies them.
+    #[serde(default)]
+    pub lifecycle: crate::lifecycle::LifecycleConfig,
 }
 
 fn yes() -> bool {
@@ -423,6 +432,8 @@ impl PipelineConfig {
             expectations: Vec::new(),
             run_records: true,
             deletion_vectors: true,
+            retention: Default::default(),
+            lifecycle: Default::default(),
         })
     }
 

@@ -65,7 +65,9 @@
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 pub mod config;
+pub mod cost;
 pub mod inputs;
+pub mod lifecycle;
 pub mod status;
 
 pub use lake_core::*;

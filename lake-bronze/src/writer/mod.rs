@@ -557,6 +557,30 @@ impl IngestStage for BronzeWriter {
             .with_context(context.clone())
             .await
     }
+
+    /// The bronze table (vacuumed, never rewritten: silver replays the
+    /// files its commits added), aging by ingestion-date partition, and
+    /// the dead-letter store, aging by `_ingested_at`.
+    fn maintenance_targets(
+        &self,
+        layout: &lake_core::LakeLayout,
+    ) -> Vec<lake_core::MaintenanceTarget> {
+        use lake_core::maintenance::{Expiry, RetentionKind};
+        let table = &self.table;
+        vec![
+            lake_core::MaintenanceTarget::table(layout, table)
+                .with_rewrite(false)
+                .with_expiry(RetentionKind::Bronze, Expiry::Partitions),
+            lake_core::MaintenanceTarget::new(
+                format!("{table} (dead letters)"),
+                layout.dead_letter(table),
+            )
+            .with_expiry(
+                RetentionKind::DeadLetters,
+                Expiry::Column(crate::columns::INGESTED_AT.to_string()),
+            ),
+        ]
+    }
 }
 
 /// Bytes of a payload whose size is known up front (files and buffers).

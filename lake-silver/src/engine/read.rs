@@ -85,6 +85,17 @@ impl Slice {
             }
             _ => (None, rebuild),
         };
+        // A first run replays bronze from its first commit, as a rebuild does.
+        if (rebuild || bookmark.is_none())
+            && let Some(horizon) = trimmed_before(&bronze, &source_name)?
+        {
+            return Err(LakeError::config(
+                format!("rebuild of {target}"),
+                format!(
+                    "{source_name} was trimmed by retention (it holds nothing ingested before {horizon}), so {target} cannot be recomputed from it: the versions the removed rows made would be lost. Keep the silver table as it is, or rebuild it from a bronze table with its full history"
+                ),
+            ));
+        }
         if bookmark.is_some_and(|b| b >= latest) {
             return Ok(None);
         }
@@ -141,6 +152,16 @@ impl Slice {
     pub(super) fn transactions(&self, spec: &SilverSpec, app_id: &str) -> Result<Vec<Transaction>> {
         Bookmark::new(app_id).transactions(&self.bronze, &spec.source.to_string(), self.last)
     }
+}
+
+/// The first ingestion day `bronze` still holds, when a retention trimmed it.
+fn trimmed_before(bronze: &DeltaTable, name: &str) -> Result<Option<String>> {
+    let snapshot = bronze.snapshot().map_err(|e| LakeError::delta(name, e))?;
+    Ok(snapshot
+        .metadata()
+        .configuration()
+        .get(lake_core::maintenance::TRIMMED_BEFORE)
+        .cloned())
 }
 
 /// The last bronze version of the slice that starts at `first`: the versions

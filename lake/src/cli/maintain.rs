@@ -16,7 +16,9 @@ use super::{Failure, LakeArgs, Outcome};
 /// whose deletion vectors delete a quarter of their rows or more are
 /// rewritten without them, and files no version within the retention
 /// references are deleted. Rows never change; each table gets one commit
-/// for the rewrite and vacuum's own. It prints the plan first, then does it
+/// for the rewrite and vacuum's own. With a `[retention]` table in the
+/// configuration, rows older than its days go too (one commit per table):
+/// bronze by ingestion-date partition, dead letters, quarantine and run records. It prints the plan first, then does it
 /// (with `--dry-run`, only the plan). Safe beside a running pipeline: a
 /// commit that races it is refused and retried, never merged wrongly.
 #[derive(Debug, Args)]
@@ -60,8 +62,9 @@ pub(crate) async fn maintain(args: MaintainArgs) -> Outcome {
             .into(),
         ));
     }
-    let (_, pipeline) = args.lake.pipeline().await?;
+    let (config, pipeline) = args.lake.pipeline().await?;
     let options = MaintenanceOptions::default()
+        .with_retention(config.retention)
         .with_target_file_bytes(args.target_file_mib.max(1) * 1024 * 1024)
         .with_drop_deletion_vectors(args.drop_deletion_vectors)
         .with_vacuum(!args.no_vacuum)
@@ -102,6 +105,7 @@ fn print(reports: &[MaintenanceReport], as_json: bool, title: &str) -> Outcome {
                     (true, false) => "dropped".to_string(),
                     _ => "-".to_string(),
                 },
+                r.expired_rows.to_string(),
                 r.vacuumed_files.to_string(),
                 match r.dry_run {
                     true => "-".to_string(),
@@ -119,6 +123,7 @@ fn print(reports: &[MaintenanceReport], as_json: bool, title: &str) -> Outcome {
                 "rewritten",
                 "vectors purged",
                 "vector feature",
+                "expired rows",
                 "vacuumed",
                 "files after"
             ],

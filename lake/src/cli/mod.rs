@@ -1,6 +1,8 @@
 //! The `lake` binary's commands, one module each.
 
+mod cost;
 mod init;
+mod lifecycle;
 mod maintain;
 mod output;
 mod pending;
@@ -32,6 +34,8 @@ enum Command {
     Status(status::StatusArgs),
     Sql(sql::SqlArgs),
     Maintain(maintain::MaintainArgs),
+    Cost(cost::CostArgs),
+    Lifecycle(lifecycle::LifecycleArgs),
 }
 
 /// Where the lake is and how its pipeline is configured: on every command
@@ -174,6 +178,8 @@ pub(crate) fn main() -> i32 {
             Command::Status(args) => status::status(args).await,
             Command::Sql(args) => sql::sql(args).await,
             Command::Maintain(args) => maintain::maintain(args).await,
+            Command::Cost(args) => cost::cost(args).await,
+            Command::Lifecycle(args) => lifecycle::lifecycle(args).await,
         }
     });
     match outcome {

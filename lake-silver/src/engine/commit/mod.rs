@@ -284,10 +284,16 @@ pub(crate) fn maintenance_targets(
     if let Ok(changes) = spec.target.changes_table() {
         targets.push(MaintenanceTarget::table(layout, &changes));
     }
-    targets.push(MaintenanceTarget::new(
-        format!("{} (quarantine)", spec.target),
-        layout.quarantine(&spec.target),
-    ));
+    targets.push(
+        MaintenanceTarget::new(
+            format!("{} (quarantine)", spec.target),
+            layout.quarantine(&spec.target),
+        )
+        .with_expiry(
+            lake_core::maintenance::RetentionKind::Quarantine,
+            lake_core::maintenance::Expiry::Column("_quarantined_at".to_string()),
+        ),
+    );
     targets
 }
 
