@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lake_bronze::BronzeWriter;
-use lake_core::{IngestStage, ObjectStorage, RawBatch, Result, StageContext, StorageRef, TableId};
+use lake_core::{
+    IngestStage, ObjectStorage, RawBatch, Result, StageContext, StorageExt, StorageRef, TableId,
+};
 use lake_gold::{GoldAggregation, LakeSession, daily_summary};
 use lake_silver::OrdersSilver;
 
@@ -32,6 +34,9 @@ pub struct GoldBench {
     pub touched: usize,
     /// Rounds (batches) measured.
     pub rounds: usize,
+    /// Maintain silver and gold (compaction, vacuum without retention)
+    /// before every this many rounds' refreshes, untimed.
+    pub maintain_every: Option<usize>,
 }
 
 impl Default for GoldBench {
@@ -41,6 +46,7 @@ impl Default for GoldBench {
             dates: 365,
             touched: 18,
             rounds: 3,
+            maintain_every: None,
         }
     }
 }
@@ -130,6 +136,12 @@ pub async fn run(bench: &GoldBench, dir: &Path) -> Result<serde_json::Value> {
         }
         let name = format!("batch-{:05}.jsonl", round + 1);
         deliver(&writer, &refine, &context, dir, &name, text).await?;
+        let maintained = bench
+            .maintain_every
+            .is_some_and(|every| (round + 1) % every == 0);
+        if maintained {
+            maintain(&storage, &refine, &incremental).await?;
+        }
 
         let started = Instant::now();
         let inc = incremental.refresh(&storage).await?;
@@ -150,6 +162,7 @@ pub async fn run(bench: &GoldBench, dir: &Path) -> Result<serde_json::Value> {
             "full_rows_read": full.report.rows_read,
             "ratio_full_to_incremental": full_seconds / incremental_seconds,
             "mismatched_rows": mismatches,
+            "maintained_before": maintained,
         }));
     }
     let median = |key: &str| {
@@ -160,15 +173,64 @@ pub async fn run(bench: &GoldBench, dir: &Path) -> Result<serde_json::Value> {
     Ok(serde_json::json!({
         "benchmark": "gold_refresh",
         "command": format!(
-            "lake-bench gold --orders {} --dates {} --touched {} --rounds {}",
-            bench.orders, bench.dates, bench.touched, bench.rounds
+            "lake-bench gold --orders {} --dates {} --touched {} --rounds {}{}",
+            bench.orders,
+            bench.dates,
+            bench.touched,
+            bench.rounds,
+            bench
+                .maintain_every
+                .map_or(String::new(), |n| format!(" --maintain-every {n}"))
         ),
+        "median_incremental_seconds_last_half": median_of_last_half(&rounds, "incremental_seconds"),
         "setup_seconds": setup_seconds,
         "median_incremental_seconds": median("incremental_seconds"),
         "median_full_seconds": median("full_seconds"),
         "median_ratio_full_to_incremental": median("ratio_full_to_incremental"),
         "rounds": rounds,
     }))
+}
+
+/// The median of `key` over the second half of `rounds`, where the files
+/// that earlier rounds left have piled up.
+fn median_of_last_half(rounds: &[serde_json::Value], key: &str) -> Option<f64> {
+    let mut v: Vec<f64> = rounds[rounds.len() / 2..]
+        .iter()
+        .filter_map(|r| r[key].as_f64())
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied()
+}
+
+/// Maintains silver's tables (as its runs lay them out) and the
+/// incrementally refreshed gold table, vacuuming without retention.
+async fn maintain(
+    storage: &StorageRef,
+    refine: &OrdersSilver,
+    gold: &GoldAggregation,
+) -> Result<()> {
+    use lake_core::{AggregateStage, Maintain, MaintenanceOptions, RefineStage};
+    let layout = storage.layout();
+    let options = MaintenanceOptions::default()
+        .with_vacuum_retention(std::time::Duration::ZERO)
+        .with_short_retention(true);
+    let targets = RefineStage::maintenance_targets(refine, layout)
+        .into_iter()
+        .chain(AggregateStage::maintenance_targets(gold, layout));
+    for target in targets {
+        if storage
+            .open_table(&target.location)
+            .await?
+            .version()
+            .is_none()
+        {
+            continue;
+        }
+        Maintain::target(Arc::clone(storage), target)
+            .with_options(options.clone())
+            .await?;
+    }
+    Ok(())
 }
 
 async fn deliver(

@@ -678,8 +678,10 @@ impl PipelineBuilder {
 }
 
 /// Maintenance of every table of a [`Pipeline`], run when awaited: a report
-/// per table that exists, in [`Pipeline::maintenance_targets`] order. The
-/// first table that fails stops it (the tables before keep their commits).
+/// per table that exists, in [`Pipeline::maintenance_targets`] order. A
+/// table whose maintenance a racing commit refused is maintained again, as
+/// the pipeline's [`RetryPolicy`] retries stages; the first table that
+/// still fails stops it (the tables before keep their commits).
 #[must_use = "a maintenance does nothing until awaited"]
 pub struct MaintainLake<'a> {
     pipeline: &'a Pipeline,
@@ -713,8 +715,22 @@ impl<'a> std::future::IntoFuture for MaintainLake<'a> {
                     continue;
                 }
                 let name = target.name.clone();
-                let (_, report) = Maintain::target(Arc::clone(storage), target)
-                    .with_options(self.options.clone())
+                // A stage's commit that won a race refuses maintenance's
+                // (retryable): planned again on the new version, it goes on.
+                let (_, report) = self
+                    .pipeline
+                    .retry
+                    .run(
+                        LakeError::is_retryable,
+                        |number, e, wait| {
+                            warn!(table = %name, attempt = number, error = %e, ?wait, "maintenance refused, trying again");
+                        },
+                        || {
+                            Maintain::target(Arc::clone(storage), target.clone())
+                                .with_options(self.options.clone())
+                                .into_future()
+                        },
+                    )
                     .await
                     .map_err(|e| LakeError::Stage {
                         stage: format!("maintain {name}"),

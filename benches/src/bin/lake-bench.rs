@@ -5,7 +5,8 @@
 //! lake-bench bronze [--events N] [--repeat N] [--only floor|bronze]
 //! lake-bench ingest --input FILE --lake DIR
 //! lake-bench run --input DIR --lake DIR [--config FILE]
-//! lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N]
+//! lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N] [--maintain-every N]
+//! lake-bench maintain --lake DIR [--config FILE]
 //! lake-bench quality [--rows N] [--repeat N]
 //! lake-bench compare [--scale small|medium|large | --input DIR] [--seed N]
 //! lake-bench silver [--orders N] [--also N] [--design ours|two-merge]
@@ -20,6 +21,7 @@
 //! decoded and files encoded on tasks of their own beside the reader.
 
 use std::fs::File;
+use std::future::IntoFuture;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,7 +47,11 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("bronze", &["events", "repeat", "only"]),
     ("ingest", &["input", "lake"]),
     ("run", &["input", "lake", "config"]),
-    ("gold", &["orders", "dates", "touched", "rounds"]),
+    (
+        "gold",
+        &["orders", "dates", "touched", "rounds", "maintain-every"],
+    ),
+    ("maintain", &["lake", "config"]),
     ("quality", &["rows", "repeat"]),
     ("compare", &["scale", "seed", "input"]),
     ("silver", &["orders", "also", "design", "batch-base"]),
@@ -87,6 +93,7 @@ fn main() {
         Some("ingest") => ingest_command(&args[1..]),
         Some("run") => run_command(&args[1..]),
         Some("gold") => gold_command(&args[1..]),
+        Some("maintain") => maintain_command(&args[1..]),
         Some("quality") => quality_command(&args[1..]),
         Some("compare") => compare_command(&args[1..]),
         Some("silver") => silver_command(&args[1..]),
@@ -105,7 +112,7 @@ fn main() {
 }
 
 fn usage() -> String {
-    "usage: lake-bench generate [--scale small|medium|large] --out DIR [--seed N] | lake-bench bronze [--events N] [--repeat N] | lake-bench ingest --input FILE --lake DIR | lake-bench run --input DIR --lake DIR [--config FILE] | lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N] | lake-bench quality [--rows N] [--repeat N] | lake-bench compare [--scale small|medium|large | --input DIR] [--seed N] | lake-bench silver [--orders N] [--also N] [--design ours|two-merge] | lake-bench service [--clients N] [--batches N] [--lines N] [--retry-every N] [--abort-every N]".to_string()
+    "usage: lake-bench generate [--scale small|medium|large] --out DIR [--seed N] | lake-bench bronze [--events N] [--repeat N] | lake-bench ingest --input FILE --lake DIR | lake-bench run --input DIR --lake DIR [--config FILE] | lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N] [--maintain-every N] | lake-bench maintain --lake DIR [--config FILE] | lake-bench quality [--rows N] [--repeat N] | lake-bench compare [--scale small|medium|large | --input DIR] [--seed N] | lake-bench silver [--orders N] [--also N] [--design ours|two-merge] | lake-bench service [--clients N] [--batches N] [--lines N] [--retry-every N] [--abort-every N]".to_string()
 }
 
 /// Peak resident memory of this process in bytes (Linux), if known.
@@ -202,6 +209,102 @@ fn run_command(args: &[String]) -> AnyResult<()> {
     Ok(())
 }
 
+/// Files and bytes of every table of a lake (one `lake-bench run` made)
+/// before and after maintenance, and its time. Vacuum runs with no
+/// retention: the benchmark's lake has no other reader.
+fn maintain_command(args: &[String]) -> AnyResult<()> {
+    let mut lake = None;
+    let mut config = None;
+    for (key, value) in options(args, flags("maintain"))? {
+        match key.as_str() {
+            "lake" => lake = Some(value),
+            "config" => config = Some(PathBuf::from(value)),
+            _ => unreachable!(),
+        }
+    }
+    let lake = lake.ok_or("maintain needs --lake DIR")?;
+    let config = match &config {
+        Some(path) => PipelineConfig::from_toml(&std::fs::read_to_string(path)?)?,
+        None => PipelineConfig::reference()?,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let pipeline = runtime.block_on(config.build(Some(&lake)))?;
+    let prices = lake::cost::Prices::default();
+    let before = runtime.block_on(lake::cost::cost(&pipeline, &prices))?;
+    let options = lake_core::MaintenanceOptions::default()
+        .with_vacuum_retention(std::time::Duration::ZERO)
+        .with_short_retention(true);
+    let started = Instant::now();
+    let reports = runtime.block_on(pipeline.maintain().with_options(options).into_future())?;
+    let seconds = started.elapsed().as_secs_f64();
+    let after = runtime.block_on(lake::cost::cost(&pipeline, &prices))?;
+    let tables: Vec<_> = before
+        .tables
+        .iter()
+        .map(|b| {
+            let a = after.tables.iter().find(|a| a.table == b.table);
+            serde_json::json!({
+                "table": b.table,
+                "zone": b.zone,
+                "files_before": b.files,
+                "files_after": a.map(|a| a.files),
+                "stored_bytes_before": b.stored_bytes,
+                "stored_bytes_after": a.map(|a| a.stored_bytes),
+                "rows": b.rows,
+                "rows_after": a.map(|a| a.rows),
+            })
+        })
+        .collect();
+    let zones: Vec<_> = before
+        .zones
+        .iter()
+        .map(|b| {
+            let a = after.zones.iter().find(|a| a.zone == b.zone);
+            let files = |report: &lake::cost::CostReport| -> u64 {
+                report
+                    .tables
+                    .iter()
+                    .filter(|t| t.zone == b.zone)
+                    .map(|t| t.files)
+                    .sum()
+            };
+            serde_json::json!({
+                "zone": b.zone,
+                "files_before": files(&before),
+                "files_after": files(&after),
+                "stored_bytes_before": b.stored_bytes,
+                "stored_bytes_after": a.map(|a| a.stored_bytes),
+            })
+        })
+        .collect();
+    let rows_kept = before.tables.iter().all(|b| {
+        after
+            .tables
+            .iter()
+            .find(|a| a.table == b.table)
+            .is_some_and(|a| a.rows == b.rows)
+    });
+    println!(
+        "{}",
+        serde_json::json!({
+            "benchmark": "maintain",
+            "command": format!("lake-bench maintain --lake {lake}"),
+            "seconds": seconds,
+            "commits": reports.iter().map(|r| r.versions.len()).sum::<usize>(),
+            "rows_kept": rows_kept,
+            "zones": zones,
+            "tables": tables,
+            "peak_rss_bytes": peak_rss_bytes(),
+        })
+    );
+    if !rows_kept {
+        return Err("maintenance changed a table's row count".into());
+    }
+    Ok(())
+}
+
 /// Times an incremental gold refresh against a full rebuild (see `lake_bench::gold`).
 fn gold_command(args: &[String]) -> AnyResult<()> {
     let mut bench = lake_bench::gold::GoldBench::default();
@@ -212,6 +315,7 @@ fn gold_command(args: &[String]) -> AnyResult<()> {
             "dates" => bench.dates = n,
             "touched" => bench.touched = n,
             "rounds" => bench.rounds = n,
+            "maintain-every" => bench.maintain_every = Some(n),
             _ => unreachable!(),
         }
     }

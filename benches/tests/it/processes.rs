@@ -57,3 +57,80 @@ async fn two_processes_on_one_lake_end_exact_and_reconciled() {
     let check = compare::check(&storage, &expected).await.unwrap();
     assert!(check.matches(), "{check:?}");
 }
+
+/// `lake-bench maintain` on a lake `lake-bench run` made: fewer files, the
+/// same rows, and the tables still equal the expected ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_maintain_bench_keeps_every_table_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    let batches = workload();
+    for (i, text) in batches.iter().enumerate() {
+        std::fs::write(input.join(format!("batch-{:05}.jsonl", i + 1)), text).unwrap();
+    }
+    let lake = dir.path().join("lake");
+    let bench = |args: &[&std::ffi::OsStr]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_lake-bench"))
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        assert!(
+            output.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    };
+    bench(&[
+        "run".as_ref(),
+        "--input".as_ref(),
+        input.as_os_str(),
+        "--lake".as_ref(),
+        lake.as_os_str(),
+    ]);
+    let out = bench(&["maintain".as_ref(), "--lake".as_ref(), lake.as_os_str()]);
+    let report: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(report["rows_kept"], true, "{report}");
+    let silver = report["zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|z| z["zone"] == "silver")
+        .unwrap();
+    assert!(
+        silver["files_after"].as_u64() < silver["files_before"].as_u64(),
+        "{report}"
+    );
+    let storage: StorageRef =
+        std::sync::Arc::new(ObjectStorage::from_url(lake.to_str().unwrap()).unwrap());
+    let expected = Expected::from_batches(batches.iter().map(|b| b.as_bytes()));
+    let check = compare::check(&storage, &expected).await.unwrap();
+    assert!(check.matches(), "{check:?}");
+}
+
+/// The gold bench with maintenance between rounds: both gold tables agree
+/// after every round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gold_bench_with_maintenance_stays_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let bench = lake_bench::gold::GoldBench {
+        orders: 3_000,
+        dates: 30,
+        touched: 4,
+        rounds: 4,
+        maintain_every: Some(2),
+    };
+    let result = lake_bench::gold::run(&bench, dir.path()).await.unwrap();
+    let rounds = result["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 4);
+    assert!(rounds.iter().all(|r| r["mismatched_rows"] == 0), "{result}");
+    assert_eq!(
+        rounds
+            .iter()
+            .filter(|r| r["maintained_before"] == true)
+            .count(),
+        2
+    );
+}
