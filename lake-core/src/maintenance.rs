@@ -588,6 +588,24 @@ async fn maintain(
         ..MaintenanceReport::default()
     };
 
+    // Expired rows go first: compacting them would be wasted work.
+    if let Some((kind, expiry)) = &expiry
+        && let Some(days) = options.retention.days(*kind)
+    {
+        let now = options.now.unwrap_or_else(chrono::Utc::now);
+        let cutoff = now - chrono::Duration::days(i64::from(days));
+        report.expired_before = Some(cutoff);
+        let (expired, version) = expire(&table, expiry, cutoff, options.dry_run, &name).await?;
+        report.expired_rows = expired;
+        if let Some(version) = version {
+            report.versions.push(version);
+            table
+                .update_state()
+                .await
+                .map_err(|e| LakeError::delta(&name, e))?;
+        }
+    }
+
     let snapshot = table.snapshot().map_err(|e| LakeError::delta(&name, e))?;
     let drop = rewrite && options.drop_deletion_vectors && has_deletion_vectors(snapshot);
     let files: Vec<LogicalFileView> = snapshot.log_data().iter().collect();
@@ -661,23 +679,6 @@ async fn maintain(
             .await
             .map_err(|e| LakeError::delta(&name, e))?;
         info!(table = %name, version = commit.version, files_removed = written.files_removed, files_added = written.files_added, "rewrite committed");
-    }
-
-    if let Some((kind, expiry)) = &expiry
-        && let Some(days) = options.retention.days(*kind)
-    {
-        let now = options.now.unwrap_or_else(chrono::Utc::now);
-        let cutoff = now - chrono::Duration::days(i64::from(days));
-        report.expired_before = Some(cutoff);
-        let (expired, version) = expire(&table, expiry, cutoff, options.dry_run, &name).await?;
-        report.expired_rows = expired;
-        if let Some(version) = version {
-            report.versions.push(version);
-            table
-                .update_state()
-                .await
-                .map_err(|e| LakeError::delta(&name, e))?;
-        }
     }
 
     if options.vacuum {
@@ -788,10 +789,10 @@ async fn expire(
                     continue;
                 };
                 if date < first_kept {
-                    rows += file.num_records().unwrap_or(0) as u64
-                        - file
-                            .deletion_vector_descriptor()
-                            .map_or(0, |dv| dv.cardinality.max(0) as u64);
+                    rows += (file.num_records().unwrap_or(0) as u64).saturating_sub(
+                        file.deletion_vector_descriptor()
+                            .map_or(0, |dv| dv.cardinality.max(0) as u64),
+                    );
                     actions.push(Action::Remove(file.remove_action(true)));
                 }
             }

@@ -157,7 +157,7 @@ impl RefineStage for SilverTable {
     }
 
     fn maintenance_targets(&self, layout: &LakeLayout) -> Vec<MaintenanceTarget> {
-        crate::engine::maintenance_targets(self.spec(), layout)
+        crate::engine::maintenance_targets(self.spec(), &self.engine.plain_columns(), layout)
     }
 
     async fn refine(&self, context: &StageContext) -> Result<RefineReport> {

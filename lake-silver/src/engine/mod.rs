@@ -104,6 +104,15 @@ impl Engine {
         &self.spec
     }
 
+    /// The columns its typer writes without a dictionary.
+    pub(crate) fn plain_columns(&self) -> Vec<String> {
+        self.typer
+            .plain_columns()
+            .iter()
+            .map(|c| c.to_string())
+            .collect()
+    }
+
     /// The application id of the bookmark in the silver commits.
     pub(crate) fn app_id(&self) -> String {
         format!("lake-silver:{}", self.spec.source)

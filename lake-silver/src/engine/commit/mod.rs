@@ -259,10 +259,12 @@ pub(crate) async fn commit_batch(
 /// runs write them: closed versions sorted by their end in files of at most
 /// [`replace::CLOSED_FILE_ROWS`] rows (so runs keep skipping settled files
 /// by their statistics), current rows sorted by the cluster column (or the
-/// start of validity), with the SCD2 table's Parquet settings; then the
-/// event log and the quarantine.
+/// start of validity), with the SCD2 table's Parquet settings (`plain`: the
+/// typer's columns without a dictionary); then the event log and the
+/// quarantine.
 pub(crate) fn maintenance_targets(
     spec: &crate::SilverSpec,
+    plain: &[String],
     layout: &lake_core::LakeLayout,
 ) -> Vec<lake_core::MaintenanceTarget> {
     use lake_core::MaintenanceTarget;
@@ -279,7 +281,7 @@ pub(crate) fn maintenance_targets(
                     .with_max_rows_per_file(replace::CLOSED_FILE_ROWS),
             )
             .with_layout(PartitionLayout::new(current, "true").with_sort_by(current_order))
-            .with_writer_properties(silver_writer_properties(&[])),
+            .with_writer_properties(silver_writer_properties(plain)),
     ];
     if let Ok(changes) = spec.target.changes_table() {
         targets.push(MaintenanceTarget::table(layout, &changes));
