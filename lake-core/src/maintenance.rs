@@ -1093,7 +1093,16 @@ fn conform(batch: RecordBatch, schema: &SchemaRef, context: &str) -> Result<Reco
         .iter()
         .map(|field| match batch.column_by_name(field.name()) {
             Some(column) if column.data_type() == field.data_type() => Ok(Arc::clone(column)),
-            Some(column) => arrow::compute::cast(column, field.data_type()).map_err(fail),
+            // Strict: a value that does not convert is an error, never a null.
+            Some(column) => arrow::compute::cast_with_options(
+                column,
+                field.data_type(),
+                &arrow::compute::CastOptions {
+                    safe: false,
+                    ..Default::default()
+                },
+            )
+            .map_err(fail),
             None => Ok(new_null_array(field.data_type(), batch.num_rows())),
         })
         .collect::<Result<Vec<_>>>()?;

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use lake_core::deltalake::DeltaTable;
-use lake_core::{Bookmark, BookmarkState, LakeError, Pipeline, Result, StorageExt, TableId, Zone};
+use lake_core::{Bookmark, BookmarkState, Pipeline, Result, StorageExt, TableId, Zone};
 use serde::Serialize;
 use url::Url;
 
@@ -156,15 +156,8 @@ async fn table_status(
     if status.version.is_none() {
         return Ok(status);
     }
-    let snapshot = table.snapshot().map_err(|e| LakeError::delta(name, e))?;
-    for file in snapshot.log_data().iter() {
-        status.files += 1;
-        status.bytes += file.size().max(0) as u64;
-        let removed = file
-            .deletion_vector_descriptor()
-            .map_or(0, |dv| dv.cardinality.max(0) as u64);
-        status.rows += (file.num_records().unwrap_or_default() as u64).saturating_sub(removed);
-    }
+    let stats = lake_core::maintenance::FileStats::of(&table);
+    (status.files, status.bytes, status.rows) = (stats.files, stats.bytes, stats.rows);
     status.last_commit = last_commit(&table).await;
     Ok(status)
 }

@@ -22,7 +22,7 @@ use roaring::RoaringTreemap;
 
 /// The table property that enables deletion vectors (and, set when the
 /// table is created, the table feature they need).
-pub(crate) const ENABLE_DELETION_VECTORS: &str = "delta.enableDeletionVectors";
+pub(crate) use lake_core::maintenance::ENABLE_DELETION_VECTORS;
 
 /// Whether commits to the table at `snapshot` may add deletion vectors:
 /// the feature is in both feature lists and the property is true.
