@@ -79,8 +79,8 @@ pub use stage::{
     RefineStageRef, StageContext, VersionRange,
 };
 pub use storage::{
-    NewTable, ObjectStorage, ObjectStoreRef, Storage, StorageExt, StorageRef, changes_data,
-    commit_actions, delta_provider, transaction_version,
+    BATCH_COMMIT_METADATA, NewTable, ObjectStorage, ObjectStoreRef, Storage, StorageExt,
+    StorageRef, changes_data, commit_actions, commit_batch_id, delta_provider, transaction_version,
 };
 pub use touched::{TOUCHED_KEY, Touched};
 pub use validate::{Action, RuleResult, Validation, Validator, ValidatorRef};

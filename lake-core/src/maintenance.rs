@@ -25,6 +25,9 @@
 //!    are unchanged: the commit removes and adds files with `dataChange:
 //!    false`, and incremental readers (silver reading bronze, gold reading
 //!    silver) skip such commits' files (see [`crate::storage::changes_data`]).
+//!    Rows keep their partition. Merged rows are sorted as the layout says,
+//!    or by [`MaintenanceTarget::sort_by`] (bronze: by batch, so a reader
+//!    that finds an old commit's rows by `_batch_id` opens few files).
 //! 2. **Dropping deletion vectors** ([`MaintenanceOptions::with_drop_deletion_vectors`]):
 //!    the same commit rewrites every file that has one, turns
 //!    `delta.enableDeletionVectors` off and removes the feature from the
@@ -105,7 +108,7 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Serialize;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::error::{LakeError, Result};
 use crate::ident::TableId;
@@ -377,6 +380,9 @@ pub struct MaintenanceTarget {
     /// Layouts of its partitions; the first that matches a file's partition
     /// applies.
     pub layouts: Vec<PartitionLayout>,
+    /// Rows of rewritten files in partitions no layout names are sorted by
+    /// these columns (ascending, nulls first; none: kept in file order).
+    pub sort_by: Vec<String>,
     /// Parquet settings of rewritten files (deltalake's defaults otherwise).
     pub writer_properties: Option<WriterProperties>,
     /// Whether its files may be rewritten (default true); vacuum runs either way.
@@ -384,6 +390,12 @@ pub struct MaintenanceTarget {
     /// How its rows age, and by which rule of the [`RetentionPolicy`]
     /// (none: kept forever).
     pub expiry: Option<(RetentionKind, Expiry)>,
+    /// The earliest version up to which the stages that read this table
+    /// incrementally have read it (their bookmarks): retention keeps the
+    /// partitions later commits wrote, however old, so no row expires
+    /// before every reader has seen it. `None`: no reader to wait for.
+    /// [`Pipeline::maintain`](crate::Pipeline::maintain) sets it.
+    pub read_up_to: Option<u64>,
 }
 
 impl MaintenanceTarget {
@@ -393,9 +405,11 @@ impl MaintenanceTarget {
             name: name.into(),
             location,
             layouts: Vec::new(),
+            sort_by: Vec::new(),
             writer_properties: None,
             rewrite: true,
             expiry: None,
+            read_up_to: None,
         }
     }
 
@@ -410,15 +424,23 @@ impl MaintenanceTarget {
         self
     }
 
+    /// Sorts rewritten files by `columns` in the partitions no layout
+    /// names: a sort on the columns queries filter by lets readers skip
+    /// files by their statistics.
+    pub fn with_sort_by(mut self, columns: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.sort_by = columns.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Sets the Parquet settings of rewritten files.
     pub fn with_writer_properties(mut self, properties: WriterProperties) -> Self {
         self.writer_properties = Some(properties);
         self
     }
 
-    /// Allows or forbids rewriting its files: a table whose readers follow
-    /// the files each commit added (bronze, which silver replays commit by
-    /// commit, rebuilds included) must keep them.
+    /// Allows or forbids rewriting its files (a table whose readers follow
+    /// the files each commit added, and cannot find its rows otherwise,
+    /// must keep them).
     pub fn with_rewrite(mut self, rewrite: bool) -> Self {
         self.rewrite = rewrite;
         self
@@ -427,6 +449,14 @@ impl MaintenanceTarget {
     /// Ages its rows as `expiry` says, by the policy's `kind` rule.
     pub fn with_expiry(mut self, kind: RetentionKind, expiry: Expiry) -> Self {
         self.expiry = Some((kind, expiry));
+        self
+    }
+
+    /// Keeps, whatever their age, the partitions that commits after
+    /// `version` wrote: a reader has read the table up to `version` only.
+    /// Several calls keep the earliest.
+    pub fn with_read_up_to(mut self, version: u64) -> Self {
+        self.read_up_to = Some(self.read_up_to.map_or(version, |v| v.min(version)));
         self
     }
 }
@@ -509,6 +539,10 @@ pub struct MaintenanceReport {
     pub expired_rows: u64,
     /// The instant before which rows expired, when a retention applied.
     pub expired_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Partitions old enough to expire that retention kept because a stage
+    /// reading the table has not read every row in them yet
+    /// ([`MaintenanceTarget::read_up_to`]).
+    pub kept_unread_partitions: u64,
     /// Files vacuum deleted (or would delete).
     pub vacuumed_files: u64,
     /// The version a checkpoint was written at, when one was (more than
@@ -569,10 +603,15 @@ async fn maintain(
         name,
         location,
         layouts,
+        sort_by,
         writer_properties,
         rewrite,
         expiry,
+        read_up_to,
     } = target;
+    // Partitions no layout names are sorted as the target says.
+    let fallback =
+        (!sort_by.is_empty()).then(|| PartitionLayout::new("", "").with_sort_by(sort_by));
     let mut table = storage.open_table(&location).await?;
     if table.version().is_none() {
         return Err(LakeError::not_found(format!(
@@ -595,9 +634,24 @@ async fn maintain(
         let now = options.now.unwrap_or_else(chrono::Utc::now);
         let cutoff = now - chrono::Duration::days(i64::from(days));
         report.expired_before = Some(cutoff);
-        let (expired, version) = expire(&table, expiry, cutoff, options.dry_run, &name).await?;
-        report.expired_rows = expired;
-        if let Some(version) = version {
+        let unread = match (expiry, read_up_to) {
+            (Expiry::Partitions, Some(version)) => {
+                Some(unread_partitions(&table, version, &name).await?)
+            }
+            _ => None,
+        };
+        let expired = expire(
+            &table,
+            expiry,
+            cutoff,
+            unread.as_ref(),
+            options.dry_run,
+            &name,
+        )
+        .await?;
+        report.expired_rows = expired.rows;
+        report.kept_unread_partitions = expired.kept_unread;
+        if let Some(version) = expired.version {
             report.versions.push(version);
             table
                 .update_state()
@@ -611,7 +665,7 @@ async fn maintain(
     let files: Vec<LogicalFileView> = snapshot.log_data().iter().collect();
     let infos: Vec<FileInfo> = files
         .iter()
-        .map(|file| FileInfo::of(file, &layouts))
+        .map(|file| FileInfo::of(file, &layouts, fallback.as_ref()))
         .collect();
     let groups = match rewrite {
         true => plan(&infos, &options),
@@ -755,9 +809,10 @@ async fn expire(
     table: &DeltaTable,
     expiry: &Expiry,
     cutoff: chrono::DateTime<chrono::Utc>,
+    unread: Option<&Unread>,
     dry_run: bool,
     name: &str,
-) -> Result<(u64, Option<u64>)> {
+) -> Result<Expired> {
     let delta = |e| LakeError::delta(name, e);
     match expiry {
         Expiry::Partitions => {
@@ -765,8 +820,10 @@ async fn expire(
             let first_kept = cutoff.date_naive();
             let mut actions = Vec::new();
             let mut rows = 0u64;
+            let mut kept: std::collections::BTreeSet<String> = Default::default();
             for file in snapshot.log_data().iter() {
                 let values = file.partition_values_map();
+                let partition = hive_path(values.clone().into_iter());
                 let part = |key: &str| {
                     values
                         .get(key)
@@ -789,6 +846,10 @@ async fn expire(
                     continue;
                 };
                 if date < first_kept {
+                    if unread.is_some_and(|unread| unread.holds(&partition)) {
+                        kept.insert(partition);
+                        continue;
+                    }
                     rows += (file.num_records().unwrap_or(0) as u64).saturating_sub(
                         file.deletion_vector_descriptor()
                             .map_or(0, |dv| dv.cardinality.max(0) as u64),
@@ -796,8 +857,16 @@ async fn expire(
                     actions.push(Action::Remove(file.remove_action(true)));
                 }
             }
+            let kept_unread = kept.len() as u64;
+            if !kept.is_empty() {
+                warn!(table = %name, partitions = ?kept, "retention keeps partitions a reader has not read yet");
+            }
             if actions.is_empty() || dry_run {
-                return Ok((rows, None));
+                return Ok(Expired {
+                    rows,
+                    version: None,
+                    kept_unread,
+                });
             }
             // The horizon, for silver's rebuild to refuse.
             let metadata = snapshot
@@ -816,7 +885,11 @@ async fn expire(
             .build(Some(snapshot), table.log_store(), operation)
             .await
             .map_err(delta)?;
-            Ok((rows, Some(commit.version)))
+            Ok(Expired {
+                rows,
+                version: Some(commit.version),
+                kept_unread,
+            })
         }
         Expiry::Column(column) => {
             use datafusion::prelude::{col, lit};
@@ -837,7 +910,11 @@ async fn expire(
                     .count()
                     .await
                     .map_err(|e| LakeError::datafusion(name, e))?;
-                return Ok((count as u64, None));
+                return Ok(Expired {
+                    rows: count as u64,
+                    version: None,
+                    kept_unread: 0,
+                });
             }
             let before = table.version();
             let (after, metrics) = table
@@ -849,10 +926,88 @@ async fn expire(
                 )
                 .await
                 .map_err(delta)?;
-            let version = after.version().filter(|v| Some(*v) != before);
-            Ok((metrics.num_deleted_rows.unwrap_or(0) as u64, version))
+            Ok(Expired {
+                rows: metrics.num_deleted_rows.unwrap_or(0) as u64,
+                version: after.version().filter(|v| Some(*v) != before),
+                kept_unread: 0,
+            })
         }
     }
+}
+
+/// What the retention step removed (or would remove).
+struct Expired {
+    rows: u64,
+    /// The version it wrote.
+    version: Option<u64>,
+    /// Partitions kept for a reader that has not read them.
+    kept_unread: u64,
+}
+
+/// The partitions the data-changing commits of a table after the version a
+/// reader read up to wrote; `All` when one of those commits has left the
+/// log, so nothing can be said of it.
+enum Unread {
+    Partitions(std::collections::BTreeSet<String>),
+    All,
+}
+
+impl Unread {
+    fn holds(&self, partition: &str) -> bool {
+        match self {
+            Self::Partitions(partitions) => partitions.contains(partition),
+            Self::All => true,
+        }
+    }
+}
+
+/// The partitions commits after `read_up_to` added files to.
+async fn unread_partitions(table: &DeltaTable, read_up_to: u64, name: &str) -> Result<Unread> {
+    let mut partitions = std::collections::BTreeSet::new();
+    let latest = table.version().unwrap_or(0);
+    for version in read_up_to + 1..=latest {
+        let actions = match crate::storage::commit_actions(table, version, name).await {
+            Ok(actions) => actions,
+            Err(LakeError::NotFound { .. }) => return Ok(Unread::All),
+            Err(e) => return Err(e),
+        };
+        for add in actions
+            .iter()
+            .filter_map(|action| action.get("add"))
+            .filter(|add| crate::storage::changes_data(add))
+        {
+            partitions.insert(add_partition(add));
+        }
+    }
+    Ok(Unread::Partitions(partitions))
+}
+
+/// The partition of an `add` action of [`crate::commit_actions`], as
+/// [`hive_path`] names it.
+pub fn add_partition(add: &serde_json::Value) -> String {
+    let values = add
+        .get("partitionValues")
+        .and_then(|v| v.as_object())
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string)));
+    hive_path(values)
+}
+
+/// `column=value/…` in column order: how a partition is named both from the
+/// snapshot's files and from the log's `add` actions.
+pub fn hive_path(values: impl Iterator<Item = (String, Option<String>)>) -> String {
+    let values: BTreeMap<String, Option<String>> = values.collect();
+    values
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                v.as_deref().unwrap_or("__HIVE_DEFAULT_PARTITION__")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// A vacuum error, with what to do when it is the retention check.
@@ -882,22 +1037,18 @@ struct FileInfo {
 }
 
 impl FileInfo {
-    fn of(file: &LogicalFileView, layouts: &[PartitionLayout]) -> Self {
+    fn of(
+        file: &LogicalFileView,
+        layouts: &[PartitionLayout],
+        fallback: Option<&PartitionLayout>,
+    ) -> Self {
         let values: BTreeMap<String, Option<String>> =
             file.partition_values_map().into_iter().collect();
-        let partition = values
-            .iter()
-            .map(|(k, v)| {
-                format!(
-                    "{k}={}",
-                    v.as_deref().unwrap_or("__HIVE_DEFAULT_PARTITION__")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("/");
+        let partition = hive_path(values.clone().into_iter());
         let layout = layouts
             .iter()
             .find(|l| values.get(&l.column).and_then(|v| v.as_deref()) == Some(l.value.as_str()))
+            .or(fallback)
             .cloned();
         Self {
             partition,
@@ -1195,7 +1346,7 @@ fn sorted(
                 .column_by_name(column)
                 .ok_or_else(|| LakeError::Schema {
                     table: name.to_string(),
-                    message: format!("sort column `{column}` of the layout is not in the files"),
+                    message: format!("sort column `{column}` is not a column of the table"),
                 })?;
             Ok(SortColumn {
                 values: Arc::clone(values),

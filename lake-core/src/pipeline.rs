@@ -12,7 +12,7 @@
 //! bookmark advances in the commit that writes its data), so running one
 //! again finishes what the failed attempt left, and never doubles it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,8 @@ pub struct Pipeline {
     aggregate: Vec<AggregateStageRef>,
     record_runs: bool,
     retry: RetryPolicy,
+    /// Sort columns of rewritten files, by table.
+    sort_by: BTreeMap<TableId, Vec<String>>,
 }
 
 /// How a [`Pipeline`] retries a stage that failed with a retryable error.
@@ -188,7 +190,14 @@ impl Pipeline {
                     .iter()
                     .flat_map(|s| s.maintenance_targets(layout)),
             );
-        for target in stages {
+        for mut target in stages {
+            if let Some((_, columns)) = self
+                .sort_by
+                .iter()
+                .find(|(table, _)| layout.table_location(table) == target.location)
+            {
+                target = target.with_sort_by(columns.clone());
+            }
             if !targets.iter().any(|t| t.location == target.location) {
                 targets.push(target);
             }
@@ -205,6 +214,50 @@ impl Pipeline {
             }
         }
         targets
+    }
+
+    /// For each table a stage reads incrementally, the earliest version
+    /// its readers' bookmarks have read up to (tables no stage has read
+    /// yet, or whose bookmark says they were created again, are left out).
+    async fn read_up_to(&self) -> Result<HashMap<url::Url, u64>> {
+        let layout = self.storage.layout();
+        let stages = self
+            .refine
+            .iter()
+            .map(|s| (s.target().clone(), s.bookmarks()))
+            .chain(
+                self.aggregate
+                    .iter()
+                    .map(|s| (s.target().clone(), s.bookmarks())),
+            );
+        let mut read: HashMap<url::Url, u64> = HashMap::new();
+        for (target, bookmarks) in stages {
+            let target_table = self
+                .storage
+                .open_table(&layout.table_location(&target))
+                .await?;
+            for (source, bookmark) in bookmarks {
+                let location = layout.table_location(&source);
+                let source_table = self.storage.open_table(&location).await?;
+                if source_table.version().is_none() {
+                    continue;
+                }
+                let state = bookmark
+                    .read(
+                        &target_table,
+                        &target.to_string(),
+                        &source_table,
+                        &source.to_string(),
+                    )
+                    .await?;
+                if let crate::bookmark::BookmarkState::At(version) = state {
+                    read.entry(location)
+                        .and_modify(|v| *v = (*v).min(version))
+                        .or_insert(version);
+                }
+            }
+        }
+        Ok(read)
     }
 
     /// Ingests one delivered batch, then refines and aggregates what it changed.
@@ -490,6 +543,7 @@ pub struct PipelineBuilder {
     aggregate: Vec<AggregateStageRef>,
     without_run_records: bool,
     retry: Option<RetryPolicy>,
+    sort_by: Vec<(TableId, Vec<String>)>,
 }
 
 impl PipelineBuilder {
@@ -530,6 +584,21 @@ impl PipelineBuilder {
         self
     }
 
+    /// Sorts the rows of `table`'s files by `columns` when maintenance
+    /// rewrites them (see [`MaintenanceTarget::with_sort_by`]): the columns
+    /// its readers filter by, so they skip files by their statistics.
+    /// For a bronze or gold table a stage writes; silver tables are laid out
+    /// by their runs (their spec's `cluster_by` sorts current rows).
+    pub fn with_maintenance_sort(
+        mut self,
+        table: TableId,
+        columns: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.sort_by
+            .push((table, columns.into_iter().map(Into::into).collect()));
+        self
+    }
+
     /// Adds a refine stage; refine stages run in the order added.
     pub fn with_refine(mut self, stage: RefineStageRef) -> Self {
         self.refine.push(stage);
@@ -548,7 +617,8 @@ impl PipelineBuilder {
     /// (ingest → bronze, refine → silver, aggregate → gold); two stages with
     /// one name or one target; a stage reading its own target or a zone it
     /// may not read; a stage reading a table that a later stage writes; a
-    /// validator for a table no refine stage writes.
+    /// validator for a table no refine stage writes; a maintenance sort for a
+    /// table no ingest or aggregate stage writes, or without columns.
     pub fn build(self) -> Result<Pipeline> {
         let storage = self.storage.ok_or_else(|| {
             LakeError::config("storage", "a pipeline needs storage: call with_storage")
@@ -663,6 +733,29 @@ impl PipelineBuilder {
             }
             validators.entry(table).or_default().push(validator);
         }
+        let mut sort_by = BTreeMap::new();
+        for (table, columns) in self.sort_by {
+            let field = format!("maintenance.sort_by.\"{table}\"");
+            if table.zone == Zone::Silver {
+                return Err(LakeError::config(
+                    field,
+                    "silver tables are laid out by their runs (closed versions by their end, current rows by the spec's cluster_by): set cluster_by in the silver spec instead",
+                ));
+            }
+            if !all_targets.contains(&table) {
+                return Err(LakeError::config(
+                    field,
+                    format!("{table} is not a table a stage of this pipeline writes"),
+                ));
+            }
+            if columns.is_empty() || columns.iter().any(|c| c.trim().is_empty()) {
+                return Err(LakeError::config(
+                    field,
+                    "name at least one column, none empty",
+                ));
+            }
+            sort_by.insert(table, columns);
+        }
 
         Ok(Pipeline {
             storage,
@@ -673,6 +766,7 @@ impl PipelineBuilder {
             aggregate: self.aggregate,
             record_runs: !self.without_run_records,
             retry: self.retry.unwrap_or_default(),
+            sort_by,
         })
     }
 }
@@ -705,7 +799,18 @@ impl<'a> std::future::IntoFuture for MaintainLake<'a> {
         Box::pin(async move {
             let storage = self.pipeline.storage();
             let mut reports = Vec::new();
-            for target in self.pipeline.maintenance_targets() {
+            let mut targets = self.pipeline.maintenance_targets();
+            // Retention by partition waits for the stages reading the table.
+            let trims = |t: &MaintenanceTarget| matches!(&t.expiry, Some((kind, Expiry::Partitions)) if self.options.retention.days(*kind).is_some());
+            if targets.iter().any(trims) {
+                let read = self.pipeline.read_up_to().await?;
+                for target in targets.iter_mut().filter(|t| trims(t)) {
+                    if let Some(&version) = read.get(&target.location) {
+                        *target = target.clone().with_read_up_to(version);
+                    }
+                }
+            }
+            for target in targets {
                 let exists = storage
                     .open_table(&target.location)
                     .await?

@@ -370,6 +370,25 @@ pub async fn commit_actions(
         .collect()
 }
 
+/// The commit metadata key under which an ingestion commit (lake-bronze's,
+/// one delivered batch per commit) records the batch: an object with
+/// `batch_id`, `source_file` and `fingerprint`, in the commit's
+/// `commitInfo`.
+pub const BATCH_COMMIT_METADATA: &str = "lake.batch";
+
+/// The id of the batch the commit whose [`commit_actions`] are `actions`
+/// ingested, from its [`BATCH_COMMIT_METADATA`]; `None` for a commit that
+/// records none (not an ingestion commit, or another writer's).
+pub fn commit_batch_id(actions: &[serde_json::Value]) -> Option<&str> {
+    actions.iter().find_map(|action| {
+        action
+            .get("commitInfo")?
+            .get(BATCH_COMMIT_METADATA)?
+            .get("batch_id")?
+            .as_str()
+    })
+}
+
 /// Whether `file`, the `add` or `remove` object of an action of
 /// [`commit_actions`], changes the table's rows: false for the files of a
 /// rewrite (`dataChange: false`: a compaction, a purge of deletion vectors),

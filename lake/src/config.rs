@@ -406,6 +406,27 @@ pub struct PipelineConfig {
     /// [`crate::lifecycle`]); `lake lifecycle` prints and applies them.
     #[serde(default)]
     pub lifecycle: crate::lifecycle::LifecycleConfig,
+    /// How `lake maintain` lays out rewritten files (`[maintenance]`).
+    #[serde(default)]
+    pub maintenance: MaintenanceConfig,
+}
+
+/// How maintenance lays out the files it rewrites.
+///
+/// ```toml
+/// [maintenance.sort_by]
+/// "gold.analytics.daily_summary" = ["category", "region"]
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct MaintenanceConfig {
+    /// Columns to sort a bronze or gold table's rewritten files by, per
+    /// table (the columns its queries filter on, so readers skip files by
+    /// their statistics). Bronze is sorted by batch unless named here;
+    /// silver tables are laid out by their runs (`cluster_by` in the spec).
+    #[serde(default)]
+    pub sort_by: BTreeMap<String, Vec<String>>,
 }
 
 fn yes() -> bool {
@@ -434,6 +455,7 @@ impl PipelineConfig {
             deletion_vectors: true,
             retention: Default::default(),
             lifecycle: Default::default(),
+            maintenance: Default::default(),
         })
     }
 
@@ -567,6 +589,12 @@ impl PipelineConfig {
             let suite = suite.with_storage(Arc::clone(&storage))?;
             builder = builder.with_validator(expectations.table.clone(), Arc::new(suite));
         }
+        for (table, columns) in &self.maintenance.sort_by {
+            let id: TableId = table.parse().map_err(|e: LakeError| {
+                LakeError::config(format!("maintenance.sort_by.\"{table}\""), e.to_string())
+            })?;
+            builder = builder.with_maintenance_sort(id, columns.clone());
+        }
         if !self.run_records {
             builder = builder.without_run_records();
         }
@@ -653,6 +681,9 @@ mod tests {
         [[expectations]]
         table = "silver.sales.orders"
         suite = { name = "orders", expectation = [{ expect = "not_null", column = "customer_id", action = "warn" }] }
+
+        [maintenance.sort_by]
+        "gold.analytics.by_region" = ["region"]
     "#;
 
     fn error(text: &str) -> String {
@@ -747,6 +778,23 @@ mod tests {
             "[[expectations]]\ntable = \"silver.sales.orders\"\nsuite = { name = \"s\", expectation = [{ expect = \"not_null\", column = \"c\", mostly = 2.0 }] }",
         );
         assert!(e.contains("expectations[0].suite"), "{e}");
+        let reference = "[[bronze]]\ntable = \"bronze.shop.orders\"\n[[silver]]\nstage = \"orders\"\nsource = \"bronze.shop.orders\"\ntarget = \"silver.sales.orders\"\n[maintenance.sort_by]\n";
+        let e = error(&format!(
+            "{reference}\"silver.sales.orders\" = [\"region\"]"
+        ));
+        assert!(
+            e.contains("maintenance.sort_by.\"silver.sales.orders\"") && e.contains("cluster_by"),
+            "{e}"
+        );
+        let e = error(&format!("{reference}\"gold.a.b\" = [\"region\"]"));
+        assert!(
+            e.contains("not a table a stage of this pipeline writes"),
+            "{e}"
+        );
+        let e = error(&format!("{reference}\"bronze.shop.orders\" = []"));
+        assert!(e.contains("at least one column"), "{e}");
+        let e = error(&format!("{reference}\"orders\" = [\"x\"]"));
+        assert!(e.contains("maintenance.sort_by.\"orders\""), "{e}");
         let e = PipelineConfig::from_toml("")
             .unwrap()
             .storage(None)

@@ -16,8 +16,9 @@ use lake_core::{
     BatchConflict, ContentHasher, Fingerprint, LakeError, Payload, RawBatch, Result, TableId,
 };
 
-/// The commit metadata key of a delivery.
-const BATCH_METADATA: &str = "lake.batch";
+/// The commit metadata key of a delivery (silver finds a batch's rows by it
+/// once a compaction has moved them to other files).
+use lake_core::BATCH_COMMIT_METADATA as BATCH_METADATA;
 
 /// One delivery as bronze commits it.
 #[derive(Debug, Clone)]

@@ -558,9 +558,10 @@ impl IngestStage for BronzeWriter {
             .await
     }
 
-    /// The bronze table (vacuumed, never rewritten: silver replays the
-    /// files its commits added), aging by ingestion-date partition, and
-    /// the dead-letter store, aging by `_ingested_at`.
+    /// The bronze table, aging by ingestion-date partition, its small files
+    /// merged per partition and sorted by batch (silver reads a commit
+    /// whose files were merged by its batch id, see `lake-silver`), and the
+    /// dead-letter store, aging by `_ingested_at`.
     fn maintenance_targets(
         &self,
         layout: &lake_core::LakeLayout,
@@ -569,7 +570,11 @@ impl IngestStage for BronzeWriter {
         let table = &self.table;
         vec![
             lake_core::MaintenanceTarget::table(layout, table)
-                .with_rewrite(false)
+                .with_sort_by([
+                    crate::columns::BATCH_ID,
+                    crate::columns::SOURCE_FILE,
+                    crate::columns::SOURCE_LINE,
+                ])
                 .with_expiry(RetentionKind::Bronze, Expiry::Partitions),
             lake_core::MaintenanceTarget::new(
                 format!("{table} (dead letters)"),

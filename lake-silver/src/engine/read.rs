@@ -2,15 +2,19 @@
 //! and ends (the bookmark, a bound on rows per commit), and the rows bronze
 //! added in it.
 //!
-//! Bronze is append-only, so the `add` actions of its commits after the
+//! Bronze only appends rows, so the `add` actions of its commits after the
 //! bookmark are exactly the new rows (those with `dataChange: true`: a
-//! compaction's adds hold rows read before); the files are read directly instead of
-//! through a scan with a version filter, which Delta does not offer.
+//! compaction's adds hold rows read before); the files are read directly
+//! instead of through a scan with a version filter, which Delta does not
+//! offer. A commit whose files a compaction has since replaced is read by
+//! its batch id from the files that hold its rows now (see
+//! [`read_added_rows`]).
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, new_null_array};
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::array::{ArrayRef, AsArray, RecordBatch, UInt32Array, new_null_array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
 use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
@@ -21,13 +25,18 @@ use lake_core::{
 };
 use tracing::warn;
 
+use lake_core::maintenance::{add_partition, hive_path};
+
 use super::check_buckets;
 use crate::spec::SilverSpec;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// The lineage columns every bronze row carries, which quarantine keeps.
-pub(crate) const LINEAGE: [&str; 4] = ["_raw", "_batch_id", "_source_file", "_source_line"];
+pub(crate) const LINEAGE: [&str; 4] = ["_raw", BATCH_ID, "_source_file", "_source_line"];
+
+/// The column naming the delivered batch a bronze row came in.
+const BATCH_ID: &str = "_batch_id";
 
 /// The bronze commits one run processes, and the tables as they were when
 /// it started.
@@ -179,9 +188,7 @@ async fn slice_end(
             .await?
             .iter()
             .filter_map(|action| action.get("add").filter(|add| changes_data(add)))
-            .filter_map(|add| add.get("stats").and_then(|s| s.as_str()))
-            .filter_map(|stats| serde_json::from_str::<serde_json::Value>(stats).ok())
-            .filter_map(|stats| stats.get("numRecords").and_then(|n| n.as_u64()))
+            .filter_map(file_rows)
             .sum();
         if version > first && rows + added > limit {
             return Ok(version - 1);
@@ -212,6 +219,16 @@ impl AddedRows {
 /// batch: only the `columns` named, or every data column of the table when
 /// `None` (a column the files lack, because the table gained it later or
 /// their records never had it, is null in their rows).
+///
+/// A commit whose files are all still live is read from them. One whose
+/// files a compaction replaced (maintenance rewrites bronze's small files,
+/// `dataChange: false`) is read by its batch instead: every bronze commit
+/// holds one delivered batch, named in its [`lake_core::BATCH_COMMIT_METADATA`]
+/// and in each row's `_batch_id`, and a compaction keeps rows in their
+/// partition, so the commit's rows are the rows of that batch in the live
+/// files of the partitions it wrote. Their count must equal the one its
+/// files' statistics give: rows retention removed before silver read them
+/// are an error naming the commit, never a silent gap.
 async fn read_added_rows(
     storage: &StorageRef,
     bronze: &DeltaTable,
@@ -219,12 +236,11 @@ async fn read_added_rows(
     (first, last): (u64, u64),
     columns: Option<&[&str]>,
 ) -> Result<AddedRows> {
+    let name = id.to_string();
+    let snapshot = bronze.snapshot().map_err(|e| LakeError::delta(&name, e))?;
     let table_fields: Vec<Field> = match columns {
         Some(_) => Vec::new(),
         None => {
-            let snapshot = bronze
-                .snapshot()
-                .map_err(|e| LakeError::delta(id.to_string(), e))?;
             let partitions = snapshot.metadata().partition_columns().to_vec();
             snapshot
                 .snapshot()
@@ -236,35 +252,198 @@ async fn read_added_rows(
                 .collect()
         }
     };
+    // The live files, with their partitions (hive paths).
+    let live: HashMap<Path, String> = snapshot
+        .log_data()
+        .iter()
+        .map(|file| {
+            let partition = hive_path(file.partition_values_map().into_iter());
+            (file.object_store_path(), partition)
+        })
+        .collect();
     let root = storage.object_path(&storage.layout().table_location(id))?;
     let store = storage.object_store();
-    let mut batches = Vec::new();
-    let mut versions = Vec::new();
+    let mut per_version: Vec<(u64, Vec<RecordBatch>)> = Vec::new();
+    let mut moved: Vec<Moved> = Vec::new();
     for version in first..=last {
-        let before: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        for action in commit_actions(bronze, version, &id.to_string()).await? {
-            // A compaction's files hold rows of earlier versions.
-            let Some(path) = action
-                .get("add")
-                .filter(|add| changes_data(add))
-                .and_then(|add| add.get("path"))
-                .and_then(|p| p.as_str())
-            else {
-                continue;
-            };
-            let relative =
-                Path::from_url_path(path).map_err(|e| LakeError::storage(path, e.into()))?;
-            let location = Path::from_iter(root.parts().chain(relative.parts()));
-            let bytes = crate::engine::fetch(store.as_ref(), &location).await?;
-            batches.extend(read_file(bytes, &location, columns)?);
+        let actions = commit_actions(bronze, version, &name).await?;
+        // A compaction's files hold rows of earlier versions.
+        let adds: Vec<&serde_json::Value> = actions
+            .iter()
+            .filter_map(|action| action.get("add").filter(|add| changes_data(add)))
+            .collect();
+        let mut paths = Vec::with_capacity(adds.len());
+        for add in &adds {
+            let path = add.get("path").and_then(|p| p.as_str()).unwrap_or_default();
+            paths.push(Path::from_url_path(path).map_err(|e| LakeError::storage(path, e.into()))?);
         }
-        let after: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        versions.push((version, after - before));
+        if paths.iter().all(|path| live.contains_key(path)) {
+            let mut batches = Vec::new();
+            for relative in &paths {
+                let location = Path::from_iter(root.parts().chain(relative.parts()));
+                let bytes = crate::engine::fetch(store.as_ref(), &location).await?;
+                batches.extend(read_file(bytes, &location, columns)?);
+            }
+            per_version.push((version, batches));
+            continue;
+        }
+        let Some(batch_id) = lake_core::commit_batch_id(&actions) else {
+            return Err(LakeError::not_found(format!(
+                "the files commit {version} of {name} added (they were rewritten or removed, and the commit names no batch to find its rows by)"
+            )));
+        };
+        let rows = adds.iter().map(|add| file_rows(add)).sum::<Option<u64>>();
+        let Some(rows) = rows else {
+            return Err(LakeError::not_found(format!(
+                "the row count of commit {version} of {name} (its files were rewritten, and their statistics, which count the rows to find, are missing)"
+            )));
+        };
+        moved.push(Moved {
+            version,
+            at: per_version.len(),
+            batch_id: batch_id.to_string(),
+            rows,
+            partitions: adds
+                .iter()
+                .map(|add| add_partition(add))
+                .collect::<BTreeSet<_>>(),
+        });
+        per_version.push((version, Vec::new()));
+    }
+    if !moved.is_empty() {
+        find_moved(
+            &mut per_version,
+            &moved,
+            (store.as_ref(), &root, &live),
+            columns,
+            &name,
+        )
+        .await?;
+    }
+    let mut batches = Vec::new();
+    let mut versions = Vec::with_capacity(per_version.len());
+    for (version, rows) in per_version {
+        versions.push((version, rows.iter().map(RecordBatch::num_rows).sum()));
+        batches.extend(rows);
     }
     Ok(AddedRows {
         rows: unify(batches, table_fields, id)?,
         versions,
     })
+}
+
+/// A bronze commit whose files a compaction replaced: its rows are found by
+/// its batch id.
+struct Moved {
+    version: u64,
+    /// Its place in the slice's list of versions.
+    at: usize,
+    batch_id: String,
+    /// The rows its files held.
+    rows: u64,
+    /// The partitions (hive paths) its files were in.
+    partitions: BTreeSet<String>,
+}
+
+/// Reads the live files of the partitions the `moved` commits wrote, each
+/// once, and puts each commit's rows (those with its `_batch_id`) in its
+/// place in `per_version`, checking their count.
+async fn find_moved(
+    per_version: &mut [(u64, Vec<RecordBatch>)],
+    moved: &[Moved],
+    (store, root, live): (
+        &dyn lake_core::object_store::ObjectStore,
+        &Path,
+        &HashMap<Path, String>,
+    ),
+    columns: Option<&[&str]>,
+    name: &str,
+) -> Result<()> {
+    let partitions: BTreeSet<&str> = moved
+        .iter()
+        .flat_map(|m| m.partitions.iter().map(String::as_str))
+        .collect();
+    let mut candidates: Vec<&Path> = live
+        .iter()
+        .filter(|(_, partition)| partitions.contains(partition.as_str()))
+        .map(|(path, _)| path)
+        .collect();
+    candidates.sort();
+    let wanted: HashMap<&str, usize> = moved
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.batch_id.as_str(), i))
+        .collect();
+    let mut found: Vec<Vec<RecordBatch>> = vec![Vec::new(); moved.len()];
+    for relative in candidates {
+        let location = Path::from_iter(root.parts().chain(relative.parts()));
+        let bytes = crate::engine::fetch(store, &location).await?;
+        for batch in read_file(bytes, &location, columns)? {
+            split_by_batch(&batch, &wanted, &mut found, &location)?;
+        }
+    }
+    for (m, rows) in moved.iter().zip(found) {
+        let count: u64 = rows.iter().map(|b| b.num_rows() as u64).sum();
+        if count != m.rows {
+            return Err(LakeError::not_found(format!(
+                "{} of the {} rows commit {} of {name} added (batch {:?}): its files were rewritten or removed, and the live files hold {count} rows of that batch (did retention remove its partition before silver read it?)",
+                m.rows.saturating_sub(count),
+                m.rows,
+                m.version,
+                m.batch_id,
+            )));
+        }
+        per_version[m.at].1 = rows;
+    }
+    Ok(())
+}
+
+/// Appends the rows of `batch` whose `_batch_id` is one of `wanted`'s to
+/// that batch's list in `found`.
+fn split_by_batch(
+    batch: &RecordBatch,
+    wanted: &HashMap<&str, usize>,
+    found: &mut [Vec<RecordBatch>],
+    location: &Path,
+) -> Result<()> {
+    let fail = |e| LakeError::arrow(format!("bronze file {location}"), e);
+    let Some(column) = batch.column_by_name(BATCH_ID) else {
+        return Err(LakeError::other(
+            format!("bronze file {location}"),
+            format!("no {BATCH_ID} column to find a batch's rows by"),
+        ));
+    };
+    let ids = arrow::compute::cast(column, &DataType::Utf8).map_err(fail)?;
+    let ids = ids.as_string::<i32>();
+    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); found.len()];
+    for (row, id) in ids.iter().enumerate() {
+        if let Some(&i) = id.and_then(|id| wanted.get(id)) {
+            rows[i].push(row as u32);
+        }
+    }
+    for (i, rows) in rows.into_iter().enumerate() {
+        if rows.is_empty() {
+            continue;
+        }
+        let indices = UInt32Array::from(rows);
+        let columns = batch
+            .columns()
+            .iter()
+            .map(|c| arrow::compute::take(c, &indices, None))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(fail)?;
+        found[i].push(RecordBatch::try_new(batch.schema(), columns).map_err(fail)?);
+    }
+    Ok(())
+}
+
+/// The rows an `add` action's statistics count.
+fn file_rows(add: &serde_json::Value) -> Option<u64> {
+    let stats = add.get("stats")?.as_str()?;
+    serde_json::from_str::<serde_json::Value>(stats)
+        .ok()?
+        .get("numRecords")?
+        .as_u64()
 }
 
 fn read_file(bytes: Bytes, location: &Path, columns: Option<&[&str]>) -> Result<Vec<RecordBatch>> {

@@ -1,5 +1,6 @@
-//! Maintenance through real tables: compaction and deletion-vector purges
-//! keep every table's rows, vacuum deletes only what no version within the
+//! Maintenance through real tables: compaction (bronze's included, which
+//! silver then reads by batch) and deletion-vector purges keep every
+//! table's rows, vacuum deletes only what no version within the
 //! retention references, later runs stay exact, and maintenance racing a
 //! pipeline (tasks here, processes in `cli`) leaves every table as a lake
 //! that was never maintained.
@@ -141,7 +142,13 @@ async fn maintenance_keeps_every_row_reduces_files_and_later_runs_stay_exact() {
     let (storage, pipeline) = pipeline_at(maintained_dir.path()).await;
     let (plain_storage, plain) = pipeline_at(plain_dir.path()).await;
     run(&pipeline, &deliveries[..8]).await;
-    run(&plain, &deliveries[..8]).await;
+    run(&plain, &deliveries[..10]).await;
+    // Two more batches reach bronze only: silver is behind when bronze is
+    // compacted, and must find those commits' rows in the merged files.
+    for (id, text) in &deliveries[8..10] {
+        let batch = RawBatch::from_bytes(id, InputFormat::JsonLines, text.clone()).unwrap();
+        pipeline.ingest(batch).await.unwrap();
+    }
 
     let targets = pipeline.maintenance_targets();
     let before = every_row(&storage, &targets).await;
@@ -189,6 +196,7 @@ async fn maintenance_keeps_every_row_reduces_files_and_later_runs_stay_exact() {
     }
     let by_name = |name: &str| reports.iter().find(|r| r.table == name).unwrap();
     for name in [
+        "bronze.shop.orders",
         "silver.sales.orders",
         "silver.sales.orders_changes",
         "silver.sales.orders (quarantine)",
@@ -204,12 +212,23 @@ async fn maintenance_keeps_every_row_reduces_files_and_later_runs_stay_exact() {
             "{name}: nothing vacuumed: {report:#?}"
         );
     }
-    // Bronze keeps the files its commits added: silver replays them.
-    let bronze = by_name("bronze.shop.orders");
+    // Bronze's merged files are sorted by batch, so a commit's rows are together.
+    let bronze = storage.open_table(&targets[0].location).await.unwrap();
+    assert_eq!(targets[0].name, "bronze.shop.orders");
+    let merged = table_rows(
+        &storage,
+        &targets[0].location,
+        "SELECT count(DISTINCT _batch_id), count(DISTINCT concat(year, month, day)) FROM t",
+    )
+    .await
+    .unwrap();
+    let cells: Vec<&str> = merged[0].split('|').collect();
+    assert_eq!(cells[0], "10", "{merged:?}");
+    let days: u64 = cells[1].parse().unwrap();
     assert_eq!(
-        (bronze.rewrite.files_removed, bronze.after.files),
-        (0, bronze.before.files),
-        "{bronze:#?}"
+        FileStats::of(&bronze).files,
+        days,
+        "one file per ingestion day"
     );
     // Purged: no silver file keeps a vector deleting a quarter of its rows.
     let silver_table = storage.open_table(&silver.location).await.unwrap();
@@ -240,7 +259,16 @@ async fn maintenance_keeps_every_row_reduces_files_and_later_runs_stay_exact() {
         "{again:#?}"
     );
 
-    // A rebuild replays bronze from its first commit and gives silver as it was.
+    // Silver catches up on the two commits whose files were merged (and
+    // vacuumed), by their batch ids, and agrees with a lake never maintained.
+    pipeline.run_pending().await.unwrap();
+    assert_eq!(
+        compared_rows(&storage).await,
+        compared_rows(&plain_storage).await
+    );
+
+    // A rebuild replays bronze from its first commit, every one of whose
+    // files is gone, and gives silver as it was.
     let silver_rows = compared_rows(&storage).await;
     let stage = lake::silver::OrdersSilver::new(
         "bronze.shop.orders".parse().unwrap(),
@@ -251,12 +279,85 @@ async fn maintenance_keeps_every_row_reduces_files_and_later_runs_stay_exact() {
     assert_eq!(compared_rows(&storage).await[1], silver_rows[1]);
     // Runs after maintenance read bronze and silver incrementally past the
     // compaction commits and agree with a lake never maintained.
-    run(&pipeline, &deliveries[8..]).await;
-    run(&plain, &deliveries[8..]).await;
+    run(&pipeline, &deliveries[10..]).await;
+    run(&plain, &deliveries[10..]).await;
     assert_eq!(
         compared_rows(&storage).await,
         compared_rows(&plain_storage).await
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_sort_orders_the_rows_of_rewritten_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage: StorageRef =
+        Arc::new(ObjectStorage::from_url(dir.path().to_str().unwrap()).unwrap());
+    let mut config = PipelineConfig::reference().unwrap();
+    config.maintenance.sort_by.insert(
+        "bronze.shop.orders".to_string(),
+        vec!["_source_line".to_string(), "_batch_id".to_string()],
+    );
+    let pipeline = config
+        .builder_on(Arc::clone(&storage))
+        .await
+        .unwrap()
+        .build()
+        .unwrap();
+    run(&pipeline, &deliveries(4)).await;
+    let target = pipeline.maintenance_targets().remove(0);
+    assert_eq!(target.sort_by, ["_source_line", "_batch_id"]);
+    let before = every_row(&storage, std::slice::from_ref(&target)).await;
+    pipeline.maintain().with_options(at_once()).await.unwrap();
+    assert_eq!(
+        every_row(&storage, std::slice::from_ref(&target)).await,
+        before
+    );
+
+    // Each merged file, read in its own order, runs by line, then batch.
+    let table = storage.open_table(&target.location).await.unwrap();
+    let root = target.location.to_file_path().unwrap();
+    let mut rows = 0;
+    for file in table.snapshot().unwrap().log_data().iter() {
+        let path = root.join(file.object_store_path().as_ref());
+        let reader = lake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(&path).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        let mut last: Option<(i64, String)> = None;
+        for batch in reader {
+            let batch = batch.unwrap();
+            let lines = lake::arrow::compute::cast(
+                batch.column_by_name("_source_line").unwrap(),
+                &lake::arrow::datatypes::DataType::Int64,
+            )
+            .unwrap();
+            let lines = lines
+                .as_any()
+                .downcast_ref::<lake::arrow::array::Int64Array>()
+                .unwrap();
+            let batches = lake::arrow::compute::cast(
+                batch.column_by_name("_batch_id").unwrap(),
+                &lake::arrow::datatypes::DataType::Utf8,
+            )
+            .unwrap();
+            let batches = batches
+                .as_any()
+                .downcast_ref::<lake::arrow::array::StringArray>()
+                .unwrap();
+            for row in 0..batch.num_rows() {
+                let key = (lines.value(row), batches.value(row).to_string());
+                assert!(
+                    last.as_ref().is_none_or(|l| *l <= key),
+                    "{last:?} before {key:?}"
+                );
+                last = Some(key);
+                rows += 1;
+            }
+        }
+    }
+    assert_eq!(rows as u64, FileStats::of(&table).rows);
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -688,6 +789,82 @@ async fn retention_trims_bronze_and_side_tables_keeps_silver_and_refuses_a_rebui
         compared_rows(&storage).await[1..],
         compared_rows(&plain_storage).await[1..]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_keeps_bronze_rows_silver_has_not_read_and_a_table_level_trim_fails_silver_clearly()
+ {
+    use lake::maintenance::RetentionPolicy;
+    let deliveries = deliveries(4);
+    let (dir, plain_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (storage, pipeline) = pipeline_at(dir.path()).await;
+    let (plain_storage, plain) = pipeline_at(plain_dir.path()).await;
+    run(&pipeline, &deliveries[..2]).await;
+    run(&plain, &deliveries[..3]).await;
+    let ingest = |i: usize| {
+        let (id, text) = &deliveries[i];
+        RawBatch::from_bytes(id, InputFormat::JsonLines, text.clone()).unwrap()
+    };
+    pipeline.ingest(ingest(2)).await.unwrap();
+    let bronze_rows = count_by(&storage, &pipeline, "bronze.shop.orders").await;
+
+    // Ten days on everything is old, but silver has not read the last
+    // commit: its partition stays.
+    let later = MaintenanceOptions::default()
+        .with_retention(RetentionPolicy::new().with_bronze_days(5))
+        .with_now(chrono::Utc::now() + chrono::Duration::days(10))
+        .with_vacuum(false);
+    let reports = pipeline
+        .maintain()
+        .with_options(later.clone())
+        .await
+        .unwrap();
+    let bronze = reports
+        .iter()
+        .find(|r| r.table == "bronze.shop.orders")
+        .unwrap();
+    assert_eq!(bronze.expired_rows, 0, "{bronze:#?}");
+    assert!(bronze.kept_unread_partitions > 0, "{bronze:#?}");
+    assert_eq!(
+        count_by(&storage, &pipeline, "bronze.shop.orders").await,
+        bronze_rows
+    );
+    // Silver reads it, and the next maintenance trims bronze.
+    pipeline.run_pending().await.unwrap();
+    assert_eq!(
+        compared_rows(&storage).await[1..],
+        compared_rows(&plain_storage).await[1..]
+    );
+    let reports = pipeline
+        .maintain()
+        .with_options(later.clone())
+        .await
+        .unwrap();
+    let bronze = reports
+        .iter()
+        .find(|r| r.table == "bronze.shop.orders")
+        .unwrap();
+    assert_eq!(bronze.expired_rows.to_string(), bronze_rows, "{bronze:#?}");
+    assert_eq!(bronze.kept_unread_partitions, 0, "{bronze:#?}");
+
+    // Maintaining bronze alone does not know silver's bookmark: rows silver
+    // has not read go, and silver's next run fails naming the commit
+    // instead of skipping its rows.
+    pipeline.ingest(ingest(3)).await.unwrap();
+    let target = pipeline.maintenance_targets().remove(0);
+    assert_eq!(target.name, "bronze.shop.orders");
+    let (_, report) = lake::Maintain::target(Arc::clone(&storage), target)
+        .with_options(later)
+        .await
+        .unwrap();
+    assert!(report.expired_rows > 0, "{report:#?}");
+    let error = pipeline.run_pending().await.unwrap_err();
+    let text = lake::error_lines(&error).join("\n");
+    assert!(
+        text.contains("did retention remove its partition before silver read it?"),
+        "{text}"
+    );
+    assert!(text.contains("batch \"batch-03\""), "{text}");
 }
 
 async fn count_by(storage: &StorageRef, pipeline: &Pipeline, name: &str) -> String {
