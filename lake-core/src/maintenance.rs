@@ -48,10 +48,27 @@
 //!    allows it: a reader or writer that started before the vacuum may still
 //!    need those files, and time travel to versions before the retention ends.
 //! 5. **Checkpoint**: past [`CHECKPOINT_AFTER`] commits since the last one,
-//!    a checkpoint, so readers replay few JSON commits. Log entries are not
-//!    expired here: silver and gold read their sources' commits from their
-//!    bookmarks, and a commit gone from the log makes silver fail naming it
-//!    and gold refresh in full, never skip it.
+//!    a checkpoint, so readers replay few JSON commits.
+//!
+//! # The Delta log
+//! Delta writers expire log entries older than `delta.logRetentionDuration`
+//! (30 days) that a checkpoint covers, unless [`EXPIRED_LOG_CLEANUP`] is
+//! `false`. A table whose readers replay its commits from the first
+//! ([`MaintenanceTarget::keep_log`]: bronze, which silver rebuilds from and
+//! reads by commit) keeps its whole log: maintenance sets the property when
+//! it is missing (a table made before, or changed by another writer), as
+//! its first commit, and none of its own commits expires anything. Other
+//! tables' logs expire as Delta says; their readers never skip a commit that
+//! went: gold refreshes in full when a silver commit after its bookmark has
+//! left the log, and silver fails naming the bronze commit it cannot read.
+//!
+//! # Retention waits for readers
+//! With [`MaintenanceTarget::read_up_to`] (the pipeline sets it from its
+//! stages' bookmarks), a bronze partition is not expired while a commit
+//! after the bookmark wrote to it, however old it is: a stage that fell
+//! behind still finds every row. Maintaining one table on its own has no
+//! bookmarks to wait for; a stage that then cannot find rows of a commit it
+//! has not read fails naming it.
 //!
 //! # Why not deltalake's `optimize`
 //! deltalake's `OPTIMIZE` bin-packs files, but it leaves a partition's only
@@ -63,6 +80,14 @@
 //! each file with its deletion vector applied, and writes each group sorted
 //! and bounded as its [`PartitionLayout`] says, with deltalake's writer
 //! (statistics included) and commit.
+//!
+//! Its Z-order does not fit either: deltalake 1.1 rewrites every file of
+//! every partition on each Z-order run (its planner optimizes "all files
+//! in each selected partition"), so a maintenance run every few hours would
+//! rewrite the whole table every time. A table's readers get file skipping
+//! on the columns they filter by from a sort instead
+//! ([`MaintenanceTarget::with_sort_by`], `[maintenance.sort_by]` in
+//! `lake.toml`), which only the merged small files pay for.
 //!
 //! # Racing a pipeline run
 //! deltalake's conflict checker ignores removes with `dataChange: false`
@@ -262,6 +287,11 @@ impl RetentionPolicy {
     }
 }
 
+/// The Delta table property that lets writers expire log entries older than
+/// `delta.logRetentionDuration` (30 days) at checkpoints; `false` keeps the
+/// whole log.
+pub const EXPIRED_LOG_CLEANUP: &str = "delta.enableExpiredLogCleanup";
+
 /// The table property a bronze retention sets: the first ingestion day
 /// bronze still holds (`2026-09-01`). Silver refuses to rebuild from a
 /// table that has it.
@@ -396,6 +426,11 @@ pub struct MaintenanceTarget {
     /// before every reader has seen it. `None`: no reader to wait for.
     /// [`Pipeline::maintain`](crate::Pipeline::maintain) sets it.
     pub read_up_to: Option<u64>,
+    /// Whether its whole Delta log must stay (default false): a table whose
+    /// readers replay its commits from the first (silver rebuilding from
+    /// bronze). Maintenance then sets [`EXPIRED_LOG_CLEANUP`] to `false`
+    /// on it, and none of its commits expires log entries.
+    pub keep_log: bool,
 }
 
 impl MaintenanceTarget {
@@ -410,6 +445,7 @@ impl MaintenanceTarget {
             rewrite: true,
             expiry: None,
             read_up_to: None,
+            keep_log: false,
         }
     }
 
@@ -449,6 +485,12 @@ impl MaintenanceTarget {
     /// Ages its rows as `expiry` says, by the policy's `kind` rule.
     pub fn with_expiry(mut self, kind: RetentionKind, expiry: Expiry) -> Self {
         self.expiry = Some((kind, expiry));
+        self
+    }
+
+    /// Keeps the table's whole Delta log (see [`MaintenanceTarget::keep_log`]).
+    pub fn with_keep_log(mut self, keep: bool) -> Self {
+        self.keep_log = keep;
         self
     }
 
@@ -539,6 +581,9 @@ pub struct MaintenanceReport {
     pub expired_rows: u64,
     /// The instant before which rows expired, when a retention applied.
     pub expired_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Whether maintenance turned off (or, in a dry run, would turn off)
+    /// the expiry of the table's log entries ([`MaintenanceTarget::keep_log`]).
+    pub log_cleanup_turned_off: bool,
     /// Partitions old enough to expire that retention kept because a stage
     /// reading the table has not read every row in them yet
     /// ([`MaintenanceTarget::read_up_to`]).
@@ -608,7 +653,17 @@ async fn maintain(
         rewrite,
         expiry,
         read_up_to,
+        keep_log,
     } = target;
+    // Every commit here expires log entries as the table says, except on a
+    // table whose log must stay whole.
+    let properties = || {
+        let properties = CommitProperties::default().with_application_transaction(rewrite_fence());
+        match keep_log {
+            true => properties.with_cleanup_expired_logs(Some(false)),
+            false => properties,
+        }
+    };
     // Partitions no layout names are sorted as the target says.
     let fallback =
         (!sort_by.is_empty()).then(|| PartitionLayout::new("", "").with_sort_by(sort_by));
@@ -626,6 +681,29 @@ async fn maintain(
         after: before,
         ..MaintenanceReport::default()
     };
+
+    // A log that must stay whole is protected from every writer first.
+    if keep_log {
+        let snapshot = table.snapshot().map_err(|e| LakeError::delta(&name, e))?;
+        let kept = snapshot.metadata().configuration().get(EXPIRED_LOG_CLEANUP);
+        if kept.map(String::as_str) != Some("false") {
+            report.log_cleanup_turned_off = true;
+            if !options.dry_run {
+                table = table
+                    .set_tbl_properties()
+                    .with_properties(HashMap::from([(
+                        EXPIRED_LOG_CLEANUP.to_string(),
+                        "false".to_string(),
+                    )]))
+                    .with_commit_properties(
+                        CommitProperties::default().with_cleanup_expired_logs(Some(false)),
+                    )
+                    .await
+                    .map_err(|e| LakeError::delta(&name, e))?;
+                report.versions.extend(table.version());
+            }
+        }
+    }
 
     // Expired rows go first: compacting them would be wasted work.
     if let Some((kind, expiry)) = &expiry
@@ -645,7 +723,7 @@ async fn maintain(
             expiry,
             cutoff,
             unread.as_ref(),
-            options.dry_run,
+            (options.dry_run, properties()),
             &name,
         )
         .await?;
@@ -720,13 +798,11 @@ async fn maintain(
             predicate: None,
             target_size: i64::try_from(options.target_file_bytes).unwrap_or(i64::MAX),
         };
-        let commit = CommitBuilder::from(
-            CommitProperties::default().with_application_transaction(rewrite_fence()),
-        )
-        .with_actions(actions)
-        .build(Some(snapshot), table.log_store(), operation)
-        .await
-        .map_err(|e| LakeError::delta(&name, e))?;
+        let commit = CommitBuilder::from(properties())
+            .with_actions(actions)
+            .build(Some(snapshot), table.log_store(), operation)
+            .await
+            .map_err(|e| LakeError::delta(&name, e))?;
         report.versions.push(commit.version);
         table
             .update_state()
@@ -747,6 +823,10 @@ async fn maintain(
             )
             .with_enforce_retention_duration(!options.short_retention)
             .with_dry_run(options.dry_run)
+            .with_commit_properties(match keep_log {
+                true => CommitProperties::default().with_cleanup_expired_logs(Some(false)),
+                false => CommitProperties::default(),
+            })
             .await
             .map_err(|e| retention_refused(&name, e))?;
         report.vacuumed_files = metrics.files_deleted.len() as u64;
@@ -810,7 +890,7 @@ async fn expire(
     expiry: &Expiry,
     cutoff: chrono::DateTime<chrono::Utc>,
     unread: Option<&Unread>,
-    dry_run: bool,
+    (dry_run, properties): (bool, CommitProperties),
     name: &str,
 ) -> Result<Expired> {
     let delta = |e| LakeError::delta(name, e);
@@ -878,13 +958,11 @@ async fn expire(
             let operation = DeltaOperation::Delete {
                 predicate: Some(format!("ingestion date before {first_kept}")),
             };
-            let commit = CommitBuilder::from(
-                CommitProperties::default().with_application_transaction(rewrite_fence()),
-            )
-            .with_actions(actions)
-            .build(Some(snapshot), table.log_store(), operation)
-            .await
-            .map_err(delta)?;
+            let commit = CommitBuilder::from(properties)
+                .with_actions(actions)
+                .build(Some(snapshot), table.log_store(), operation)
+                .await
+                .map_err(delta)?;
             Ok(Expired {
                 rows,
                 version: Some(commit.version),
@@ -921,9 +999,7 @@ async fn expire(
                 .clone()
                 .delete()
                 .with_predicate(predicate)
-                .with_commit_properties(
-                    CommitProperties::default().with_application_transaction(rewrite_fence()),
-                )
+                .with_commit_properties(properties)
                 .await
                 .map_err(delta)?;
             Ok(Expired {

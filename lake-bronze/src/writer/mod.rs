@@ -560,7 +560,8 @@ impl IngestStage for BronzeWriter {
 
     /// The bronze table, aging by ingestion-date partition, its small files
     /// merged per partition and sorted by batch (silver reads a commit
-    /// whose files were merged by its batch id, see `lake-silver`), and the
+    /// whose files were merged by its batch id, see `lake-silver`), its
+    /// whole log kept (silver replays it from the first commit), and the
     /// dead-letter store, aging by `_ingested_at`.
     fn maintenance_targets(
         &self,
@@ -570,6 +571,7 @@ impl IngestStage for BronzeWriter {
         let table = &self.table;
         vec![
             lake_core::MaintenanceTarget::table(layout, table)
+                .with_keep_log(true)
                 .with_sort_by([
                     crate::columns::BATCH_ID,
                     crate::columns::SOURCE_FILE,

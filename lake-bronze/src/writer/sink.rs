@@ -24,12 +24,13 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
 use delta_kernel::expressions::Scalar;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, StructField};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use indexmap::IndexMap;
-use lake_core::{LakeError, PartitionValue, Result, StorageExt, StorageRef, TableId};
+use lake_core::maintenance::EXPIRED_LOG_CLEANUP;
+use lake_core::{LakeError, NewTable, PartitionValue, Result, StorageExt, StorageRef, TableId};
 use parquet::file::properties::WriterProperties;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -182,7 +183,7 @@ impl DeltaSink {
                 predicate: None,
             };
             let snapshot = table.snapshot().map_err(|e| self.fail(e))?;
-            let result = CommitBuilder::from(delivery.commit_properties())
+            let result = CommitBuilder::from(keep_log(delivery.commit_properties()))
                 .with_actions(actions.clone())
                 .build(Some(snapshot), table.log_store(), operation)
                 .await;
@@ -199,6 +200,25 @@ impl DeltaSink {
         }
         unreachable!("the loop returns on its last attempt")
     }
+}
+
+/// How bronze tables are created: partitioned by ingestion date, and
+/// keeping their whole Delta log. Silver replays bronze's commits from the
+/// first when it rebuilds (or a new silver table starts), and reads a
+/// commit's rows by the batch it names once a compaction merged its files,
+/// so no commit may expire from the log as Delta lets writers do after
+/// `delta.logRetentionDuration` (30 days). A commit is one small JSON file;
+/// checkpoints keep opening the table cheap however long the log grows.
+pub(super) fn new_table() -> NewTable {
+    NewTable::default()
+        .with_partition_columns(columns::PARTITION_COLUMNS)
+        .with_property(EXPIRED_LOG_CLEANUP, "false")
+}
+
+/// `properties` for a commit to a bronze table: it expires no log entries,
+/// even on a table created before [`new_table`] kept the log.
+pub(super) fn keep_log(properties: CommitProperties) -> CommitProperties {
+    properties.with_cleanup_expired_logs(Some(false))
 }
 
 impl Drop for DeltaSink {
@@ -265,7 +285,7 @@ impl Encoder {
         }
         let table_created = self
             .storage
-            .ensure_table(&self.location, &schema, &columns::PARTITION_COLUMNS)
+            .ensure_table_with(&self.location, &schema, &new_table())
             .await?;
         add_missing_columns(&self.storage, &self.location, &self.table_id, &schema).await?;
         let table = self.storage.open_table(&self.location).await?;
@@ -316,7 +336,12 @@ async fn add_missing_columns(
         );
         lake_core::check_readable(&table_id.to_string(), &Schema::new(grown))?;
         debug!(table = %table_id, columns = missing.len(), "adding columns");
-        match table.add_columns().with_fields(missing).await {
+        match table
+            .add_columns()
+            .with_fields(missing)
+            .with_commit_properties(keep_log(CommitProperties::default()))
+            .await
+        {
             Ok(_) => return Ok(()),
             Err(e) => {
                 let error = fail(e);

@@ -105,7 +105,10 @@ fn print(reports: &[MaintenanceReport], as_json: bool, title: &str) -> Outcome {
                     (true, false) => "dropped".to_string(),
                     _ => "-".to_string(),
                 },
-                r.expired_rows.to_string(),
+                match r.kept_unread_partitions {
+                    0 => r.expired_rows.to_string(),
+                    kept => format!("{} (kept unread: {kept} partitions)", r.expired_rows),
+                },
                 r.vacuumed_files.to_string(),
                 match r.dry_run {
                     true => "-".to_string(),
@@ -114,6 +117,17 @@ fn print(reports: &[MaintenanceReport], as_json: bool, title: &str) -> Outcome {
             ]
         })
         .collect();
+    for r in reports.iter().filter(|r| r.log_cleanup_turned_off) {
+        println!(
+            "{}: log expiry {} off (silver replays this table's commits from the first)",
+            r.table,
+            if r.dry_run {
+                "would be turned"
+            } else {
+                "turned"
+            }
+        );
+    }
     println!(
         "{}",
         table(

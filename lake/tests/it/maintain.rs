@@ -360,6 +360,72 @@ async fn a_configured_sort_orders_the_rows_of_rewritten_files() {
     assert_eq!(rows as u64, FileStats::of(&table).rows);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bronze_keeps_its_whole_log_so_silver_can_always_rebuild() {
+    use lake::deltalake::kernel::transaction::CommitProperties;
+    use lake::maintenance::EXPIRED_LOG_CLEANUP;
+    let deliveries = deliveries(14);
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, pipeline) = pipeline_at(dir.path()).await;
+    run(&pipeline, &deliveries[..2]).await;
+    let bronze = pipeline.maintenance_targets().remove(0);
+    assert_eq!(bronze.name, "bronze.shop.orders");
+    let property = |table: &lake::deltalake::DeltaTable| {
+        table
+            .snapshot()
+            .unwrap()
+            .metadata()
+            .configuration()
+            .get(EXPIRED_LOG_CLEANUP)
+            .cloned()
+    };
+    let table = storage.open_table(&bronze.location).await.unwrap();
+    assert_eq!(property(&table).as_deref(), Some("false"));
+
+    // A table made before bronze kept its log (or changed by another
+    // writer): Delta would expire every entry at once past a checkpoint.
+    table
+        .set_tbl_properties()
+        .with_properties(std::collections::HashMap::from([
+            (EXPIRED_LOG_CLEANUP.to_string(), "true".to_string()),
+            (
+                "delta.logRetentionDuration".to_string(),
+                "interval 0 seconds".to_string(),
+            ),
+        ]))
+        .with_commit_properties(CommitProperties::default().with_cleanup_expired_logs(Some(false)))
+        .await
+        .unwrap();
+    // Twelve more batches, past bronze's checkpoints: its commits expire nothing.
+    run(&pipeline, &deliveries[2..]).await;
+    let log = bronze.location.to_file_path().unwrap().join("_delta_log");
+    let entries: Vec<String> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        entries.iter().any(|e| e.ends_with(".checkpoint.parquet")),
+        "{entries:?}"
+    );
+    assert!(log.join(format!("{:020}.json", 0)).exists(), "{entries:?}");
+
+    // Maintenance turns the expiry off again, and silver rebuilds from
+    // the first commit.
+    let reports = pipeline.maintain().with_options(at_once()).await.unwrap();
+    assert!(reports[0].log_cleanup_turned_off, "{:#?}", reports[0]);
+    let table = storage.open_table(&bronze.location).await.unwrap();
+    assert_eq!(property(&table).as_deref(), Some("false"));
+    assert!(log.join(format!("{:020}.json", 0)).exists());
+    let silver = compared_rows(&storage).await;
+    let stage = lake::silver::OrdersSilver::new(
+        "bronze.shop.orders".parse().unwrap(),
+        "silver.sales.orders".parse().unwrap(),
+    )
+    .unwrap();
+    stage.rebuild(&storage).await.unwrap();
+    assert_eq!(compared_rows(&storage).await[1], silver[1]);
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
