@@ -26,8 +26,9 @@
 //!    false`, and incremental readers (silver reading bronze, gold reading
 //!    silver) skip such commits' files (see [`crate::storage::changes_data`]).
 //!    Rows keep their partition. Merged rows are sorted as the layout says,
-//!    or by [`MaintenanceTarget::sort_by`] (bronze: by batch, so a reader
-//!    that finds an old commit's rows by `_batch_id` opens few files).
+//!    or by [`MaintenanceTarget::sort_by`]; unsorted groups are streamed a
+//!    file at a time (files in log order, so bronze stays in ingestion
+//!    order), and memory holds one file's rows.
 //! 2. **Dropping deletion vectors** ([`MaintenanceOptions::with_drop_deletion_vectors`]):
 //!    the same commit rewrites every file that has one, turns
 //!    `delta.enableDeletionVectors` off and removes the feature from the
@@ -761,18 +762,34 @@ async fn maintain(
         for group in &groups {
             let layout = infos[group[0]].layout.clone();
             let members: Vec<&LogicalFileView> = group.iter().map(|&i| &files[i]).collect();
-            let rows = read_group(&storage, &root, &members, &file_schema, &name).await?;
-            let rows = sorted(rows, layout.as_ref(), &name)?;
             let partition = members[0].partition_values_map();
-            let adds = write_group(
+            let mut writer = GroupWriter::new(
                 &table,
-                rows,
                 &partition,
                 layout.as_ref(),
                 writer_properties.as_ref(),
                 &name,
-            )
-            .await?;
+            )?;
+            match layout.as_ref().filter(|l| !l.sort_by.is_empty()) {
+                // A sort needs the whole group at once.
+                Some(_) => {
+                    let rows = read_group(&storage, &root, &members, &file_schema, &name).await?;
+                    for batch in sorted(rows, layout.as_ref(), &name)? {
+                        writer.write(batch).await?;
+                    }
+                }
+                // Otherwise one file at a time, so memory holds one file's rows.
+                None => {
+                    for file in &members {
+                        let rows =
+                            read_group(&storage, &root, &[*file], &file_schema, &name).await?;
+                        for batch in rows {
+                            writer.write(batch).await?;
+                        }
+                    }
+                }
+            }
+            let adds = writer.finish().await?;
             written.groups += 1;
             for file in &members {
                 written.files_removed += 1;
@@ -1436,68 +1453,99 @@ fn sorted(
     ])
 }
 
-/// Writes `rows` into new files of the partition with `values` (as the log
-/// holds them); their `add` actions, with `dataChange: false`.
-async fn write_group(
-    table: &DeltaTable,
-    rows: Vec<RecordBatch>,
-    values: &HashMap<String, Option<String>>,
-    layout: Option<&PartitionLayout>,
-    properties: Option<&WriterProperties>,
-    name: &str,
-) -> Result<Vec<deltalake::kernel::Add>> {
-    let delta = |e| LakeError::delta(name, e);
-    let snapshot = table.snapshot().map_err(delta)?;
-    let schema = snapshot.schema();
-    let mut partition = IndexMap::new();
-    for column in snapshot.metadata().partition_columns() {
-        let field = schema.field(column).ok_or_else(|| LakeError::Schema {
-            table: name.to_string(),
-            message: format!("partition column `{column}` is not in the schema"),
-        })?;
-        let KernelType::Primitive(primitive) = field.data_type() else {
-            return Err(LakeError::Schema {
+/// Writes rows into new files of one partition (with `values`, as the log
+/// holds them), at most the layout's rows per file; the adds carry
+/// `dataChange: false`.
+struct GroupWriter<'a> {
+    writer: RecordBatchWriter,
+    partition: IndexMap<String, Scalar>,
+    max_rows: Option<usize>,
+    in_file: usize,
+    adds: Vec<deltalake::kernel::Add>,
+    name: &'a str,
+}
+
+impl<'a> GroupWriter<'a> {
+    fn new(
+        table: &DeltaTable,
+        values: &HashMap<String, Option<String>>,
+        layout: Option<&PartitionLayout>,
+        properties: Option<&WriterProperties>,
+        name: &'a str,
+    ) -> Result<Self> {
+        let delta = |e| LakeError::delta(name, e);
+        let snapshot = table.snapshot().map_err(delta)?;
+        let schema = snapshot.schema();
+        let mut partition = IndexMap::new();
+        for column in snapshot.metadata().partition_columns() {
+            let field = schema.field(column).ok_or_else(|| LakeError::Schema {
                 table: name.to_string(),
-                message: format!("partition column `{column}` is not of a primitive type"),
-            });
-        };
-        let value = match values.get(column).and_then(|v| v.as_deref()) {
-            Some(raw) => primitive.parse_scalar(raw).map_err(|e| {
-                LakeError::other(format!("{name} partition value {column}={raw}"), e)
-            })?,
-            None => Scalar::Null(field.data_type().clone()),
-        };
-        partition.insert(column.clone(), value);
+                message: format!("partition column `{column}` is not in the schema"),
+            })?;
+            let KernelType::Primitive(primitive) = field.data_type() else {
+                return Err(LakeError::Schema {
+                    table: name.to_string(),
+                    message: format!("partition column `{column}` is not of a primitive type"),
+                });
+            };
+            let value = match values.get(column).and_then(|v| v.as_deref()) {
+                Some(raw) => primitive.parse_scalar(raw).map_err(|e| {
+                    LakeError::other(format!("{name} partition value {column}={raw}"), e)
+                })?,
+                None => Scalar::Null(field.data_type().clone()),
+            };
+            partition.insert(column.clone(), value);
+        }
+        let mut writer = RecordBatchWriter::for_table(table).map_err(delta)?;
+        if let Some(properties) = properties {
+            writer = writer.with_writer_properties(properties.clone());
+        }
+        Ok(Self {
+            writer,
+            partition,
+            max_rows: layout.and_then(|l| l.max_rows_per_file),
+            in_file: 0,
+            adds: Vec::new(),
+            name,
+        })
     }
-    let mut writer = RecordBatchWriter::for_table(table).map_err(delta)?;
-    if let Some(properties) = properties {
-        writer = writer.with_writer_properties(properties.clone());
-    }
-    let max_rows = layout.and_then(|l| l.max_rows_per_file);
-    let mut adds = Vec::new();
-    let mut in_file = 0usize;
-    for batch in rows {
+
+    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        let name = self.name;
+        let delta = |e| LakeError::delta(name, e);
         let mut at = 0;
         while at < batch.num_rows() {
-            let room = max_rows.map_or(batch.num_rows() - at, |max| max - in_file);
+            let room = self
+                .max_rows
+                .map_or(batch.num_rows() - at, |max| max - self.in_file);
             let len = room.min(batch.num_rows() - at);
-            writer
-                .write_partition(batch.slice(at, len), &partition, WriteMode::Default)
+            self.writer
+                .write_partition(batch.slice(at, len), &self.partition, WriteMode::Default)
                 .await
                 .map_err(delta)?;
             at += len;
-            in_file += len;
-            if max_rows.is_some_and(|max| in_file >= max) {
-                adds.extend(writer.flush().await.map_err(delta)?);
-                in_file = 0;
+            self.in_file += len;
+            if self.max_rows.is_some_and(|max| self.in_file >= max) {
+                self.adds.extend(self.writer.flush().await.map_err(delta)?);
+                self.in_file = 0;
             }
         }
+        Ok(())
     }
-    adds.extend(writer.flush().await.map_err(delta)?);
-    for add in &mut adds {
-        add.data_change = false;
+
+    async fn finish(mut self) -> Result<Vec<deltalake::kernel::Add>> {
+        let name = self.name;
+        let flushed = self
+            .writer
+            .flush()
+            .await
+            .map_err(|e| LakeError::delta(name, e))?;
+        self.adds.extend(flushed);
+        for add in &mut self.adds {
+            add.data_change = false;
+        }
+        Ok(self.adds)
     }
-    Ok(adds)
 }
 
 #[cfg(test)]

@@ -559,10 +559,10 @@ impl IngestStage for BronzeWriter {
     }
 
     /// The bronze table, aging by ingestion-date partition, its small files
-    /// merged per partition and sorted by batch (silver reads a commit
-    /// whose files were merged by its batch id, see `lake-silver`), its
-    /// whole log kept (silver replays it from the first commit), and the
-    /// dead-letter store, aging by `_ingested_at`.
+    /// merged per partition in ingestion order (silver reads a commit whose
+    /// files were merged by its batch id, see `lake-silver`), its whole log
+    /// kept (silver replays it from the first commit), and the dead-letter
+    /// store, aging by `_ingested_at`.
     fn maintenance_targets(
         &self,
         layout: &lake_core::LakeLayout,
@@ -572,11 +572,6 @@ impl IngestStage for BronzeWriter {
         vec![
             lake_core::MaintenanceTarget::table(layout, table)
                 .with_keep_log(true)
-                .with_sort_by([
-                    crate::columns::BATCH_ID,
-                    crate::columns::SOURCE_FILE,
-                    crate::columns::SOURCE_LINE,
-                ])
                 .with_expiry(RetentionKind::Bronze, Expiry::Partitions),
             lake_core::MaintenanceTarget::new(
                 format!("{table} (dead letters)"),

@@ -212,7 +212,7 @@ async fn maintenance_keeps_every_row_reduces_files_and_later_runs_stay_exact() {
             "{name}: nothing vacuumed: {report:#?}"
         );
     }
-    // Bronze's merged files are sorted by batch, so a commit's rows are together.
+    // Bronze's files are merged, one per ingestion day.
     let bronze = storage.open_table(&targets[0].location).await.unwrap();
     assert_eq!(targets[0].name, "bronze.shop.orders");
     let merged = table_rows(
@@ -424,6 +424,42 @@ async fn bronze_keeps_its_whole_log_so_silver_can_always_rebuild() {
     .unwrap();
     stage.rebuild(&storage).await.unwrap();
     assert_eq!(compared_rows(&storage).await[1], silver[1]);
+}
+
+/// Bronze evolves as records bring new fields (top-level columns, fields
+/// of nested objects, a field whose values change kind): merging its files
+/// conforms the old ones to the table's schema and keeps every value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compacting_an_evolved_bronze_keeps_every_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage: StorageRef =
+        Arc::new(ObjectStorage::from_url(dir.path().to_str().unwrap()).unwrap());
+    let table: lake::TableId = "bronze.shop.events".parse().unwrap();
+    let writer = lake::bronze::BronzeWriter::new(table.clone()).unwrap();
+    let batches = [
+        "{\"id\":\"1\",\"meta\":{\"a\":1}}\n{\"id\":\"2\",\"n\":3}\n",
+        "{\"id\":\"3\",\"meta\":{\"a\":2,\"b\":\"x\"},\"tags\":[\"p\"]}\n",
+        "{\"id\":\"4\",\"n\":\"three\",\"extra\":true}\n{\"id\":5}\n",
+    ];
+    for (i, text) in batches.iter().enumerate() {
+        let batch =
+            RawBatch::from_bytes(&format!("b{i}"), InputFormat::JsonLines, text.to_string())
+                .unwrap();
+        writer.append(&storage, batch).await.unwrap();
+    }
+    let location = storage.layout().table_location(&table);
+    let sql = "SELECT * FROM t ORDER BY _batch_id, _source_line";
+    let before = table_rows(&storage, &location, sql).await.unwrap();
+    let (_, report) = lake::Maintain::target(
+        Arc::clone(&storage),
+        MaintenanceTarget::table(storage.layout(), &table)
+            .with_sort_by(["_batch_id", "_source_line"]),
+    )
+    .with_options(at_once())
+    .await
+    .unwrap();
+    assert!(report.rewrite.files_removed >= 3, "{report:#?}");
+    assert_eq!(table_rows(&storage, &location, sql).await.unwrap(), before);
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
