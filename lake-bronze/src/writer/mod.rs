@@ -487,6 +487,29 @@ impl BronzeWriter {
     }
 
     fn writer_properties(&self, batch_id: &str, ingested_at: DateTime<Utc>) -> WriterProperties {
+        let mut metadata = self.file_metadata();
+        metadata.push(KeyValue::new(
+            "lake.ingested_at".to_string(),
+            ingested_at.to_rfc3339(),
+        ));
+        metadata.push(KeyValue::new(
+            "lake.batch_id".to_string(),
+            batch_id.to_string(),
+        ));
+        self.file_properties()
+            .set_key_value_metadata(Some(metadata))
+            .build()
+    }
+
+    /// The Parquet settings of maintenance's merged files: those of
+    /// ingestion, without the one batch's metadata (a merged file holds many).
+    fn merged_file_properties(&self) -> WriterProperties {
+        self.file_properties()
+            .set_key_value_metadata(Some(self.file_metadata()))
+            .build()
+    }
+
+    fn file_properties(&self) -> parquet::file::properties::WriterPropertiesBuilder {
         WriterProperties::builder()
             .set_compression(self.options.compression.to_parquet())
             .set_dictionary_enabled(true)
@@ -496,16 +519,16 @@ impl BronzeWriter {
             .set_column_dictionary_enabled(ColumnPath::from(columns::RAW), false)
             .set_column_statistics_enabled(ColumnPath::from(columns::RAW), EnabledStatistics::None)
             .set_max_row_group_row_count(Some(self.options.row_group_size.max(1)))
-            .set_key_value_metadata(Some(vec![
-                KeyValue::new(
-                    "lake.source_system".to_string(),
-                    self.table.namespace.to_string(),
-                ),
-                KeyValue::new("lake.table".to_string(), self.table.to_string()),
-                KeyValue::new("lake.ingested_at".to_string(), ingested_at.to_rfc3339()),
-                KeyValue::new("lake.batch_id".to_string(), batch_id.to_string()),
-            ]))
-            .build()
+    }
+
+    fn file_metadata(&self) -> Vec<KeyValue> {
+        vec![
+            KeyValue::new(
+                "lake.source_system".to_string(),
+                self.table.namespace.to_string(),
+            ),
+            KeyValue::new("lake.table".to_string(), self.table.to_string()),
+        ]
     }
 }
 
@@ -572,6 +595,7 @@ impl IngestStage for BronzeWriter {
         vec![
             lake_core::MaintenanceTarget::table(layout, table)
                 .with_keep_log(true)
+                .with_writer_properties(self.merged_file_properties())
                 .with_expiry(RetentionKind::Bronze, Expiry::Partitions),
             lake_core::MaintenanceTarget::new(
                 format!("{table} (dead letters)"),
