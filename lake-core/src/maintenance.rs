@@ -26,9 +26,9 @@
 //!    false`, and incremental readers (silver reading bronze, gold reading
 //!    silver) skip such commits' files (see [`crate::storage::changes_data`]).
 //!    Rows keep their partition. Merged rows are sorted as the layout says,
-//!    or by [`MaintenanceTarget::sort_by`]; unsorted groups are streamed a
-//!    file at a time (files in log order, so bronze stays in ingestion
-//!    order), and memory holds one file's rows.
+//!    or by [`MaintenanceTarget::sort_by`]; unsorted groups are streamed
+//!    (files in log order, so bronze stays in ingestion order), and memory
+//!    holds a few batches of them besides the file being written.
 //! 2. **Dropping deletion vectors** ([`MaintenanceOptions::with_drop_deletion_vectors`]):
 //!    the same commit rewrites every file that has one, turns
 //!    `delta.enableDeletionVectors` off and removes the feature from the
@@ -778,14 +778,18 @@ async fn maintain(
                         writer.write(batch).await?;
                     }
                 }
-                // Otherwise one file at a time, so memory holds one file's rows.
+                // Otherwise streamed: memory holds a few batches.
                 None => {
                     for file in &members {
-                        let rows =
-                            read_group(&storage, &root, &[*file], &file_schema, &name).await?;
-                        for batch in rows {
+                        let (sender, mut receiver) = tokio::sync::mpsc::channel(2);
+                        let decoding =
+                            decode_file(&storage, &root, file, &file_schema, &name, sender).await?;
+                        while let Some(batch) = receiver.recv().await {
                             writer.write(batch).await?;
                         }
+                        decoding
+                            .await
+                            .map_err(|e| LakeError::other(format!("reading {name}"), e))??;
                     }
                 }
             }
@@ -1364,57 +1368,80 @@ async fn read_group(
     schema: &SchemaRef,
     name: &str,
 ) -> Result<Vec<RecordBatch>> {
-    let store = storage.object_store();
     let mut batches = Vec::new();
     for file in files {
-        let location = Path::from_iter(root.parts().chain(file.object_store_path().parts()));
-        let bytes = store
-            .get(&location)
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(16);
+        let decoding = decode_file(storage, root, file, schema, name, sender).await?;
+        while let Some(batch) = receiver.recv().await {
+            batches.push(batch);
+        }
+        decoding
             .await
-            .map_err(|e| LakeError::storage(location.to_string(), e))?
-            .bytes()
-            .await
-            .map_err(|e| LakeError::storage(location.to_string(), e))?;
-        let deleted = match file.deletion_vector_descriptor() {
-            Some(dv) => Some(crate::deletion_vectors::read(store.as_ref(), root, &dv, name).await?),
-            None => None,
-        };
-        let context = format!("{name} file {location}");
-        let schema = Arc::clone(schema);
-        let rows = tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
-            let parquet = |e: parquet::errors::ParquetError| LakeError::other(context.clone(), e);
-            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-                .map_err(parquet)?
-                .build()
-                .map_err(parquet)?;
-            let mut at = 0u64;
-            let mut out = Vec::new();
-            let mut pending = deleted.iter().flat_map(|d| d.iter()).peekable();
-            for batch in reader {
-                let batch = batch.map_err(|e| LakeError::arrow(context.clone(), e))?;
-                let rows = batch.num_rows() as u64;
-                let batch = match pending.peek() {
-                    Some(&row) if row < at + rows => {
-                        let mut keep = BooleanBufferBuilder::new(batch.num_rows());
-                        keep.append_n(batch.num_rows(), true);
-                        while let Some(row) = pending.next_if(|&row| row < at + rows) {
-                            keep.set_bit((row - at) as usize, false);
-                        }
-                        filter_record_batch(&batch, &BooleanArray::new(keep.finish(), None))
-                            .map_err(|e| LakeError::arrow(context.clone(), e))?
-                    }
-                    _ => batch,
-                };
-                at += rows;
-                out.push(conform(batch, &schema, &context)?);
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(|e| LakeError::other(format!("reading {name}"), e))??;
-        batches.extend(rows);
+            .map_err(|e| LakeError::other(format!("reading {name}"), e))??;
     }
     Ok(batches)
+}
+
+/// Starts decoding `file` (its deletion vector applied, conformed to
+/// `schema`) on a blocking thread, which sends its batches to `out` as they
+/// come: the channel's bound is all the memory it holds. The task ends early,
+/// without error, when `out` is dropped.
+async fn decode_file(
+    storage: &StorageRef,
+    root: &Path,
+    file: &LogicalFileView,
+    schema: &SchemaRef,
+    name: &str,
+    out: tokio::sync::mpsc::Sender<RecordBatch>,
+) -> Result<tokio::task::JoinHandle<Result<()>>> {
+    let store = storage.object_store();
+    let location = Path::from_iter(root.parts().chain(file.object_store_path().parts()));
+    let bytes = store
+        .get(&location)
+        .await
+        .map_err(|e| LakeError::storage(location.to_string(), e))?
+        .bytes()
+        .await
+        .map_err(|e| LakeError::storage(location.to_string(), e))?;
+    let deleted = match file.deletion_vector_descriptor() {
+        Some(dv) => Some(crate::deletion_vectors::read(store.as_ref(), root, &dv, name).await?),
+        None => None,
+    };
+    let context = format!("{name} file {location}");
+    let schema = Arc::clone(schema);
+    Ok(tokio::task::spawn_blocking(move || -> Result<()> {
+        let parquet = |e: parquet::errors::ParquetError| LakeError::other(context.clone(), e);
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .map_err(parquet)?
+            .build()
+            .map_err(parquet)?;
+        let mut at = 0u64;
+        let mut pending = deleted.iter().flat_map(|d| d.iter()).peekable();
+        for batch in reader {
+            let batch = batch.map_err(|e| LakeError::arrow(context.clone(), e))?;
+            let rows = batch.num_rows() as u64;
+            let batch = match pending.peek() {
+                Some(&row) if row < at + rows => {
+                    let mut keep = BooleanBufferBuilder::new(batch.num_rows());
+                    keep.append_n(batch.num_rows(), true);
+                    while let Some(row) = pending.next_if(|&row| row < at + rows) {
+                        keep.set_bit((row - at) as usize, false);
+                    }
+                    filter_record_batch(&batch, &BooleanArray::new(keep.finish(), None))
+                        .map_err(|e| LakeError::arrow(context.clone(), e))?
+                }
+                _ => batch,
+            };
+            at += rows;
+            if out
+                .blocking_send(conform(batch, &schema, &context)?)
+                .is_err()
+            {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }))
 }
 
 /// `rows` as one batch sorted as `layout` says, or as they are.
