@@ -10,6 +10,7 @@
 //! lake-bench quality [--rows N] [--repeat N]
 //! lake-bench compare [--scale small|medium|large | --input DIR] [--seed N]
 //! lake-bench silver [--orders N] [--also N] [--design ours|two-merge]
+//! lake-bench small [--batches N] [--lines N] [--lake DIR]
 //! ```
 //!
 //! `bronze` measures newline-delimited JSON of the reference workload into
@@ -55,6 +56,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("quality", &["rows", "repeat"]),
     ("compare", &["scale", "seed", "input"]),
     ("silver", &["orders", "also", "design", "batch-base"]),
+    ("small", &["batches", "lines", "lake"]),
     (
         "service",
         &["clients", "batches", "lines", "retry-every", "abort-every"],
@@ -98,6 +100,7 @@ fn main() {
         Some("compare") => compare_command(&args[1..]),
         Some("silver") => silver_command(&args[1..]),
         Some("service") => service_command(&args[1..]),
+        Some("small") => small_command(&args[1..]),
         _ => Err(usage().into()),
     };
     if let Err(e) = result {
@@ -112,7 +115,7 @@ fn main() {
 }
 
 fn usage() -> String {
-    "usage: lake-bench generate [--scale small|medium|large] --out DIR [--seed N] | lake-bench bronze [--events N] [--repeat N] | lake-bench ingest --input FILE --lake DIR | lake-bench run --input DIR --lake DIR [--config FILE] | lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N] [--maintain-every N] | lake-bench maintain --lake DIR [--config FILE] | lake-bench quality [--rows N] [--repeat N] | lake-bench compare [--scale small|medium|large | --input DIR] [--seed N] | lake-bench silver [--orders N] [--also N] [--design ours|two-merge] | lake-bench service [--clients N] [--batches N] [--lines N] [--retry-every N] [--abort-every N]".to_string()
+    "usage: lake-bench generate [--scale small|medium|large] --out DIR [--seed N] | lake-bench bronze [--events N] [--repeat N] | lake-bench ingest --input FILE --lake DIR | lake-bench run --input DIR --lake DIR [--config FILE] | lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N] [--maintain-every N] | lake-bench maintain --lake DIR [--config FILE] | lake-bench quality [--rows N] [--repeat N] | lake-bench compare [--scale small|medium|large | --input DIR] [--seed N] | lake-bench silver [--orders N] [--also N] [--design ours|two-merge] | lake-bench service [--clients N] [--batches N] [--lines N] [--retry-every N] [--abort-every N] | lake-bench small [--batches N] [--lines N] [--lake DIR]".to_string()
 }
 
 /// Peak resident memory of this process in bytes (Linux), if known.
@@ -475,6 +478,103 @@ fn service_command(args: &[String]) -> AnyResult<()> {
         )
         .into());
     }
+    Ok(())
+}
+
+/// The fixed cost of a small delivery, and how it grows with the lake:
+/// `--batches` deliveries of `--lines` lines of the reference workload
+/// (default 200 of 1,000), each through `run_batch` (bronze, silver, gold)
+/// on the reference pipeline, timed one by one. Prints one JSON line per
+/// batch and a summary: the median batch and stage seconds, batch 10 and
+/// the last batch, and the medians of batches 6 to 15 and of the last ten,
+/// whose ratio says how the cost per batch grows with the lake.
+fn small_command(args: &[String]) -> AnyResult<()> {
+    let (mut batches, mut lines, mut lake) = (200usize, 1000usize, None);
+    for (key, value) in options(args, flags("small"))? {
+        match key.as_str() {
+            "batches" => batches = number(&key, &value)?.max(1),
+            "lines" => lines = number(&key, &value)?.max(1),
+            "lake" => lake = Some(value),
+            _ => unreachable!(),
+        }
+    }
+    let temporary = tempfile::tempdir()?;
+    let lake = match lake {
+        Some(lake) => lake,
+        None => temporary
+            .path()
+            .to_str()
+            .ok_or("the temporary folder's path is not UTF-8")?
+            .to_string(),
+    };
+    // Orders as many as a tenth of the events: updates and late events
+    // touch keys of earlier batches, as a service's stream does.
+    let spec = WorkloadSpec::sized(batches * lines, (batches * lines / 10).max(1), batches);
+    let texts = generate(&spec);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let pipeline = runtime.block_on(PipelineConfig::reference()?.build(Some(&lake)))?;
+    let mut seconds = Vec::with_capacity(texts.len());
+    let mut stage_seconds: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    let mut totals = lake_core::RunTotals::default();
+    for (i, text) in texts.into_iter().enumerate() {
+        let batch = RawBatch::from_bytes(
+            &format!("small-{:05}", i + 1),
+            lake_core::InputFormat::JsonLines,
+            text,
+        )?;
+        let started = Instant::now();
+        let report = runtime.block_on(pipeline.run_batch(batch))?;
+        let elapsed = started.elapsed().as_secs_f64();
+        seconds.push(elapsed);
+        totals += report.totals();
+        let stages: Vec<_> = report
+            .stages
+            .iter()
+            .map(|s| {
+                stage_seconds
+                    .entry(s.stage.clone())
+                    .or_default()
+                    .push(s.seconds);
+                serde_json::json!({ "stage": s.stage, "seconds": s.seconds })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({ "batch": i + 1, "seconds": elapsed, "stages": stages })
+        );
+    }
+    let median = |values: &[f64]| -> Option<f64> {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted.get(sorted.len() / 2).copied()
+    };
+    let window =
+        |from: usize, to: usize| median(&seconds[from.min(seconds.len())..to.min(seconds.len())]);
+    let early = window(5, 15);
+    let late = window(seconds.len().saturating_sub(10), seconds.len());
+    println!(
+        "{}",
+        serde_json::json!({
+            "benchmark": "small_batches",
+            "command": format!("lake-bench small --batches {batches} --lines {lines}"),
+            "batches": batches,
+            "lines": lines,
+            "median_seconds": median(&seconds),
+            "median_stage_seconds": stage_seconds
+                .iter()
+                .map(|(stage, values)| (stage.clone(), serde_json::json!(median(values))))
+                .collect::<serde_json::Map<_, _>>(),
+            "batch_10_seconds": seconds.get(9),
+            "last_batch_seconds": seconds.last(),
+            "median_batches_6_to_15": early,
+            "median_last_10": late,
+            "growth_last_10_over_6_to_15": early.zip(late).map(|(early, late)| late / early),
+            "totals": totals,
+            "peak_rss_bytes": peak_rss_bytes(),
+        })
+    );
     Ok(())
 }
 

@@ -103,6 +103,16 @@ async fn the_maintain_bench_keeps_every_table_exact() {
         silver["files_after"].as_u64() < silver["files_before"].as_u64(),
         "{report}"
     );
+    let bronze = report["zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|z| z["zone"] == "bronze")
+        .unwrap();
+    assert!(
+        bronze["files_after"].as_u64() < bronze["files_before"].as_u64(),
+        "{report}"
+    );
     let storage: StorageRef =
         std::sync::Arc::new(ObjectStorage::from_url(lake.to_str().unwrap()).unwrap());
     let expected = Expected::from_batches(batches.iter().map(|b| b.as_bytes()));
@@ -133,4 +143,60 @@ async fn the_gold_bench_with_maintenance_stays_exact() {
             .count(),
         2
     );
+}
+
+/// `lake-bench small`: every batch through the pipeline, timed, and the
+/// tables it leaves equal the expected ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_small_batch_bench_times_every_batch_and_stays_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let output = Command::new(env!("CARGO_BIN_EXE_lake-bench"))
+        .args(["small", "--batches", "12", "--lines", "40", "--lake"])
+        .arg(&lake)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 13, "{stdout}");
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["batches"], 12, "{summary}");
+    assert!(
+        summary["median_seconds"].as_f64().unwrap() > 0.0,
+        "{summary}"
+    );
+    assert!(
+        summary["growth_last_10_over_6_to_15"].as_f64().is_some(),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["median_stage_seconds"].as_object().unwrap().len(),
+        3,
+        "{summary}"
+    );
+    let totals = &summary["totals"];
+    assert_eq!(
+        totals["input_records"].as_u64(),
+        Some(
+            totals["bronze_rows"].as_u64().unwrap()
+                + totals["dead_lettered"].as_u64().unwrap()
+                + totals["blank_lines"].as_u64().unwrap()
+        ),
+        "{summary}"
+    );
+    let spec = lake_bench::workload::WorkloadSpec::sized(12 * 40, 48, 12);
+    let batches = lake_bench::workload::generate(&spec);
+    let storage: StorageRef =
+        std::sync::Arc::new(ObjectStorage::from_url(lake.to_str().unwrap()).unwrap());
+    let expected = Expected::from_batches(batches.iter().map(|b| b.as_bytes()));
+    let check = compare::check(&storage, &expected).await.unwrap();
+    assert!(check.matches(), "{check:?}");
 }
