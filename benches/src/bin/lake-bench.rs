@@ -10,7 +10,7 @@
 //! lake-bench quality [--rows N] [--repeat N]
 //! lake-bench compare [--scale small|medium|large | --input DIR] [--seed N]
 //! lake-bench silver [--orders N] [--also N] [--design ours|two-merge]
-//! lake-bench small [--batches N] [--lines N] [--lake DIR]
+//! lake-bench small [--batches N] [--lines N] [--lake DIR] [--maintain-every N]
 //! ```
 //!
 //! `bronze` measures newline-delimited JSON of the reference workload into
@@ -56,7 +56,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("quality", &["rows", "repeat"]),
     ("compare", &["scale", "seed", "input"]),
     ("silver", &["orders", "also", "design", "batch-base"]),
-    ("small", &["batches", "lines", "lake"]),
+    ("small", &["batches", "lines", "lake", "maintain-every"]),
     (
         "service",
         &["clients", "batches", "lines", "retry-every", "abort-every"],
@@ -115,7 +115,7 @@ fn main() {
 }
 
 fn usage() -> String {
-    "usage: lake-bench generate [--scale small|medium|large] --out DIR [--seed N] | lake-bench bronze [--events N] [--repeat N] | lake-bench ingest --input FILE --lake DIR | lake-bench run --input DIR --lake DIR [--config FILE] | lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N] [--maintain-every N] | lake-bench maintain --lake DIR [--config FILE] | lake-bench quality [--rows N] [--repeat N] | lake-bench compare [--scale small|medium|large | --input DIR] [--seed N] | lake-bench silver [--orders N] [--also N] [--design ours|two-merge] | lake-bench service [--clients N] [--batches N] [--lines N] [--retry-every N] [--abort-every N] | lake-bench small [--batches N] [--lines N] [--lake DIR]".to_string()
+    "usage: lake-bench generate [--scale small|medium|large] --out DIR [--seed N] | lake-bench bronze [--events N] [--repeat N] | lake-bench ingest --input FILE --lake DIR | lake-bench run --input DIR --lake DIR [--config FILE] | lake-bench gold [--orders N] [--dates N] [--touched N] [--rounds N] [--maintain-every N] | lake-bench maintain --lake DIR [--config FILE] | lake-bench quality [--rows N] [--repeat N] | lake-bench compare [--scale small|medium|large | --input DIR] [--seed N] | lake-bench silver [--orders N] [--also N] [--design ours|two-merge] | lake-bench service [--clients N] [--batches N] [--lines N] [--retry-every N] [--abort-every N] | lake-bench small [--batches N] [--lines N] [--lake DIR] [--maintain-every N]".to_string()
 }
 
 /// Peak resident memory of this process in bytes (Linux), if known.
@@ -487,14 +487,18 @@ fn service_command(args: &[String]) -> AnyResult<()> {
 /// on the reference pipeline, timed one by one. Prints one JSON line per
 /// batch and a summary: the median batch and stage seconds, batch 10 and
 /// the last batch, and the medians of batches 6 to 15 and of the last ten,
-/// whose ratio says how the cost per batch grows with the lake.
+/// whose ratio says how the cost per batch grows with the lake. With
+/// `--maintain-every N`, the whole lake is maintained (untimed, vacuum
+/// without retention: nothing else reads the benchmark's lake) after every
+/// N-th batch.
 fn small_command(args: &[String]) -> AnyResult<()> {
-    let (mut batches, mut lines, mut lake) = (200usize, 1000usize, None);
+    let (mut batches, mut lines, mut lake, mut maintain_every) = (200usize, 1000usize, None, None);
     for (key, value) in options(args, flags("small"))? {
         match key.as_str() {
             "batches" => batches = number(&key, &value)?.max(1),
             "lines" => lines = number(&key, &value)?.max(1),
             "lake" => lake = Some(value),
+            "maintain-every" => maintain_every = Some(number(&key, &value)?.max(1)),
             _ => unreachable!(),
         }
     }
@@ -540,9 +544,16 @@ fn small_command(args: &[String]) -> AnyResult<()> {
                 serde_json::json!({ "stage": s.stage, "seconds": s.seconds })
             })
             .collect();
+        let maintained = maintain_every.is_some_and(|n| (i + 1) % n == 0);
+        if maintained {
+            let options = lake_core::MaintenanceOptions::default()
+                .with_vacuum_retention(std::time::Duration::ZERO)
+                .with_short_retention(true);
+            runtime.block_on(pipeline.maintain().with_options(options).into_future())?;
+        }
         println!(
             "{}",
-            serde_json::json!({ "batch": i + 1, "seconds": elapsed, "stages": stages })
+            serde_json::json!({ "batch": i + 1, "seconds": elapsed, "stages": stages, "maintained_after": maintained })
         );
     }
     let median = |values: &[f64]| -> Option<f64> {
@@ -558,7 +569,11 @@ fn small_command(args: &[String]) -> AnyResult<()> {
         "{}",
         serde_json::json!({
             "benchmark": "small_batches",
-            "command": format!("lake-bench small --batches {batches} --lines {lines}"),
+            "command": format!(
+                "lake-bench small --batches {batches} --lines {lines}{}",
+                maintain_every.map_or(String::new(), |n| format!(" --maintain-every {n}"))
+            ),
+            "maintain_every": maintain_every,
             "batches": batches,
             "lines": lines,
             "median_seconds": median(&seconds),
