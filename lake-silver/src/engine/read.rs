@@ -10,7 +10,7 @@
 //! its batch id from the files that hold its rows now (see
 //! [`read_added_rows`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, RecordBatch, UInt32Array, new_null_array};
@@ -252,14 +252,10 @@ async fn read_added_rows(
                 .collect()
         }
     };
-    // The live files, with their partitions (hive paths).
-    let live: HashMap<Path, String> = snapshot
+    let live: HashSet<Path> = snapshot
         .log_data()
         .iter()
-        .map(|file| {
-            let partition = hive_path(file.partition_values_map().into_iter());
-            (file.object_store_path(), partition)
-        })
+        .map(|file| file.object_store_path())
         .collect();
     let root = storage.object_path(&storage.layout().table_location(id))?;
     let store = storage.object_store();
@@ -277,7 +273,7 @@ async fn read_added_rows(
             let path = add.get("path").and_then(|p| p.as_str()).unwrap_or_default();
             paths.push(Path::from_url_path(path).map_err(|e| LakeError::storage(path, e.into()))?);
         }
-        if paths.iter().all(|path| live.contains_key(path)) {
+        if paths.iter().all(|path| live.contains(path)) {
             let mut batches = Vec::new();
             for relative in &paths {
                 let location = Path::from_iter(root.parts().chain(relative.parts()));
@@ -314,7 +310,7 @@ async fn read_added_rows(
         find_moved(
             &mut per_version,
             &moved,
-            (store.as_ref(), &root, &live),
+            (store.as_ref(), &root, snapshot),
             columns,
             &name,
         )
@@ -351,10 +347,10 @@ struct Moved {
 async fn find_moved(
     per_version: &mut [(u64, Vec<RecordBatch>)],
     moved: &[Moved],
-    (store, root, live): (
+    (store, root, snapshot): (
         &dyn lake_core::object_store::ObjectStore,
         &Path,
-        &HashMap<Path, String>,
+        &deltalake::table::state::DeltaTableState,
     ),
     columns: Option<&[&str]>,
     name: &str,
@@ -363,10 +359,13 @@ async fn find_moved(
         .iter()
         .flat_map(|m| m.partitions.iter().map(String::as_str))
         .collect();
-    let mut candidates: Vec<&Path> = live
+    let mut candidates: Vec<Path> = snapshot
+        .log_data()
         .iter()
-        .filter(|(_, partition)| partitions.contains(partition.as_str()))
-        .map(|(path, _)| path)
+        .filter(|file| {
+            partitions.contains(hive_path(file.partition_values_map().into_iter()).as_str())
+        })
+        .map(|file| file.object_store_path())
         .collect();
     candidates.sort();
     let wanted: HashMap<&str, usize> = moved
@@ -375,7 +374,7 @@ async fn find_moved(
         .map(|(i, m)| (m.batch_id.as_str(), i))
         .collect();
     let mut found: Vec<Vec<RecordBatch>> = vec![Vec::new(); moved.len()];
-    for relative in candidates {
+    for relative in &candidates {
         let location = Path::from_iter(root.parts().chain(relative.parts()));
         let bytes = crate::engine::fetch(store, &location).await?;
         for batch in read_file(bytes, &location, columns)? {
@@ -426,13 +425,7 @@ fn split_by_batch(
             continue;
         }
         let indices = UInt32Array::from(rows);
-        let columns = batch
-            .columns()
-            .iter()
-            .map(|c| arrow::compute::take(c, &indices, None))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(fail)?;
-        found[i].push(RecordBatch::try_new(batch.schema(), columns).map_err(fail)?);
+        found[i].push(arrow::compute::take_record_batch(batch, &indices).map_err(fail)?);
     }
     Ok(())
 }
