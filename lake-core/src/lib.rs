@@ -34,6 +34,7 @@
 pub mod bookmark;
 pub mod catalog;
 pub mod deletion_vectors;
+pub mod erasure;
 pub mod error;
 pub mod fingerprint;
 pub mod ident;

@@ -1316,7 +1316,7 @@ fn without_deletion_vectors(
 }
 
 /// The table's columns that files hold: all but the partition columns.
-fn data_schema(snapshot: &deltalake::table::state::DeltaTableState) -> SchemaRef {
+pub(crate) fn data_schema(snapshot: &deltalake::table::state::DeltaTableState) -> SchemaRef {
     let partitions = snapshot.metadata().partition_columns();
     let schema = snapshot.snapshot().arrow_schema();
     Arc::new(Schema::new(
@@ -1386,7 +1386,7 @@ async fn read_group(
 /// `schema`) on a blocking thread, which sends its batches to `out` as they
 /// come: the channel's bound is all the memory it holds. The task ends early,
 /// without error, when `out` is dropped.
-async fn decode_file(
+pub(crate) async fn decode_file(
     storage: &StorageRef,
     root: &Path,
     file: &LogicalFileView,
@@ -1483,7 +1483,7 @@ fn sorted(
 /// Writes rows into new files of one partition (with `values`, as the log
 /// holds them), at most the layout's rows per file; the adds carry
 /// `dataChange: false`.
-struct GroupWriter<'a> {
+pub(crate) struct GroupWriter<'a> {
     writer: RecordBatchWriter,
     partition: IndexMap<String, Scalar>,
     max_rows: Option<usize>,
@@ -1493,7 +1493,7 @@ struct GroupWriter<'a> {
 }
 
 impl<'a> GroupWriter<'a> {
-    fn new(
+    pub(crate) fn new(
         table: &DeltaTable,
         values: &HashMap<String, Option<String>>,
         layout: Option<&PartitionLayout>,
@@ -1537,7 +1537,7 @@ impl<'a> GroupWriter<'a> {
         })
     }
 
-    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+    pub(crate) async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         let name = self.name;
         let delta = |e| LakeError::delta(name, e);
         let mut at = 0;
@@ -1560,7 +1560,7 @@ impl<'a> GroupWriter<'a> {
         Ok(())
     }
 
-    async fn finish(mut self) -> Result<Vec<deltalake::kernel::Add>> {
+    pub(crate) async fn finish(mut self) -> Result<Vec<deltalake::kernel::Add>> {
         let name = self.name;
         let flushed = self
             .writer

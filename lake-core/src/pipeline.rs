@@ -171,6 +171,46 @@ impl Pipeline {
         }
     }
 
+    /// An erasure of `subject` from every table of the pipeline, when
+    /// awaited: its rows leave bronze, the dead letters and the run
+    /// records, silver is rebuilt and gold refreshed from what is left,
+    /// and the files and log entries that held it are purged (see
+    /// [`crate::erasure`]).
+    pub fn erase(&self, subject: crate::erasure::Subject) -> crate::erasure::EraseLake<'_> {
+        crate::erasure::EraseLake {
+            pipeline: self,
+            subject,
+            key: None,
+            requested_by: None,
+            dry_run: false,
+        }
+    }
+
+    /// The tables that hold records, whose rows an erasure removes: each
+    /// ingest stage's, then the run and quality records. An ingest stage
+    /// that does not name its tables refuses the erasure.
+    pub fn erasure_targets(&self) -> Result<Vec<crate::erasure::ErasureTarget>> {
+        let layout = self.storage.layout();
+        let mut targets = Vec::new();
+        for stage in &self.ingest {
+            let Some(tables) = stage.erasure_targets(layout) else {
+                return Err(LakeError::config(
+                    stage.name(),
+                    "the stage does not say which of its tables hold records, so a subject cannot be erased from them",
+                ));
+            };
+            targets.extend(tables);
+        }
+        for name in [crate::runs::RUNS, crate::runs::QUALITY] {
+            let ident = crate::ident::Ident::new(name)?;
+            targets.push(crate::erasure::ErasureTarget::new(MaintenanceTarget::new(
+                format!("_metadata.{name}"),
+                layout.metadata(&ident),
+            )));
+        }
+        Ok(targets)
+    }
+
     /// Every table [`maintain`](Self::maintain) looks after, in stage order,
     /// each once.
     pub fn maintenance_targets(&self) -> Vec<MaintenanceTarget> {
@@ -469,7 +509,7 @@ impl Pipeline {
         }
     }
 
-    fn context(&self, target: &TableId, run_id: &str) -> StageContext {
+    pub(crate) fn context(&self, target: &TableId, run_id: &str) -> StageContext {
         let context = StageContext::new(Arc::clone(&self.storage))
             .with_validators(self.validators.get(target).cloned().unwrap_or_default())
             .with_run_id(run_id);

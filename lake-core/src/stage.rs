@@ -14,6 +14,7 @@ use std::sync::Arc;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 
+use crate::erasure::ErasureTarget;
 use crate::layout::LakeLayout;
 use crate::maintenance::MaintenanceTarget;
 use bytes::Bytes;
@@ -373,6 +374,15 @@ pub trait IngestStage: Send + Sync + fmt::Debug {
             ),
         ]
     }
+
+    /// The tables holding records that an [erasure](crate::erasure)
+    /// removes a subject's rows from, with the columns whose text may name
+    /// it. None by default: an erasure then refuses the pipeline, since it
+    /// cannot know where the stage keeps records.
+    fn erasure_targets(&self, layout: &LakeLayout) -> Option<Vec<ErasureTarget>> {
+        let _ = layout;
+        None
+    }
 }
 
 /// Types, validates and versions records from bronze (or silver) into a silver table.
@@ -409,6 +419,18 @@ pub trait RefineStage: Send + Sync + fmt::Debug {
 
     /// Processes everything committed to the sources since the stage's bookmark.
     async fn refine(&self, context: &StageContext) -> Result<RefineReport>;
+
+    /// Recomputes the target (and every table it keeps beside it) from
+    /// what the sources hold now, replacing what it held, and moves the
+    /// bookmark to their latest versions: what an [erasure](crate::erasure)
+    /// runs once the sources lost a subject's rows. Refused by default.
+    async fn rebuild(&self, context: &StageContext) -> Result<RefineReport> {
+        let _ = context;
+        Err(LakeError::config(
+            self.name(),
+            "this stage cannot be rebuilt from its sources, so an erasure cannot recompute it",
+        ))
+    }
 
     /// The tables [`crate::maintenance`] keeps compact, with their layouts:
     /// the target and its quarantine, by default.

@@ -172,4 +172,14 @@ impl RefineStage for SilverTable {
         }
         Ok(report)
     }
+
+    async fn rebuild(&self, context: &StageContext) -> Result<RefineReport> {
+        let report = SilverTable::rebuild(self, &context.storage)
+            .with_validators(&context.validators)
+            .await?;
+        if let Some(catalog) = &context.catalog {
+            self.register(&context.storage, catalog).await?;
+        }
+        Ok(report)
+    }
 }

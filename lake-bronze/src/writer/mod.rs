@@ -607,6 +607,32 @@ impl IngestStage for BronzeWriter {
             ),
         ]
     }
+
+    /// The bronze table, whose rows name the subject in the subject's
+    /// column or anywhere in `_raw` (the record as delivered), counted by
+    /// batch so that silver still finds each batch's rows; and the dead
+    /// letters, searched in every text column (the raw text of a record
+    /// that never parsed has no columns).
+    fn erasure_targets(
+        &self,
+        layout: &lake_core::LakeLayout,
+    ) -> Option<Vec<lake_core::erasure::ErasureTarget>> {
+        use lake_core::erasure::ErasureTarget;
+        let table = &self.table;
+        Some(vec![
+            ErasureTarget::new(
+                lake_core::MaintenanceTarget::table(layout, table)
+                    .with_keep_log(true)
+                    .with_writer_properties(self.merged_file_properties()),
+            )
+            .with_text_columns([crate::columns::RAW])
+            .with_count_by(crate::columns::BATCH_ID),
+            ErasureTarget::new(lake_core::MaintenanceTarget::new(
+                format!("{table} (dead letters)"),
+                layout.dead_letter(table),
+            )),
+        ])
+    }
 }
 
 /// Bytes of a payload whose size is known up front (files and buffers).

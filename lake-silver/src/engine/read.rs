@@ -310,7 +310,7 @@ async fn read_added_rows(
         find_moved(
             &mut per_version,
             &moved,
-            (store.as_ref(), &root, snapshot),
+            (bronze, store.as_ref(), &root),
             columns,
             &name,
         )
@@ -347,14 +347,15 @@ struct Moved {
 async fn find_moved(
     per_version: &mut [(u64, Vec<RecordBatch>)],
     moved: &[Moved],
-    (store, root, snapshot): (
+    (bronze, store, root): (
+        &DeltaTable,
         &dyn lake_core::object_store::ObjectStore,
         &Path,
-        &deltalake::table::state::DeltaTableState,
     ),
     columns: Option<&[&str]>,
     name: &str,
 ) -> Result<()> {
+    let snapshot = bronze.snapshot().map_err(|e| LakeError::delta(name, e))?;
     let partitions: BTreeSet<&str> = moved
         .iter()
         .flat_map(|m| m.partitions.iter().map(String::as_str))
@@ -381,12 +382,23 @@ async fn find_moved(
             split_by_batch(&batch, &wanted, &mut found, &location)?;
         }
     }
+    // An erasure after a commit removed some of its rows, and says how many.
+    let mut erased = None;
     for (m, rows) in moved.iter().zip(found) {
         let count: u64 = rows.iter().map(|b| b.num_rows() as u64).sum();
-        if count != m.rows {
+        if count < m.rows && erased.is_none() {
+            let first = moved.iter().map(|m| m.version).min().unwrap_or(0);
+            erased = Some(lake_core::erasure::erased_after(bronze, first, name).await?);
+        }
+        let gone = erased
+            .as_ref()
+            .and_then(|e| e.get(&m.batch_id))
+            .copied()
+            .unwrap_or(0);
+        if count != m.rows.saturating_sub(gone) {
             return Err(LakeError::not_found(format!(
-                "{} of the {} rows commit {} of {name} added (batch {:?}): its files were rewritten or removed, and the live files hold {count} rows of that batch (did retention remove its partition before silver read it?)",
-                m.rows.saturating_sub(count),
+                "{} of the {} rows commit {} of {name} added (batch {:?}, {gone} of them erased since): its files were rewritten or removed, and the live files hold {count} rows of that batch (did retention remove its partition before silver read it?)",
+                m.rows.saturating_sub(gone).saturating_sub(count),
                 m.rows,
                 m.version,
                 m.batch_id,

@@ -1,6 +1,7 @@
 //! The `lake` binary's commands, one module each.
 
 mod cost;
+mod erase;
 mod init;
 mod lifecycle;
 mod maintain;
@@ -34,6 +35,7 @@ enum Command {
     Status(status::StatusArgs),
     Sql(sql::SqlArgs),
     Maintain(maintain::MaintainArgs),
+    Erase(erase::EraseArgs),
     Cost(cost::CostArgs),
     Lifecycle(lifecycle::LifecycleArgs),
 }
@@ -178,6 +180,7 @@ pub(crate) fn main() -> i32 {
             Command::Status(args) => status::status(args).await,
             Command::Sql(args) => sql::sql(args).await,
             Command::Maintain(args) => maintain::maintain(args).await,
+            Command::Erase(args) => erase::erase(args).await,
             Command::Cost(args) => cost::cost(args).await,
             Command::Lifecycle(args) => lifecycle::lifecycle(args).await,
         }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod docs;
+mod erase;
 mod interop;
 mod maintain;
 mod support;
