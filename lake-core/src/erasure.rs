@@ -3,12 +3,13 @@
 //!
 //! ```no_run
 //! # async fn example(pipeline: lake_core::Pipeline) -> lake_core::Result<()> {
-//! use lake_core::erasure::{ErasureKey, Subject};
+//! use lake_core::erasure::Subject;
+//! use lake_core::pii::PiiKey;
 //!
 //! let subject = Subject::new("customer_id", ["C-1042"])?;
 //! let report = pipeline
 //!     .erase(subject)
-//!     .with_key(ErasureKey::from_env()?)
+//!     .with_key(PiiKey::from_env()?)
 //!     .with_requested_by("privacy ticket 7731")
 //!     .await?;
 //! println!("{} rows erased", report.rows_erased());
@@ -57,7 +58,8 @@
 //! 4. **The record**, a JSON file under `_metadata/erasures/`: when, who
 //!    asked ([`EraseLake::with_requested_by`]), every table with the rows
 //!    erased and the versions written, and the subject as keyed hashes
-//!    (HMAC-SHA256 with the [`ErasureKey`], never stored in the lake), so an
+//!    (HMAC-SHA256 under the [`PiiKey`] of [`crate::pii`], which pseudonymises
+//!    silver's tagged columns too; never stored in the lake), so an
 //!    auditor holding the key can check a value against it.
 //!
 //! # What erasure cannot reach
@@ -88,7 +90,6 @@ use deltalake::kernel::{Action, LogicalFileView};
 use deltalake::operations::vacuum::VacuumMode;
 use deltalake::protocol::DeltaOperation;
 use futures::TryStreamExt;
-use hmac::{Hmac, KeyInit, Mac};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::Serialize;
@@ -97,6 +98,7 @@ use tracing::info;
 
 use crate::error::{LakeError, Result};
 use crate::maintenance::{GroupWriter, MaintenanceTarget, data_schema, decode_file, rewrite_fence};
+use crate::pii::PiiKey;
 use crate::stage::{AggregateReport, RefineReport};
 use crate::storage::{StorageExt, StorageRef};
 
@@ -107,9 +109,6 @@ pub const ERASURE_COMMIT_METADATA: &str = "lake.erasure";
 
 /// The folder of the erasure records, under `_metadata/`.
 pub const ERASURES: &str = "erasures";
-
-/// The environment variable [`ErasureKey::from_env`] reads.
-pub const KEY_ENV: &str = "LAKE_PII_KEY";
 
 /// What replaces a string of a `commitInfo` that names the subject.
 pub const ERASED: &str = "[erased]";
@@ -228,69 +227,10 @@ fn names(text: &[u8], value: &[u8]) -> bool {
     memchr::memmem::find_iter(text, value).any(|at| {
         let before = at.checked_sub(1).map(|i| &text[i]);
         let after = text.get(at + value.len());
-        !(word(first) && before.is_some_and(word)) && !(word(last) && after.is_some_and(word))
+        let joined_before = word(first) && before.is_some_and(word);
+        let joined_after = word(last) && after.is_some_and(word);
+        !(joined_before || joined_after)
     })
-}
-
-/// The key of the keyed hashes an erasure record holds instead of the
-/// subject's values. Keep it outside the lake (a secret store, an
-/// environment variable): with it, a hash can be checked against a value;
-/// without it, a hash of a short identifier cannot be reversed by trying
-/// every identifier.
-#[derive(Clone)]
-pub struct ErasureKey(Vec<u8>);
-
-impl std::fmt::Debug for ErasureKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ErasureKey(..)")
-    }
-}
-
-impl ErasureKey {
-    /// The shortest key accepted, in bytes.
-    pub const MIN_BYTES: usize = 16;
-
-    /// The key `bytes`; refused under [`Self::MIN_BYTES`].
-    pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self> {
-        let bytes = bytes.into();
-        if bytes.len() < Self::MIN_BYTES {
-            return Err(LakeError::config(
-                KEY_ENV,
-                format!(
-                    "the key is {} bytes; it needs at least {}",
-                    bytes.len(),
-                    Self::MIN_BYTES
-                ),
-            ));
-        }
-        Ok(Self(bytes))
-    }
-
-    /// The key in the environment variable [`KEY_ENV`] (its UTF-8 bytes).
-    pub fn from_env() -> Result<Self> {
-        match std::env::var(KEY_ENV) {
-            Ok(text) => Self::new(text.into_bytes()),
-            Err(_) => Err(LakeError::config(
-                KEY_ENV,
-                format!(
-                    "not set: an erasure records the subject as keyed hashes; set {KEY_ENV} to a secret of at least {} bytes kept outside the lake",
-                    Self::MIN_BYTES
-                ),
-            )),
-        }
-    }
-
-    /// HMAC-SHA256 of `value` under the key, as lowercase hex.
-    pub fn hash(&self, value: &str) -> String {
-        let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&self.0)
-            .expect("HMAC takes a key of any length");
-        mac.update(value.as_bytes());
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
 }
 
 /// Which string columns of a table may name a subject in their text.
@@ -527,11 +467,12 @@ fn count_by(
         if hit == Some(true) {
             *counts
                 .entry(
-                    values
-                        .is_valid(row)
-                        .then(|| values.value(row))
-                        .unwrap_or("")
-                        .to_string(),
+                    if values.is_valid(row) {
+                        values.value(row)
+                    } else {
+                        ""
+                    }
+                    .to_string(),
                 )
                 .or_default() += 1;
         }
@@ -806,15 +747,15 @@ impl ErasureReport {
 pub struct EraseLake<'a> {
     pub(crate) pipeline: &'a crate::Pipeline,
     pub(crate) subject: Subject,
-    pub(crate) key: Option<ErasureKey>,
+    pub(crate) key: Option<PiiKey>,
     pub(crate) requested_by: Option<String>,
     pub(crate) dry_run: bool,
 }
 
 impl EraseLake<'_> {
     /// Hashes the subject in the record with `key` (default:
-    /// [`ErasureKey::from_env`]).
-    pub fn with_key(mut self, key: ErasureKey) -> Self {
+    /// [`PiiKey::from_env`]).
+    pub fn with_key(mut self, key: PiiKey) -> Self {
         self.key = Some(key);
         self
     }
@@ -840,7 +781,7 @@ impl<'a> IntoFuture for EraseLake<'a> {
         Box::pin(async move {
             let key = match self.key {
                 Some(key) => key,
-                None => ErasureKey::from_env()?,
+                None => PiiKey::from_env()?,
             };
             let started_at = Utc::now();
             let id = uuid::Uuid::new_v4().to_string();
@@ -948,31 +889,6 @@ mod tests {
         assert!(Subject::new("customer_id", ["  "]).is_err());
         assert!(Subject::new("customer_id", Vec::<String>::new()).is_err());
         assert!(Subject::new(" ", ["C-1"]).is_err());
-    }
-
-    #[test]
-    fn the_hash_is_keyed() {
-        let a = ErasureKey::new(b"0123456789abcdef".to_vec()).unwrap();
-        let b = ErasureKey::new(b"fedcba9876543210".to_vec()).unwrap();
-        assert_eq!(a.hash("C-10"), a.hash("C-10"));
-        assert_ne!(a.hash("C-10"), b.hash("C-10"));
-        assert_ne!(a.hash("C-10"), a.hash("C-11"));
-        assert_eq!(a.hash("C-10").len(), 64);
-        assert!(ErasureKey::new(b"short".to_vec()).is_err());
-        // RFC 4231, test case 2 ("Jefe" is under the minimum, so the MAC
-        // is checked directly).
-        let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(b"Jefe").unwrap();
-        mac.update(b"what do ya want for nothing?");
-        let hex: String = mac
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(
-            hex,
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
     }
 
     #[test]

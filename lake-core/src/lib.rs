@@ -40,6 +40,7 @@ pub mod fingerprint;
 pub mod ident;
 pub mod layout;
 pub mod maintenance;
+pub mod pii;
 pub mod pipeline;
 pub mod pruning;
 pub mod report;

@@ -51,6 +51,14 @@ impl SilverTable {
         })
     }
 
+    /// Hashes the spec's `pii = "hash"` columns under `key` (by default,
+    /// the key in `LAKE_PII_KEY`; see [`lake_core::pii`]).
+    #[must_use]
+    pub fn with_pii_key(mut self, key: lake_core::pii::PiiKey) -> Self {
+        self.engine.set_pii_key(key);
+        self
+    }
+
     /// The spec.
     pub fn spec(&self) -> &SilverSpec {
         self.engine.spec()

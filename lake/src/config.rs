@@ -212,6 +212,10 @@ pub struct SilverConfig {
     /// A declarative silver spec, instead of `stage`.
     #[serde(default)]
     pub spec: Option<SilverSpec>,
+    /// Personal data of `stage`'s columns (`pii = { customer_id = "hash" }`;
+    /// see [`lake_core::pii`]); a `spec` tags its own columns.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pii: BTreeMap<String, lake_core::pii::Pii>,
 }
 
 impl SilverConfig {
@@ -223,6 +227,7 @@ impl SilverConfig {
             target: Some(target),
             mode: Mode::Scd2,
             spec: None,
+            pii: BTreeMap::new(),
         }
     }
 
@@ -234,6 +239,7 @@ impl SilverConfig {
             target: None,
             mode: Mode::default(),
             spec: Some(spec),
+            pii: BTreeMap::new(),
         }
     }
 
@@ -256,9 +262,27 @@ impl SilverConfig {
                         "the `orders` stage needs `source` and `target`",
                     ));
                 };
-                SilverSpec::orders(source.clone(), target.clone())?.with_mode(self.mode)
+                let mut spec =
+                    SilverSpec::orders(source.clone(), target.clone())?.with_mode(self.mode);
+                for (name, tag) in &self.pii {
+                    let Some(column) = spec.columns.iter_mut().find(|c| c.name.as_str() == name)
+                    else {
+                        return Err(LakeError::config(
+                            field("pii"),
+                            format!("`{name}` is not a column of the `orders` stage"),
+                        ));
+                    };
+                    column.pii = Some(*tag);
+                }
+                spec
             }
             (None, Some(spec)) => {
+                if !self.pii.is_empty() {
+                    return Err(LakeError::config(
+                        field("pii"),
+                        "with `spec`, tag the spec's columns (`pii = \"hash\"` in [[columns]])",
+                    ));
+                }
                 if self.source.is_some() || self.target.is_some() {
                     return Err(LakeError::config(
                         field("source"),

@@ -460,12 +460,19 @@ impl GlueCatalog {
         let mut columns = Vec::new();
         let mut keys = Vec::new();
         for field in definition.schema.fields() {
-            let column = Column::builder()
+            let mut column = Column::builder()
                 .name(glue_name("column", field.name())?)
                 .r#type(hive_type(field).map_err(|message| LakeError::Schema {
                     table: table.to_string(),
                     message,
-                })?)
+                })?);
+            // A personal-data tag, where Athena and Lake Formation users see it.
+            if let Some(tag) = field.metadata().get(lake_core::pii::PII_METADATA) {
+                column = column
+                    .parameters(lake_core::pii::PII_METADATA, tag)
+                    .comment(format!("personal data, stored as: {tag}"));
+            }
+            let column = column
                 .build()
                 .map_err(|e| glue_error("CreateTable", table, e))?;
             if partition_keys.contains(&field.name().as_str()) {

@@ -55,6 +55,7 @@ pub(crate) use commit::maintenance_targets;
 mod key_filter;
 mod keys;
 mod log;
+mod pii;
 mod plan;
 mod quarantine;
 mod read;
@@ -88,6 +89,8 @@ use read::Slice;
 pub(crate) struct Engine {
     spec: SilverSpec,
     typer: TyperRef,
+    /// The key of `pii = "hash"` columns (else the environment's).
+    pii_key: Option<lake_core::pii::PiiKey>,
 }
 
 impl Engine {
@@ -96,7 +99,16 @@ impl Engine {
     pub(crate) fn new(spec: SilverSpec, typer: TyperRef) -> Result<Self> {
         spec.check()?;
         typer.check(&spec)?;
-        Ok(Self { spec, typer })
+        Ok(Self {
+            spec,
+            typer,
+            pii_key: None,
+        })
+    }
+
+    /// Hashes `pii = "hash"` columns under `key`.
+    pub(crate) fn set_pii_key(&mut self, key: lake_core::pii::PiiKey) {
+        self.pii_key = Some(key);
     }
 
     /// The spec.
@@ -170,6 +182,13 @@ impl Engine {
         // 2. Typing and expectations.
         let mut typed = self.typer.type_rows(spec, added.rows.clone()).await?;
         typed.check_accounted(added.rows.num_rows(), self.typer.as_ref())?;
+        if pii::tags_any(spec) {
+            let key = match &self.pii_key {
+                Some(key) => Some(key.clone()),
+                None => lake_core::pii::PiiKey::from_env_if_set()?,
+            };
+            typed.events = pii::protect(spec, typed.events, key.as_ref())?;
+        }
         let log = EventLog::open(storage, spec, &typed.events.schema(), rebuild).await?;
         // A column bronze has not typed the same way as before (an
         // undeclared type that changed) converts or fails, never nulls.

@@ -117,7 +117,15 @@ impl Typer for ReferenceRules {
     fn check(&self, spec: &SilverSpec) -> Result<()> {
         // The rules produce the reference columns, whatever the spec says:
         // only the knobs that do not change them may differ.
-        let reference = SilverSpec::orders(spec.source.clone(), spec.target.clone())?;
+        let mut reference = SilverSpec::orders(spec.source.clone(), spec.target.clone())?;
+        // Personal-data tags apply to the typed columns, whatever typed them.
+        for column in &mut reference.columns {
+            column.pii = spec
+                .columns
+                .iter()
+                .find(|c| c.name == column.name)
+                .and_then(|c| c.pii);
+        }
         let same = SilverSpec {
             mode: spec.mode,
             cdc: spec.cdc,

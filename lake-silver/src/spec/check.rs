@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use lake_core::pii::Pii;
 use lake_core::{Ident, LakeError, Result, Zone};
 
 use super::{
@@ -179,6 +180,7 @@ impl SilverSpec {
                 ));
             }
         }
+        self.check_pii()?;
         let validity = [
             &self.validity.from,
             &self.validity.to,
@@ -193,6 +195,45 @@ impl SilverSpec {
                     "validity",
                     format!("`{name}` is already a column of {target}"),
                 ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SilverSpec {
+    /// A column tagged as personal data must still do its job: a key may
+    /// only be hashed (its pseudonym still tells keys apart, a mask would
+    /// merge them), a sequence column cannot be tagged (versions are
+    /// ordered by it), nor can the columns gold refreshes by or files are
+    /// clustered by, and a dropped column cannot be tracked by name.
+    fn check_pii(&self) -> Result<()> {
+        let target = &self.target;
+        for (i, column) in self.columns.iter().enumerate() {
+            let Some(pii) = column.pii else { continue };
+            let name = &column.name;
+            let refuse = |why: &str| {
+                Err(LakeError::config(
+                    format!("columns[{i}].pii"),
+                    format!("`{name}` of {target} cannot be pii = \"{pii}\": {why}"),
+                ))
+            };
+            if self.sequence_by.contains(name) {
+                return refuse("it is a sequence column, which orders the versions");
+            }
+            if self.keys.contains(name) && pii != Pii::Hash {
+                return refuse(
+                    "it is a key column; a key can only be hashed, which keeps keys apart",
+                );
+            }
+            if self.cluster_by.as_ref() == Some(name) || self.touched.contains(name) {
+                return refuse("gold refreshes by it or files are clustered by it");
+            }
+            if pii == Pii::Drop
+                && let TrackHistory::Include(list) = &self.track_history
+                && list.contains(name)
+            {
+                return refuse("track_history names it, and a dropped column is not stored");
             }
         }
         Ok(())

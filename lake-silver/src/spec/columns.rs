@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use arrow::datatypes::{DataType, TimeUnit};
+use lake_core::pii::Pii;
 use lake_core::{Ident, LakeError, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -24,6 +25,10 @@ pub struct ColumnSpec {
     /// The type cast to (safely); the bronze type when absent.
     #[serde(default, rename = "type")]
     pub data_type: Option<ColumnType>,
+    /// Personal data: stored as a keyed hash, masked, or not at all (see
+    /// [`lake_core::pii`]); none: stored as typed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pii: Option<Pii>,
 }
 
 impl ColumnSpec {
@@ -34,7 +39,15 @@ impl ColumnSpec {
             from: None,
             expr: None,
             data_type: None,
+            pii: None,
         })
+    }
+
+    /// Tags the column as personal data: silver stores it as `pii` says.
+    #[must_use]
+    pub fn pii(mut self, pii: Pii) -> Self {
+        self.pii = Some(pii);
+        self
     }
 
     /// Reads the bronze column `from`.

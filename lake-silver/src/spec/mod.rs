@@ -368,11 +368,11 @@ impl SilverSpec {
     }
 
     /// The silver columns of the business: mapped columns other than the
-    /// sequence columns, in order.
+    /// sequence columns and those tagged `pii = "drop"`, in order.
     pub fn business_columns(&self) -> impl Iterator<Item = &ColumnSpec> {
-        self.columns
-            .iter()
-            .filter(|c| !self.sequence_by.contains(&c.name))
+        self.columns.iter().filter(|c| {
+            !self.sequence_by.contains(&c.name) && c.pii != Some(lake_core::pii::Pii::Drop)
+        })
     }
 
     /// The tracked columns, in silver order.

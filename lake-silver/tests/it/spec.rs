@@ -300,6 +300,151 @@ fn a_bad_spec_names_the_field() {
     assert!(error(&both).contains("sets both `from` and `expr`"));
     let technical = base("").replace("name = \"v\"", "name = \"_v\"");
     assert!(error(&technical).contains("technical"));
+    // Personal-data tags that would break the table are refused.
+    let tagged = |column: &str, tag: &str| {
+        base("").replace(
+            &format!("name = \"{column}\"\n"),
+            &format!("name = \"{column}\"\npii = \"{tag}\"\n"),
+        )
+    };
+    assert!(SilverSpec::from_toml(&tagged("k", "hash")).is_ok());
+    assert!(SilverSpec::from_toml(&tagged("v", "drop")).is_ok());
+    assert!(error(&tagged("k", "mask")).contains("a key can only be hashed"));
+    assert!(error(&tagged("s", "hash")).contains("sequence column"));
+    assert!(error(&tagged("v", "blur")).contains("blur"));
+    let tracked = tagged("v", "drop").replace(
+        "sequence_by = \"s\"\n",
+        "sequence_by = \"s\"\ntrack_history = { include = [\"v\"] }\n",
+    );
+    assert!(error(&tracked).contains("dropped column"));
+}
+
+const PEOPLE: &str = r#"
+source = "bronze.crm.people"
+target = "silver.crm.people"
+keys = ["person"]
+sequence_by = "updated_at"
+
+[[columns]]
+name = "person"
+pii = "hash"
+
+[[columns]]
+name = "email"
+pii = "mask"
+
+[[columns]]
+name = "phone"
+pii = "drop"
+
+[[columns]]
+name = "city"
+
+[[columns]]
+name = "updated_at"
+type = "timestamp"
+"#;
+
+#[tokio::test]
+async fn personal_data_is_hashed_masked_or_dropped_before_anything_is_written() {
+    use lake_core::pii::{PII_METADATA, PiiKey};
+    let lake = Lake::new();
+    let spec = SilverSpec::from_toml(PEOPLE).unwrap();
+    let person = |id: &str, email: &str, city: &str, at: &str| {
+        format!(
+            "{{\"person\":\"{id}\",\"email\":\"{email}\",\"phone\":\"+44 20 7946 0{at}\",\"city\":\"{city}\",\"updated_at\":\"2025-11-04T10:{at}:00Z\"}}"
+        )
+    };
+    let bronze = TableId::bronze("crm", "people").unwrap();
+    lake.ingest_into(
+        &bronze,
+        "b1",
+        &[
+            person("p1", "ann@example.com", "Leeds", "00"),
+            person("p2", "bo@x.io", "York", "01"),
+            // p1 moves: a new version, found under the pseudonym.
+            person("p1", "ann@example.com", "Hull", "02"),
+        ],
+    )
+    .await;
+    let key = PiiKey::new(b"the key of the pii test".to_vec()).unwrap();
+    let stage = SilverTable::new(spec.clone())
+        .unwrap()
+        .with_pii_key(key.clone());
+    stage.run(&lake.storage).await.unwrap().reconcile().unwrap();
+    // A later delivery keys p1's events to the same pseudonym.
+    lake.ingest_into(
+        &bronze,
+        "b2",
+        &[person("p1", "ann@example.com", "Bath", "03")],
+    )
+    .await;
+    stage.run(&lake.storage).await.unwrap().reconcile().unwrap();
+
+    let (p1, p2) = (key.hash("p1"), key.hash("p2"));
+    let mut rows = lake
+        .rows(
+            &spec.target,
+            "SELECT person, email, city, valid_from, is_current FROM t",
+        )
+        .await;
+    rows.sort();
+    let mut want = vec![
+        format!("{p1}|***********.com|Leeds|2025-11-04T10:00:00Z|false"),
+        format!("{p1}|***********.com|Hull|2025-11-04T10:02:00Z|false"),
+        format!("{p1}|***********.com|Bath|2025-11-04T10:03:00Z|true"),
+        format!("{p2}|*******|York|2025-11-04T10:01:00Z|true"),
+    ];
+    want.sort();
+    assert_eq!(rows, want);
+    // Neither table keeps the phone, and both record the tags.
+    for table in [spec.target.clone(), spec.target.changes_table().unwrap()] {
+        let location = lake.storage.layout().table_location(&table);
+        let delta = lake.storage.open_table(&location).await.unwrap();
+        let schema = delta.snapshot().unwrap().snapshot().arrow_schema();
+        assert!(
+            schema.field_with_name("phone").is_err(),
+            "{table}: {schema:?}"
+        );
+        let tag = |name: &str| {
+            schema
+                .field_with_name(name)
+                .unwrap()
+                .metadata()
+                .get(PII_METADATA)
+                .cloned()
+        };
+        assert_eq!(tag("person").as_deref(), Some("hash"), "{table}");
+        assert_eq!(tag("email").as_deref(), Some("mask"), "{table}");
+        assert_eq!(tag("city"), None, "{table}");
+    }
+    let logged = lake
+        .rows(
+            &spec.target.changes_table().unwrap(),
+            "SELECT DISTINCT person FROM t ORDER BY 1",
+        )
+        .await;
+    let mut pseudonyms = vec![p1, p2];
+    pseudonyms.sort();
+    assert_eq!(logged, pseudonyms);
+
+    // Without a key (none given, none in LAKE_PII_KEY) a hash cannot be made.
+    if std::env::var(lake_core::pii::KEY_ENV).is_err() {
+        let other = Lake::new();
+        other
+            .ingest_into(&bronze, "b1", &[person("p1", "a@b.cd", "Leeds", "00")])
+            .await;
+        let error = SilverTable::new(spec.clone())
+            .unwrap()
+            .run(&other.storage)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("person") && error.contains("LAKE_PII_KEY"),
+            "{error}"
+        );
+    }
 }
 
 #[tokio::test]

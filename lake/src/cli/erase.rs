@@ -1,7 +1,8 @@
 //! `lake erase`: a data subject out of every table, files and log included.
 
 use clap::Args;
-use lake::erasure::{ErasureKey, ErasureReport, KEY_ENV, Subject};
+use lake::erasure::{ErasureReport, Subject};
+use lake::pii::{KEY_ENV, PiiKey};
 
 use super::output::{json, table};
 use super::{Failure, LakeArgs, Outcome};
@@ -40,7 +41,7 @@ pub(crate) struct EraseArgs {
 
 pub(crate) async fn erase(args: EraseArgs) -> Outcome {
     let subject = Subject::new(args.column, args.values)?;
-    let key = ErasureKey::from_env()?;
+    let key = PiiKey::from_env()?;
     let (_, pipeline) = args.lake.pipeline().await?;
     let mut erasure = pipeline
         .erase(subject)

@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use lake::erasure::{ErasureKey, Subject};
+use lake::erasure::Subject;
+use lake::pii::PiiKey;
 use lake::{InputFormat, Pipeline, RawBatch, StorageExt, StorageRef};
 use lake_testing::table_rows;
 
@@ -35,8 +36,8 @@ const COMPARED: [(&str, &str); 3] = [
     ),
 ];
 
-fn key() -> ErasureKey {
-    ErasureKey::new(b"a test key of the erasure test".to_vec()).unwrap()
+fn key() -> PiiKey {
+    PiiKey::new(b"a test key of the erasure test".to_vec()).unwrap()
 }
 
 /// The reference deliveries with customer `c017` renamed to the subject,
@@ -303,9 +304,9 @@ async fn an_erasure_needs_a_key_and_a_subject_that_names_something() {
     let (_, pipeline) = pipeline_at(dir.path()).await;
     let subject = Subject::new("customer_id", [SUBJECT]).unwrap();
     // Without a key passed, the environment's is needed.
-    if std::env::var(lake::erasure::KEY_ENV).is_err() {
+    if std::env::var(lake::pii::KEY_ENV).is_err() {
         let error = pipeline.erase(subject).await.unwrap_err().to_string();
-        assert!(error.contains(lake::erasure::KEY_ENV), "{error}");
+        assert!(error.contains(lake::pii::KEY_ENV), "{error}");
     }
     assert!(Subject::new("customer_id", [" "]).is_err());
 }

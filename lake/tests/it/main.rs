@@ -6,4 +6,5 @@ mod docs;
 mod erase;
 mod interop;
 mod maintain;
+mod pii;
 mod support;
