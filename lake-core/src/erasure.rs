@@ -56,9 +56,9 @@
 //!    in a path, a table property) stops the erasure with an error naming
 //!    the table and the commit.
 //! 4. **The record**, a JSON file under `_metadata/erasures/`: when, who
-//!    asked ([`EraseLake::with_requested_by`]), every table with the rows
+//!    asked ([`EraseLake::with_requested_by`](crate::EraseLake::with_requested_by)), every table with the rows
 //!    erased and the versions written, and the subject as keyed hashes
-//!    (HMAC-SHA256 under the [`PiiKey`] of [`crate::pii`], which pseudonymises
+//!    (HMAC-SHA256 under the [`PiiKey`](crate::pii::PiiKey) of [`crate::pii`], which pseudonymises
 //!    silver's tagged columns too; never stored in the lake), so an
 //!    auditor holding the key can check a value against it.
 //!
@@ -77,13 +77,10 @@
 //! yet, and that write then fails.
 
 use std::collections::BTreeMap;
-use std::future::{Future, IntoFuture};
-use std::pin::Pin;
 
 use arrow::array::{Array, AsArray, BooleanArray, BooleanBufferBuilder, RecordBatch};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::DataType;
-use chrono::{DateTime, Utc};
 use deltalake::DeltaTable;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, LogicalFileView};
@@ -98,8 +95,6 @@ use tracing::info;
 
 use crate::error::{LakeError, Result};
 use crate::maintenance::{GroupWriter, MaintenanceTarget, data_schema, decode_file, rewrite_fence};
-use crate::pii::PiiKey;
-use crate::stage::{AggregateReport, RefineReport};
 use crate::storage::{StorageExt, StorageRef};
 
 /// The `commitInfo` entry of an erasure's commits: the erasure's id, the
@@ -382,21 +377,21 @@ pub async fn erase_rows(
             &name,
         )?;
         let context = format!("{name} file {}", file.path());
-        let mut kept = Vec::new();
-        each_batch(storage, &root, file, &schema, &name, |batch| {
+        // Streamed: memory holds a few batches and the file being written.
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(2);
+        let decoding = decode_file(storage, &root, file, &schema, &name, sender).await?;
+        while let Some(batch) = receiver.recv().await {
             let hits = subject.rows(&batch, &target.text, &context)?;
             let keep = arrow::compute::not(&hits).map_err(|e| LakeError::arrow(&context, e))?;
             let rest =
                 filter_record_batch(&batch, &keep).map_err(|e| LakeError::arrow(&context, e))?;
             if rest.num_rows() > 0 {
-                kept.push(rest);
+                writer.write(rest).await?;
             }
-            Ok(())
-        })
-        .await?;
-        for batch in kept {
-            writer.write(batch).await?;
         }
+        decoding
+            .await
+            .map_err(|e| LakeError::other(format!("reading {name}"), e))??;
         actions.push(Action::Remove(file.remove_action(true)));
         actions.extend(writer.finish().await?.into_iter().map(Action::Add));
     }
@@ -700,163 +695,6 @@ fn erase_strings(value: &mut Value, subject: &Subject) {
         Value::Array(items) => items.iter_mut().for_each(|v| erase_strings(v, subject)),
         Value::Object(object) => object.values_mut().for_each(|v| erase_strings(v, subject)),
         _ => {}
-    }
-}
-
-/// What [`Pipeline::erase`](crate::Pipeline::erase) did, or would do in a
-/// dry run.
-#[derive(Debug, Clone, Serialize)]
-#[non_exhaustive]
-pub struct ErasureReport {
-    /// The erasure's id (in its commits and its record).
-    pub id: String,
-    /// Whether nothing was written.
-    pub dry_run: bool,
-    /// Who asked, as the caller said.
-    pub requested_by: Option<String>,
-    /// When it started.
-    pub started_at: DateTime<Utc>,
-    /// When it ended.
-    pub finished_at: DateTime<Utc>,
-    /// The subject's column.
-    pub column: String,
-    /// The subject's values as HMAC-SHA256 under the erasure key (hex).
-    pub subject_hashes: Vec<String>,
-    /// The tables that held records, with the rows removed from each.
-    pub erased: Vec<TableErasure>,
-    /// The refine stages rebuilt, with their reports.
-    pub rebuilt: Vec<RefineReport>,
-    /// The aggregate stages refreshed, with their reports.
-    pub refreshed: Vec<AggregateReport>,
-    /// What the purge deleted and rewrote, per table.
-    pub purged: Vec<Purge>,
-    /// Where the record is, relative to the lake root.
-    pub record: Option<String>,
-}
-
-impl ErasureReport {
-    /// Rows removed from the tables that hold records.
-    pub fn rows_erased(&self) -> u64 {
-        self.erased.iter().map(|t| t.rows).sum()
-    }
-}
-
-/// An erasure of a [`Subject`] from every table of a [`Pipeline`](crate::Pipeline),
-/// run when awaited (see [the module docs](self)).
-#[must_use = "an erasure does nothing until awaited"]
-pub struct EraseLake<'a> {
-    pub(crate) pipeline: &'a crate::Pipeline,
-    pub(crate) subject: Subject,
-    pub(crate) key: Option<PiiKey>,
-    pub(crate) requested_by: Option<String>,
-    pub(crate) dry_run: bool,
-}
-
-impl EraseLake<'_> {
-    /// Hashes the subject in the record with `key` (default:
-    /// [`PiiKey::from_env`]).
-    pub fn with_key(mut self, key: PiiKey) -> Self {
-        self.key = Some(key);
-        self
-    }
-
-    /// Records who asked (a ticket, a person, a system).
-    pub fn with_requested_by(mut self, who: impl Into<String>) -> Self {
-        self.requested_by = Some(who.into());
-        self
-    }
-
-    /// Only counts the rows that would go; writes nothing.
-    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
-        self.dry_run = dry_run;
-        self
-    }
-}
-
-impl<'a> IntoFuture for EraseLake<'a> {
-    type Output = Result<ErasureReport>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let key = match self.key {
-                Some(key) => key,
-                None => PiiKey::from_env()?,
-            };
-            let started_at = Utc::now();
-            let id = uuid::Uuid::new_v4().to_string();
-            let mut report = ErasureReport {
-                id: id.clone(),
-                dry_run: self.dry_run,
-                requested_by: self.requested_by,
-                started_at,
-                finished_at: started_at,
-                column: self.subject.column.clone(),
-                subject_hashes: self.subject.values.iter().map(|v| key.hash(v)).collect(),
-                erased: Vec::new(),
-                rebuilt: Vec::new(),
-                refreshed: Vec::new(),
-                purged: Vec::new(),
-                record: None,
-            };
-            let pipeline = self.pipeline;
-            let storage = pipeline.storage();
-            for target in pipeline.erasure_targets()? {
-                let erased = erase_rows(storage, &target, &self.subject, &id, self.dry_run)
-                    .await
-                    .map_err(|e| stage_error(&target.table.name, e))?;
-                report.erased.push(erased);
-            }
-            if self.dry_run {
-                report.finished_at = Utc::now();
-                return Ok(report);
-            }
-            for stage in pipeline.refine_stages() {
-                let context = pipeline.context(stage.target(), &id);
-                let rebuilt = stage
-                    .rebuild(&context)
-                    .await
-                    .map_err(|e| stage_error(stage.name(), e))?;
-                report.rebuilt.push(rebuilt);
-            }
-            for stage in pipeline.aggregate_stages() {
-                let context = pipeline.context(stage.target(), &id);
-                let refreshed = stage
-                    .aggregate(&context)
-                    .await
-                    .map_err(|e| stage_error(stage.name(), e))?;
-                report.refreshed.push(refreshed);
-            }
-            for target in pipeline.maintenance_targets() {
-                let purged = purge(storage, &target, &self.subject)
-                    .await
-                    .map_err(|e| stage_error(&target.name, e))?;
-                report.purged.push(purged);
-            }
-            report.finished_at = Utc::now();
-            let file = format!(
-                "{}-{id}.json",
-                report.started_at.format("%Y%m%dT%H%M%S%.3fZ")
-            );
-            let root = storage.object_path(&storage.layout().metadata_root())?;
-            let path = root.join(ERASURES).join(file.as_str());
-            report.record = Some(format!("_metadata/{ERASURES}/{file}"));
-            let json = serde_json::to_vec_pretty(&report)
-                .map_err(|e| LakeError::other("erasure record", e))?;
-            storage
-                .object_store()
-                .put(&path, PutPayload::from(json))
-                .await
-                .map_err(|e| LakeError::storage(path.to_string(), e))?;
-            Ok(report)
-        })
-    }
-}
-
-fn stage_error(what: &str, e: LakeError) -> LakeError {
-    LakeError::Stage {
-        stage: format!("erase from {what}"),
-        source: Box::new(e),
     }
 }
 

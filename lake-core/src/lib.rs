@@ -69,7 +69,9 @@ pub use fingerprint::{ContentHasher, Fingerprint};
 pub use ident::{Ident, NamespaceId, PartitionValue, TableId, Zone, quote_ident, quote_literal};
 pub use layout::{LakeLayout, date_partition_path, ingestion_date_path, partition_path};
 pub use maintenance::{Maintain, MaintenanceOptions, MaintenanceReport, MaintenanceTarget};
-pub use pipeline::{MaintainLake, Pipeline, PipelineBuilder, RetryPolicy};
+pub use pipeline::{
+    EraseLake, ErasureReport, MaintainLake, Pipeline, PipelineBuilder, RetryPolicy,
+};
 pub use pruning::pruning_provider;
 pub use report::{RunReport, RunTotals, StageOutcome, StageRun};
 pub use retry_store::RetryingStore;

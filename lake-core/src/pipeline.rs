@@ -26,7 +26,10 @@ use crate::maintenance::{
     Expiry, Maintain, MaintenanceOptions, MaintenanceReport, MaintenanceTarget, RetentionKind,
 };
 use crate::report::{RunReport, StageOutcome, StageRun};
-use crate::stage::{AggregateStageRef, IngestStageRef, RawBatch, RefineStageRef, StageContext};
+use crate::stage::{
+    AggregateReport, AggregateStageRef, IngestStageRef, RawBatch, RefineReport, RefineStageRef,
+    StageContext,
+};
 use crate::storage::{StorageExt, StorageRef};
 use crate::validate::ValidatorRef;
 
@@ -176,13 +179,14 @@ impl Pipeline {
     /// records, silver is rebuilt and gold refreshed from what is left,
     /// and the files and log entries that held it are purged (see
     /// [`crate::erasure`]).
-    pub fn erase(&self, subject: crate::erasure::Subject) -> crate::erasure::EraseLake<'_> {
-        crate::erasure::EraseLake {
+    pub fn erase(&self, subject: crate::erasure::Subject) -> EraseLake<'_> {
+        EraseLake {
             pipeline: self,
             subject,
             key: None,
             requested_by: None,
             dry_run: false,
+            sources: None,
         }
     }
 
@@ -201,13 +205,7 @@ impl Pipeline {
             };
             targets.extend(tables);
         }
-        for name in [crate::runs::RUNS, crate::runs::QUALITY] {
-            let ident = crate::ident::Ident::new(name)?;
-            targets.push(crate::erasure::ErasureTarget::new(MaintenanceTarget::new(
-                format!("_metadata.{name}"),
-                layout.metadata(&ident),
-            )));
-        }
+        targets.extend(metadata_targets(layout)?);
         Ok(targets)
     }
 
@@ -884,6 +882,236 @@ impl<'a> std::future::IntoFuture for MaintainLake<'a> {
                 reports.push(report);
             }
             Ok(reports)
+        })
+    }
+}
+
+/// What [`Pipeline::erase`] did, or would do in a
+/// dry run.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct ErasureReport {
+    /// The erasure's id (in its commits and its record).
+    pub id: String,
+    /// Whether nothing was written.
+    pub dry_run: bool,
+    /// Who asked, as the caller said.
+    pub requested_by: Option<String>,
+    /// When it started.
+    pub started_at: chrono::DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: chrono::DateTime<Utc>,
+    /// The subject's column.
+    pub column: String,
+    /// The subject's values as HMAC-SHA256 under the erasure key (hex).
+    pub subject_hashes: Vec<String>,
+    /// The tables that held records, with the rows removed from each.
+    pub erased: Vec<crate::erasure::TableErasure>,
+    /// The refine stages rebuilt, with their reports.
+    pub rebuilt: Vec<RefineReport>,
+    /// The aggregate stages refreshed, with their reports.
+    pub refreshed: Vec<AggregateReport>,
+    /// What the purge deleted and rewrote, per table.
+    pub purged: Vec<crate::erasure::Purge>,
+    /// Where the record is, relative to the lake root.
+    pub record: Option<String>,
+}
+
+impl ErasureReport {
+    /// Rows removed from the tables that hold records.
+    pub fn rows_erased(&self) -> u64 {
+        self.erased.iter().map(|t| t.rows).sum()
+    }
+}
+
+/// An erasure of a [`Subject`](crate::erasure::Subject) from every table of a [`Pipeline`],
+/// run when awaited (see [`crate::erasure`]).
+#[must_use = "an erasure does nothing until awaited"]
+pub struct EraseLake<'a> {
+    pub(crate) pipeline: &'a Pipeline,
+    pub(crate) subject: crate::erasure::Subject,
+    pub(crate) key: Option<crate::pii::PiiKey>,
+    pub(crate) requested_by: Option<String>,
+    pub(crate) dry_run: bool,
+    pub(crate) sources: Option<Vec<crate::TableId>>,
+}
+
+impl EraseLake<'_> {
+    /// Hashes the subject in the record with `key` (default:
+    /// [`PiiKey::from_env`](crate::pii::PiiKey::from_env)).
+    pub fn with_key(mut self, key: crate::pii::PiiKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// Records who asked (a ticket, a person, a system).
+    pub fn with_requested_by(mut self, who: impl Into<String>) -> Self {
+        self.requested_by = Some(who.into());
+        self
+    }
+
+    /// Only counts the rows that would go; writes nothing.
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// Erases only from these bronze tables (and their dead letters), and
+    /// rebuilds only the silver stages that read them: for a subject known
+    /// to one source of a pipeline that has several. Each must be a table
+    /// an ingest stage of the pipeline writes. Default: every source.
+    pub fn with_sources(mut self, tables: impl IntoIterator<Item = crate::TableId>) -> Self {
+        self.sources = Some(tables.into_iter().collect());
+        self
+    }
+}
+
+/// The run and quality records, searched in every text column.
+fn metadata_targets(layout: &crate::LakeLayout) -> Result<Vec<crate::erasure::ErasureTarget>> {
+    [crate::runs::RUNS, crate::runs::QUALITY]
+        .into_iter()
+        .map(|name| {
+            let ident = crate::ident::Ident::new(name)?;
+            Ok(crate::erasure::ErasureTarget::new(MaintenanceTarget::new(
+                format!("_metadata.{name}"),
+                layout.metadata(&ident),
+            )))
+        })
+        .collect()
+}
+
+impl<'a> std::future::IntoFuture for EraseLake<'a> {
+    type Output = Result<ErasureReport>;
+    type IntoFuture =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Self::Output> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let key = match self.key {
+                Some(key) => key,
+                None => crate::pii::PiiKey::from_env()?,
+            };
+            let started_at = Utc::now();
+            let id = uuid::Uuid::new_v4().to_string();
+            let mut report = ErasureReport {
+                id: id.clone(),
+                dry_run: self.dry_run,
+                requested_by: self.requested_by,
+                started_at,
+                finished_at: started_at,
+                column: self.subject.column.clone(),
+                subject_hashes: self.subject.values.iter().map(|v| key.hash(v)).collect(),
+                erased: Vec::new(),
+                rebuilt: Vec::new(),
+                refreshed: Vec::new(),
+                purged: Vec::new(),
+                record: None,
+            };
+            let pipeline = self.pipeline;
+            let storage = pipeline.storage();
+            let layout = storage.layout();
+            let bronze: Vec<crate::TableId> = pipeline
+                .ingest_stages()
+                .iter()
+                .map(|s| s.target().clone())
+                .collect();
+            if let Some(unknown) = self.sources.iter().flatten().find(|t| !bronze.contains(t)) {
+                let known: Vec<String> = bronze.iter().map(ToString::to_string).collect();
+                return Err(LakeError::config(
+                    "erase.sources",
+                    format!(
+                        "{unknown} is not a table an ingest stage of the pipeline writes (those are: {})",
+                        known.join(", ")
+                    ),
+                ));
+            }
+            let chosen =
+                |table: &crate::TableId| self.sources.as_ref().is_none_or(|s| s.contains(table));
+            // What is erased from, and what is purged after.
+            let mut targets = Vec::new();
+            let mut purged: Vec<MaintenanceTarget> = Vec::new();
+            for stage in pipeline
+                .ingest_stages()
+                .iter()
+                .filter(|s| chosen(s.target()))
+            {
+                let Some(tables) = stage.erasure_targets(layout) else {
+                    return Err(LakeError::config(
+                        stage.name(),
+                        "the stage does not say which of its tables hold records, so a subject cannot be erased from them",
+                    ));
+                };
+                targets.extend(tables);
+                purged.extend(stage.maintenance_targets(layout));
+            }
+            targets.extend(metadata_targets(layout)?);
+            let rebuilt: Vec<_> = pipeline
+                .refine_stages()
+                .iter()
+                .filter(|s| s.sources().iter().any(|t| bronze.contains(t) && chosen(t)))
+                .collect();
+            for stage in &rebuilt {
+                purged.extend(stage.maintenance_targets(layout));
+            }
+            for stage in pipeline.aggregate_stages() {
+                purged.extend(stage.maintenance_targets(layout));
+            }
+            purged.extend(targets.iter().map(|t| t.table.clone()));
+            let mut seen = std::collections::HashSet::new();
+            purged.retain(|t| seen.insert(t.location.clone()));
+            for target in targets {
+                let erased =
+                    crate::erasure::erase_rows(storage, &target, &self.subject, &id, self.dry_run)
+                        .await
+                        .map_err(|e| {
+                            stage_error(&format!("erase from {}", target.table.name), e)
+                        })?;
+                report.erased.push(erased);
+            }
+            if self.dry_run {
+                report.finished_at = Utc::now();
+                return Ok(report);
+            }
+            for stage in rebuilt {
+                let context = pipeline.context(stage.target(), &id);
+                let rebuilt = stage
+                    .rebuild(&context)
+                    .await
+                    .map_err(|e| stage_error(&format!("erase: {}", stage.name()), e))?;
+                report.rebuilt.push(rebuilt);
+            }
+            for stage in pipeline.aggregate_stages() {
+                let context = pipeline.context(stage.target(), &id);
+                let refreshed = stage
+                    .aggregate(&context)
+                    .await
+                    .map_err(|e| stage_error(&format!("erase: {}", stage.name()), e))?;
+                report.refreshed.push(refreshed);
+            }
+            for target in purged {
+                let purged = crate::erasure::purge(storage, &target, &self.subject)
+                    .await
+                    .map_err(|e| stage_error(&format!("erase from {}", target.name), e))?;
+                report.purged.push(purged);
+            }
+            report.finished_at = Utc::now();
+            let file = format!(
+                "{}-{id}.json",
+                report.started_at.format("%Y%m%dT%H%M%S%.3fZ")
+            );
+            let root = storage.object_path(&storage.layout().metadata_root())?;
+            let path = root.join(crate::erasure::ERASURES).join(file.as_str());
+            report.record = Some(format!("_metadata/{}/{file}", crate::erasure::ERASURES));
+            let json = serde_json::to_vec_pretty(&report)
+                .map_err(|e| LakeError::other("erasure record", e))?;
+            object_store::ObjectStoreExt::put(
+                storage.object_store().as_ref(),
+                &path,
+                object_store::PutPayload::from(json),
+            )
+            .await
+            .map_err(|e| LakeError::storage(path.to_string(), e))?;
+            Ok(report)
         })
     }
 }

@@ -1,7 +1,8 @@
 //! `lake erase`: a data subject out of every table, files and log included.
 
 use clap::Args;
-use lake::erasure::{ErasureReport, Subject};
+use lake::ErasureReport;
+use lake::erasure::Subject;
 use lake::pii::{KEY_ENV, PiiKey};
 
 use super::output::{json, table};
@@ -31,6 +32,11 @@ pub(crate) struct EraseArgs {
     /// A value of the column that identifies the subject (repeat for more).
     #[arg(long = "value", value_name = "VALUE", required = true)]
     values: Vec<String>,
+    /// Erase only from these bronze tables (comma-separated, such as
+    /// bronze.shop.orders) and the silver tables built from them; default:
+    /// every bronze table of the configuration.
+    #[arg(long, value_name = "TABLES", value_delimiter = ',')]
+    tables: Vec<String>,
     /// Who asked for the erasure (a ticket, a person), for the record.
     #[arg(long, value_name = "WHO")]
     requested_by: Option<String>,
@@ -49,6 +55,14 @@ pub(crate) async fn erase(args: EraseArgs) -> Outcome {
         .with_dry_run(args.dry_run);
     if let Some(who) = args.requested_by {
         erasure = erasure.with_requested_by(who);
+    }
+    if !args.tables.is_empty() {
+        let tables = args
+            .tables
+            .iter()
+            .map(|t| t.parse::<lake::TableId>())
+            .collect::<lake::Result<Vec<_>>>()?;
+        erasure = erasure.with_sources(tables);
     }
     let report = erasure.await?;
     print(&report, args.lake.json)

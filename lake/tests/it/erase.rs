@@ -310,3 +310,55 @@ async fn an_erasure_needs_a_key_and_a_subject_that_names_something() {
     }
     assert!(Subject::new("customer_id", [" "]).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lake_erase_plans_refuses_unknown_tables_and_needs_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, pipeline) = pipeline_at(dir.path()).await;
+    run(&pipeline, &subject_deliveries()[..4]).await;
+    let root = dir.path().to_str().unwrap();
+    let key = [(
+        lake::pii::KEY_ENV.to_string(),
+        "a test key of the cli test".to_string(),
+    )];
+    let erase = |extra: &[&str]| {
+        let mut args = vec![
+            "erase",
+            "--lake",
+            root,
+            "--column",
+            "customer_id",
+            "--value",
+            SUBJECT,
+        ];
+        args.extend_from_slice(extra);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let args = erase(&["--dry-run", "--json", "--tables", "bronze.shop.orders"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let plan = crate::support::lake_with_env(dir.path(), &key, &args)
+        .expect(0)
+        .json();
+    assert_eq!(plan["dry_run"], true);
+    let bronze = plan["erased"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "bronze.shop.orders")
+        .unwrap();
+    assert!(bronze["rows"].as_u64().unwrap() > 0, "{plan:#}");
+    assert!(bronze["version"].is_null());
+    // Nothing was written: the subject is still there.
+    assert!(!files_holding(dir.path(), SUBJECT).is_empty());
+
+    let args = erase(&["--tables", "silver.sales.orders"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let ran = crate::support::lake_with_env(dir.path(), &key, &args).expect(2);
+    ran.readable_error("bronze.shop.orders");
+    if std::env::var(lake::pii::KEY_ENV).is_err() {
+        let args = erase(&[]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let ran = crate::support::lake_with_env(dir.path(), &[], &args).expect(2);
+        ran.readable_error(lake::pii::KEY_ENV);
+    }
+}
