@@ -577,7 +577,7 @@ pub async fn purge(
             report.checkpoints_deleted += 1;
             continue;
         }
-        let bytes = fetch(store.as_ref(), &path).await?;
+        let bytes = crate::storage::fetch_object(store.as_ref(), &path).await?;
         if !subject.named_in(&bytes) {
             continue;
         }
@@ -603,17 +603,6 @@ pub async fn purge(
     }
     info!(table = %name, files = report.files_deleted, log_entries = report.log_entries_rewritten, "purged");
     Ok(report)
-}
-
-async fn fetch(store: &dyn ObjectStore, path: &Path) -> Result<bytes::Bytes> {
-    let fail = |e| LakeError::storage(path.to_string(), e);
-    store
-        .get(path)
-        .await
-        .map_err(fail)?
-        .bytes()
-        .await
-        .map_err(fail)
 }
 
 /// The commit `bytes` (one action per line) without `subject`: statistics

@@ -190,25 +190,6 @@ impl Pipeline {
         }
     }
 
-    /// The tables that hold records, whose rows an erasure removes: each
-    /// ingest stage's, then the run and quality records. An ingest stage
-    /// that does not name its tables refuses the erasure.
-    pub fn erasure_targets(&self) -> Result<Vec<crate::erasure::ErasureTarget>> {
-        let layout = self.storage.layout();
-        let mut targets = Vec::new();
-        for stage in &self.ingest {
-            let Some(tables) = stage.erasure_targets(layout) else {
-                return Err(LakeError::config(
-                    stage.name(),
-                    "the stage does not say which of its tables hold records, so a subject cannot be erased from them",
-                ));
-            };
-            targets.extend(tables);
-        }
-        targets.extend(metadata_targets(layout)?);
-        Ok(targets)
-    }
-
     /// Every table [`maintain`](Self::maintain) looks after, in stage order,
     /// each once.
     pub fn maintenance_targets(&self) -> Vec<MaintenanceTarget> {

@@ -400,6 +400,22 @@ pub fn changes_data(file: &serde_json::Value) -> bool {
         .unwrap_or(true)
 }
 
+/// The bytes of the object at `location` of `store`; errors name it.
+pub async fn fetch_object(
+    store: &dyn object_store::ObjectStore,
+    location: &object_store::path::Path,
+) -> Result<bytes::Bytes> {
+    use object_store::ObjectStoreExt;
+    let fail = |e| LakeError::storage(location.to_string(), e);
+    store
+        .get(location)
+        .await
+        .map_err(fail)?
+        .bytes()
+        .await
+        .map_err(fail)
+}
+
 /// A DataFusion provider for `table`, with the table's object store
 /// registered in `ctx`: what every SQL reader of a Delta table needs before
 /// `register_table`. `name` names the table in errors.

@@ -63,10 +63,7 @@ mod typing;
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
-use bytes::Bytes;
 use deltalake::DeltaTable;
-use lake_core::object_store::path::Path as ObjectPath;
-use lake_core::object_store::{ObjectStore, ObjectStoreExt};
 use lake_core::{
     Bookmark, CatalogExt, CatalogRef, Ident, LakeError, RefineReport, Result, StorageExt,
     StorageRef, TableDefinition, TableId, Touched, ValidatorRef,
@@ -379,16 +376,7 @@ fn arrow_error(id: &TableId, e: arrow::error::ArrowError) -> LakeError {
 }
 
 /// The bytes of the object at `location`.
-async fn fetch(store: &dyn ObjectStore, location: &ObjectPath) -> Result<Bytes> {
-    let fail = |e| LakeError::storage(location.to_string(), e);
-    store
-        .get(location)
-        .await
-        .map_err(fail)?
-        .bytes()
-        .await
-        .map_err(fail)
-}
+pub(crate) use lake_core::storage::fetch_object as fetch;
 
 /// Runs CPU-heavy `work` (typing, planning histories, sorting) where it
 /// does not hold up the embedding service's other tasks.
