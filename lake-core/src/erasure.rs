@@ -92,6 +92,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::Serialize;
 use serde_json::Value;
 use tracing::info;
+use url::Url;
 
 use crate::error::{LakeError, Result};
 use crate::maintenance::{GroupWriter, MaintenanceTarget, data_schema, decode_file, rewrite_fence};
@@ -605,6 +606,42 @@ pub async fn purge(
     Ok(report)
 }
 
+/// Rewrites every JSON document under `folder` that names `subject`, each
+/// string naming it replaced by [`ERASED`]; returns how many it rewrote.
+/// For the records the lake keeps beside its tables (lineage events).
+pub async fn scrub_documents(storage: &StorageRef, folder: &Url, subject: &Subject) -> Result<u64> {
+    let store = storage.object_store();
+    let prefix = storage.object_path(folder)?;
+    let files: Vec<_> = store
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|e| LakeError::storage(folder.as_str(), e))?;
+    let mut rewritten = 0;
+    for file in files {
+        let path = file.location;
+        let bytes = crate::storage::fetch_object(store.as_ref(), &path).await?;
+        if !subject.named_in(&bytes) {
+            continue;
+        }
+        let refused =
+            |why: &str| LakeError::other("erasure", format!("{path} names the subject and {why}"));
+        let mut document: Value =
+            serde_json::from_slice(&bytes).map_err(|_| refused("is not a JSON document"))?;
+        erase_strings(&mut document, subject);
+        let text = serde_json::to_vec(&document).map_err(|e| LakeError::other("erasure", e))?;
+        if subject.named_in(&text) {
+            return Err(refused("names it in a key, which cannot be rewritten"));
+        }
+        store
+            .put(&path, PutPayload::from(text))
+            .await
+            .map_err(|e| LakeError::storage(path.to_string(), e))?;
+        rewritten += 1;
+    }
+    Ok(rewritten)
+}
+
 /// The commit `bytes` (one action per line) without `subject`: statistics
 /// of files lose the values that name it, strings of `commitInfo` that name
 /// it become [`ERASED`]. The kind of the first action that still names it
@@ -749,5 +786,32 @@ mod tests {
         // A path that names the subject cannot be rewritten.
         let partition = r#"{"add":{"path":"customer_id=C-10/a.parquet"}}"#;
         assert_eq!(scrub(partition.as_bytes(), &s).unwrap_err(), "add");
+    }
+
+    #[tokio::test]
+    async fn lineage_events_naming_the_subject_are_rewritten_and_others_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: StorageRef = std::sync::Arc::new(
+            crate::storage::ObjectStorage::from_url(dir.path().to_str().unwrap()).unwrap(),
+        );
+        let day = dir.path().join("_metadata/lineage/2026-12-04");
+        std::fs::create_dir_all(&day).unwrap();
+        let failed = r#"{"run":{"facets":{"errorMessage":{"message":"cannot cast \"C-10\" (row 4)","programmingLanguage":"RUST"}}},"job":{"name":"silver orders"}}"#;
+        let other = r#"{"run":{"facets":{"errorMessage":{"message":"cannot cast \"C-104\""}}}}"#;
+        std::fs::write(day.join("a.json"), failed).unwrap();
+        std::fs::write(day.join("b.json"), other).unwrap();
+        let folder = storage.layout().metadata_root().join("lineage/").unwrap();
+        let s = subject(&["C-10"]);
+
+        assert_eq!(scrub_documents(&storage, &folder, &s).await.unwrap(), 1);
+        let a: Value = serde_json::from_slice(&std::fs::read(day.join("a.json")).unwrap()).unwrap();
+        assert_eq!(a["run"]["facets"]["errorMessage"]["message"], ERASED);
+        assert_eq!(a["job"]["name"], "silver orders");
+        assert_eq!(std::fs::read_to_string(day.join("b.json")).unwrap(), other);
+
+        // A document naming it in a key cannot be rewritten: an error, not a skip.
+        std::fs::write(day.join("c.json"), r#"{"C-10":1}"#).unwrap();
+        let error = scrub_documents(&storage, &folder, &s).await.unwrap_err();
+        assert!(error.to_string().contains("c.json"), "{error}");
     }
 }

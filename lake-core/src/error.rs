@@ -186,6 +186,29 @@ pub enum LakeError {
         source: std::io::Error,
     },
 
+    /// A principal may not read or write a table: no grant allows it.
+    #[error("{principal} may not {action} {table}: no grant allows it")]
+    AccessDenied {
+        /// The principal that asked.
+        principal: String,
+        /// `read` or `write`.
+        action: &'static str,
+        /// The table (zone.namespace.name).
+        table: String,
+    },
+
+    /// A lineage sink did not take an event.
+    #[error("lineage sink {sink}: {message}")]
+    Lineage {
+        /// The sink (the file sink's folder, the HTTP endpoint).
+        sink: String,
+        /// What went wrong, with the event it concerned.
+        message: String,
+        /// Whether sending the event again can succeed (a refused
+        /// connection, a 5xx or 429 answer).
+        retryable: bool,
+    },
+
     /// A pipeline stage failed; the source says why.
     #[error("stage `{stage}` failed: {source}")]
     Stage {
@@ -284,6 +307,7 @@ impl LakeError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::CommitConflict { retryable, .. } => *retryable,
+            Self::Lineage { retryable, .. } => *retryable,
             Self::Storage { source, .. } => is_transient_store_error(source),
             Self::Stage { source, .. } => source.is_retryable(),
             Self::Delta { source, .. } => chain_is_transient(source.as_ref()),

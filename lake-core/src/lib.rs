@@ -39,6 +39,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod ident;
 pub mod layout;
+pub mod lineage;
 pub mod maintenance;
 pub mod pii;
 pub mod pipeline;
@@ -56,6 +57,7 @@ pub use arrow;
 pub use datafusion;
 pub use deltalake;
 pub use object_store;
+pub use openlineage_client;
 pub use parquet;
 
 pub use bookmark::{Bookmark, BookmarkState};
@@ -68,6 +70,7 @@ pub use error::{BatchConflict, BoxError, LakeError, Result, error_lines};
 pub use fingerprint::{ContentHasher, Fingerprint};
 pub use ident::{Ident, NamespaceId, PartitionValue, TableId, Zone, quote_ident, quote_literal};
 pub use layout::{LakeLayout, date_partition_path, ingestion_date_path, partition_path};
+pub use lineage::{FileLineageSink, HttpLineageSink, LineageOptions, LineageSink, LineageSinkRef};
 pub use maintenance::{Maintain, MaintenanceOptions, MaintenanceReport, MaintenanceTarget};
 pub use pipeline::{
     EraseLake, ErasureReport, MaintainLake, Pipeline, PipelineBuilder, RetryPolicy,

@@ -22,6 +22,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::catalog::CatalogRef;
 use crate::error::{LakeError, Result};
 use crate::ident::{TableId, Zone};
+use crate::lineage::{LineageOptions, LineageSinkRef, StageEvents, StageKind};
 use crate::maintenance::{
     Expiry, Maintain, MaintenanceOptions, MaintenanceReport, MaintenanceTarget, RetentionKind,
 };
@@ -46,6 +47,9 @@ pub struct Pipeline {
     retry: RetryPolicy,
     /// Sort columns of rewritten files, by table.
     sort_by: BTreeMap<TableId, Vec<String>>,
+    /// Where the OpenLineage events of every stage run go.
+    lineage: Vec<LineageSinkRef>,
+    lineage_options: LineageOptions,
 }
 
 /// How a [`Pipeline`] retries a stage that failed with a retryable error.
@@ -333,6 +337,14 @@ impl Pipeline {
     ) -> Result<()> {
         let stage = self.ingest_stage_for(&batch)?;
         let context = self.context(stage.target(), run_id);
+        let events = self.stage_events(
+            run_id,
+            StageKind::Ingest,
+            stage.name(),
+            vec![crate::lineage::batch_dataset(&batch)],
+            stage.target(),
+        );
+        self.lineage_start(events.as_ref()).await?;
         let span = info_span!("ingest", stage = stage.name(), table = %stage.target(), batch = %batch.batch_id);
         let started = Instant::now();
         let report = if batch.is_replayable() {
@@ -361,14 +373,87 @@ impl Pipeline {
             // A stream is read once: its ingestion cannot be retried here.
             stage.ingest(&context, batch).instrument(span).await
         }
-        .map_err(|e| stage_error(stage.name(), e))?;
-        info!(
-            stage = stage.name(),
-            rows = report.rows_written,
-            dead_lettered = report.dead_lettered,
-            "ingested"
-        );
-        push_checked(stages, stage.name(), started, StageOutcome::Ingest(report))
+        .map_err(|e| stage_error(stage.name(), e))
+        .inspect(|report| {
+            info!(
+                stage = stage.name(),
+                rows = report.rows_written,
+                dead_lettered = report.dead_lettered,
+                "ingested"
+            )
+        })
+        .map(StageOutcome::Ingest);
+        self.finish_stage(events, stages, stage.name(), started, report)
+            .await
+    }
+
+    /// Events of a stage run, when the pipeline has lineage sinks.
+    fn stage_events(
+        &self,
+        run_id: &str,
+        kind: StageKind,
+        name: &str,
+        inputs: Vec<openlineage_client::Dataset>,
+        target: &TableId,
+    ) -> Option<StageEvents> {
+        (!self.lineage.is_empty()).then(|| {
+            StageEvents::new(
+                &self.lineage_options,
+                self.storage.layout().root(),
+                run_id,
+                kind,
+                name,
+                inputs,
+                target,
+            )
+        })
+    }
+
+    /// Sends `START`; a sink that refuses it stops the stage before it runs.
+    async fn lineage_start(&self, events: Option<&StageEvents>) -> Result<()> {
+        match events {
+            Some(events) => self.emit(&events.start()).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Records the stage's outcome (checked by its `reconcile`) and sends
+    /// `COMPLETE` or `FAIL`.
+    async fn finish_stage(
+        &self,
+        events: Option<StageEvents>,
+        stages: &mut Vec<StageRun>,
+        name: &str,
+        started: Instant,
+        outcome: Result<StageOutcome>,
+    ) -> Result<()> {
+        let recorded = outcome.and_then(|outcome| push_checked(stages, name, started, outcome));
+        let Some(events) = events else {
+            return recorded;
+        };
+        match recorded {
+            Ok(()) => {
+                let outcome = &stages.last().expect("the stage was just recorded").outcome;
+                let event = events
+                    .complete(outcome, &self.storage, self.catalog.as_ref())
+                    .await?;
+                self.emit(&event).await
+            }
+            Err(error) => {
+                if let Err(lost) = self.emit(&events.fail(&error)).await {
+                    warn!(stage = name, error = %lost, "the FAIL lineage event of the failed stage was not sent");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Sends `event` to every lineage sink, retrying as stages are retried.
+    async fn emit(&self, event: &openlineage_client::RunEvent) -> Result<()> {
+        for sink in &self.lineage {
+            self.retrying("lineage", || sink.emit(event)).await?;
+        }
+        Ok(())
     }
 
     /// Records the run and returns its report, or its error.
@@ -399,8 +484,23 @@ impl Pipeline {
     }
 
     async fn run_downstream(&self, run_id: &str, stages: &mut Vec<StageRun>) -> Result<()> {
+        let root = self.storage.layout().root().clone();
+        let datasets = |sources: Vec<TableId>| {
+            sources
+                .iter()
+                .map(|source| crate::lineage::table_dataset(&root, source))
+                .collect()
+        };
         for stage in &self.refine {
             let context = self.context(stage.target(), run_id);
+            let events = self.stage_events(
+                run_id,
+                StageKind::Refine,
+                stage.name(),
+                datasets(stage.sources()),
+                stage.target(),
+            );
+            self.lineage_start(events.as_ref()).await?;
             let span = info_span!("refine", stage = stage.name(), table = %stage.target());
             let started = Instant::now();
             let report = self
@@ -408,17 +508,29 @@ impl Pipeline {
                     stage.refine(&context).instrument(span.clone())
                 })
                 .await
-                .map_err(|e| stage_error(stage.name(), e))?;
-            info!(
-                stage = stage.name(),
-                read = report.rows_read,
-                quarantined = report.quarantined,
-                "refined"
-            );
-            push_checked(stages, stage.name(), started, StageOutcome::Refine(report))?;
+                .map_err(|e| stage_error(stage.name(), e))
+                .inspect(|report| {
+                    info!(
+                        stage = stage.name(),
+                        read = report.rows_read,
+                        quarantined = report.quarantined,
+                        "refined"
+                    )
+                })
+                .map(StageOutcome::Refine);
+            self.finish_stage(events, stages, stage.name(), started, report)
+                .await?;
         }
         for stage in &self.aggregate {
             let context = self.context(stage.target(), run_id);
+            let events = self.stage_events(
+                run_id,
+                StageKind::Aggregate,
+                stage.name(),
+                datasets(stage.sources()),
+                stage.target(),
+            );
+            self.lineage_start(events.as_ref()).await?;
             let span = info_span!("aggregate", stage = stage.name(), table = %stage.target());
             let started = Instant::now();
             let report = self
@@ -426,18 +538,17 @@ impl Pipeline {
                     stage.aggregate(&context).instrument(span.clone())
                 })
                 .await
-                .map_err(|e| stage_error(stage.name(), e))?;
-            info!(
-                stage = stage.name(),
-                partitions = report.partitions_refreshed,
-                "aggregated"
-            );
-            push_checked(
-                stages,
-                stage.name(),
-                started,
-                StageOutcome::Aggregate(report),
-            )?;
+                .map_err(|e| stage_error(stage.name(), e))
+                .inspect(|report| {
+                    info!(
+                        stage = stage.name(),
+                        partitions = report.partitions_refreshed,
+                        "aggregated"
+                    )
+                })
+                .map(StageOutcome::Aggregate);
+            self.finish_stage(events, stages, stage.name(), started, report)
+                .await?;
         }
         Ok(())
     }
@@ -563,6 +674,8 @@ pub struct PipelineBuilder {
     without_run_records: bool,
     retry: Option<RetryPolicy>,
     sort_by: Vec<(TableId, Vec<String>)>,
+    lineage: Vec<LineageSinkRef>,
+    lineage_options: LineageOptions,
 }
 
 impl PipelineBuilder {
@@ -576,6 +689,19 @@ impl PipelineBuilder {
     /// ([`RetryPolicy::default`] unless set; [`RetryPolicy::none`] turns it off).
     pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = Some(policy);
+        self
+    }
+
+    /// Sends the OpenLineage events of every stage run to `sink` too
+    /// (none by default); see [`crate::lineage`].
+    pub fn with_lineage(mut self, sink: LineageSinkRef) -> Self {
+        self.lineage.push(sink);
+        self
+    }
+
+    /// How the lineage events name jobs ([`LineageOptions`]).
+    pub fn with_lineage_options(mut self, options: LineageOptions) -> Self {
+        self.lineage_options = options;
         self
     }
 
@@ -786,6 +912,8 @@ impl PipelineBuilder {
             record_runs: !self.without_run_records,
             retry: self.retry.unwrap_or_default(),
             sort_by,
+            lineage: self.lineage,
+            lineage_options: self.lineage_options,
         })
     }
 }
@@ -894,6 +1022,10 @@ pub struct ErasureReport {
     pub refreshed: Vec<AggregateReport>,
     /// What the purge deleted and rewrote, per table.
     pub purged: Vec<crate::erasure::Purge>,
+    /// Lineage events under `_metadata/lineage/` rewritten without the
+    /// subject (the error message of a failed stage can quote a value).
+    #[serde(default)]
+    pub lineage_events_rewritten: u64,
     /// Where the record is, relative to the lake root.
     pub record: Option<String>,
 }
@@ -986,6 +1118,7 @@ impl<'a> std::future::IntoFuture for EraseLake<'a> {
                 rebuilt: Vec::new(),
                 refreshed: Vec::new(),
                 purged: Vec::new(),
+                lineage_events_rewritten: 0,
                 record: None,
             };
             let pipeline = self.pipeline;
@@ -1075,6 +1208,15 @@ impl<'a> std::future::IntoFuture for EraseLake<'a> {
                     .map_err(|e| stage_error(&format!("erase from {}", target.name), e))?;
                 report.purged.push(purged);
             }
+            let lineage = storage
+                .layout()
+                .metadata_root()
+                .join(&format!("{}/", crate::lineage::LINEAGE))
+                .map_err(|e| LakeError::config("lake root", e.to_string()))?;
+            report.lineage_events_rewritten =
+                crate::erasure::scrub_documents(storage, &lineage, &self.subject)
+                    .await
+                    .map_err(|e| stage_error("erase from lineage events", e))?;
             report.finished_at = Utc::now();
             let file = format!(
                 "{}-{id}.json",

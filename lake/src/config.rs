@@ -433,6 +433,77 @@ pub struct PipelineConfig {
     /// How `lake maintain` lays out rewritten files (`[maintenance]`).
     #[serde(default)]
     pub maintenance: MaintenanceConfig,
+    /// Where the OpenLineage events of every stage run go (`[lineage]`).
+    #[serde(default)]
+    pub lineage: LineageConfig,
+    /// The `[service]` table of the ingestion service that shares this
+    /// file (`lake-examples`' `ingest_service`): kept, not read by the
+    /// pipeline or the CLI, so `lake run --config lake.toml` runs the
+    /// service's pipeline over files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<toml::Table>,
+}
+
+/// Where the OpenLineage events of every stage run go (see
+/// [`lake_core::lineage`]).
+///
+/// ```toml
+/// [lineage]
+/// file = true                        # one JSON file per event under _metadata/lineage/
+/// url = "http://localhost:5000"      # an OpenLineage endpoint (Marquez)
+/// ```
+///
+/// Without `url`, the `OPENLINEAGE_URL` variable names the endpoint, as
+/// for every OpenLineage client (with `OPENLINEAGE_ENDPOINT`); the bearer
+/// token is always `OPENLINEAGE_API_KEY`, never the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct LineageConfig {
+    /// Writes every event under `_metadata/lineage/` (default false).
+    #[serde(default)]
+    pub file: bool,
+    /// The base URL of an OpenLineage HTTP endpoint.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The path under `url` events are posted to (default `api/v1/lineage`).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The namespace of the jobs (default: the lake root).
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+impl LineageConfig {
+    /// The sinks this configuration names, with `OPENLINEAGE_URL` when it
+    /// names no URL.
+    pub fn sinks(&self, storage: &StorageRef) -> Result<Vec<lake_core::LineageSinkRef>> {
+        use lake_core::{FileLineageSink, HttpLineageSink};
+        let mut sinks: Vec<lake_core::LineageSinkRef> = Vec::new();
+        if self.file {
+            sinks.push(Arc::new(FileLineageSink::new(Arc::clone(storage))));
+        }
+        let http = match &self.url {
+            Some(url) => {
+                let base = url::Url::parse(url).map_err(|e| {
+                    LakeError::config("lineage.url", format!("{url:?} is not a URL: {e}"))
+                })?;
+                let mut sink = HttpLineageSink::new(base.clone());
+                if let Some(endpoint) = &self.endpoint {
+                    sink = sink.with_endpoint(&base, endpoint);
+                }
+                if let Ok(key) = std::env::var("OPENLINEAGE_API_KEY") {
+                    sink = sink.with_api_key(key);
+                }
+                Some(sink)
+            }
+            None => HttpLineageSink::from_env()?,
+        };
+        if let Some(sink) = http {
+            sinks.push(Arc::new(sink));
+        }
+        Ok(sinks)
+    }
 }
 
 /// How maintenance lays out the files it rewrites.
@@ -480,6 +551,8 @@ impl PipelineConfig {
             retention: Default::default(),
             lifecycle: Default::default(),
             maintenance: Default::default(),
+            lineage: Default::default(),
+            service: None,
         })
     }
 
@@ -621,6 +694,14 @@ impl PipelineConfig {
         }
         if !self.run_records {
             builder = builder.without_run_records();
+        }
+        for sink in self.lineage.sinks(&storage)? {
+            builder = builder.with_lineage(sink);
+        }
+        if let Some(namespace) = &self.lineage.namespace {
+            builder = builder.with_lineage_options(
+                lake_core::LineageOptions::default().with_job_namespace(namespace),
+            );
         }
         Ok(builder)
     }

@@ -5,6 +5,7 @@ mod cli;
 mod docs;
 mod erase;
 mod interop;
+mod lineage;
 mod maintain;
 mod pii;
 mod support;
