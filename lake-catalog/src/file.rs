@@ -6,6 +6,7 @@
 //! _catalog/namespaces/{zone}.{name}.json              created once
 //! _catalog/tables/{zone}.{ns}.{name}/v/{n:010}.json   table document, version n
 //! _catalog/tables/{zone}.{ns}.{name}/p/{hex}.json     one document per partition
+//! _catalog/grants/{key}.json                          one document per grant
 //! ```
 //! Every write is a create-if-absent put, the one conditional write that
 //! local files, memory and S3 all support (object_store's `PutMode::Update`
@@ -15,6 +16,8 @@
 //! way Delta's own log works. So several services can share one catalog on
 //! S3 with no server. Partition documents are named by the hex of their
 //! values, so adding one twice is `AlreadyExists`, which counts as present.
+//! Grants likewise are named by [`Grant::key`]: granting twice finds the
+//! first, and revoking deletes the one document.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -23,12 +26,13 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
+use lake_core::access::select_grants;
 use lake_core::object_store::path::Path;
 use lake_core::object_store::{self, ObjectMeta, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use lake_core::{
-    AddPartitions, Catalog, Ident, LakeError, NamespaceId, ObjectStoreRef, Partition,
-    PartitionFilter, PartitionValue, Properties, Result, SchemaVersion, StorageExt, StorageRef,
-    TableDefinition, TableId, TableUpdate, Zone,
+    AddPartitions, Catalog, Grant, Ident, LakeError, NamespaceId, ObjectStoreRef, Partition,
+    PartitionFilter, PartitionValue, Principal, Properties, Result, SchemaVersion, StorageExt,
+    StorageRef, TableDefinition, TableId, TableUpdate, Zone,
 };
 use serde::{Deserialize, Serialize};
 
@@ -86,6 +90,13 @@ impl FileCatalog {
         self.table_root(table)
             .join("v")
             .join(format!("{version:010}.json"))
+    }
+
+    fn grant_path(&self, grant: &Grant) -> Path {
+        self.root
+            .clone()
+            .join("grants")
+            .join(format!("{}.json", grant.key()))
     }
 
     fn partition_path(&self, table: &TableId, values: &[PartitionValue]) -> Path {
@@ -411,5 +422,56 @@ impl Catalog for FileCatalog {
 
     async fn schema_versions(&self, table: &TableId) -> Result<Vec<SchemaVersion>> {
         Ok(self.live(table).await?.2)
+    }
+
+    async fn grant(&self, grant: &Grant) -> Result<bool> {
+        let path = self.grant_path(grant);
+        let bytes =
+            serde_json::to_vec(grant).map_err(|e| LakeError::other("catalog document", e))?;
+        match self.create(&path, bytes).await {
+            Ok(()) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(LakeError::storage(path.to_string(), e)),
+        }
+    }
+
+    async fn revoke(&self, grant: &Grant) -> Result<bool> {
+        let path = self.grant_path(grant);
+        // Deleting an absent object succeeds on S3 and in memory: ask first.
+        match self.store.head(&path).await {
+            Ok(_) => {}
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(LakeError::storage(path.to_string(), e)),
+        }
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(true),
+            Err(e) => Err(LakeError::storage(path.to_string(), e)),
+        }
+    }
+
+    async fn list_grants(&self, principal: Option<&Principal>) -> Result<Vec<Grant>> {
+        let listed = self.list_all(&self.root.clone().join("grants")).await?;
+        let documents: Vec<Result<Option<Grant>>> = futures::stream::iter(listed)
+            .map(|meta| async move {
+                let path = &meta.location;
+                let got = match self.store.get(path).await {
+                    Ok(got) => got,
+                    // Revoked between the listing and the read.
+                    Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                    Err(e) => return Err(LakeError::storage(path.to_string(), e)),
+                };
+                let bytes = got
+                    .bytes()
+                    .await
+                    .map_err(|e| LakeError::storage(path.to_string(), e))?;
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| LakeError::other(format!("catalog document {path}"), e))
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        let grants = documents.into_iter().collect::<Result<Vec<_>>>()?;
+        Ok(select_grants(grants.into_iter().flatten(), principal))
     }
 }

@@ -6,7 +6,10 @@
 //!   writers through create-if-absent puts.
 //!
 //! - `GlueCatalog` (feature `glue`): the AWS Glue Data Catalog, one
-//!   database per namespace, tested against a local `moto_server`.
+//!   database per zone or per namespace, tested against a local
+//!   `moto_server`; its grants sync to AWS Lake Formation.
+//!
+//! Each keeps the access grants of [`lake_core::access`].
 //!
 //! The DataFusion bridge over any catalog is `lake_gold::LakeSession`.
 //!
@@ -35,5 +38,8 @@ mod memory;
 
 pub use file::FileCatalog;
 #[cfg(feature = "glue")]
-pub use glue::{DEFAULT_DATABASE_TEMPLATE, GlueCatalog, GlueCatalogBuilder, hive_type};
+pub use glue::{
+    DEFAULT_DATABASE_TEMPLATE, DEFAULT_GRANTS_DATABASE, GlueCatalog, GlueCatalogBuilder,
+    LakeFormationPermission, LakeFormationReport, SyncLakeFormation, hive_type,
+};
 pub use memory::MemoryCatalog;

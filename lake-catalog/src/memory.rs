@@ -1,14 +1,15 @@
 //! [`MemoryCatalog`]: the catalog in a `RwLock`, for tests and for services
 //! that own their lake alone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use chrono::Utc;
+use lake_core::access::select_grants;
 use lake_core::{
-    AddPartitions, Catalog, LakeError, NamespaceId, Partition, PartitionFilter, PartitionValue,
-    Properties, Result, SchemaVersion, TableDefinition, TableId, TableUpdate, Zone,
-    check_compatibility,
+    AddPartitions, Catalog, Grant, LakeError, NamespaceId, Partition, PartitionFilter,
+    PartitionValue, Principal, Properties, Result, SchemaVersion, TableDefinition, TableId,
+    TableUpdate, Zone, check_compatibility,
 };
 use tokio::sync::RwLock;
 
@@ -23,6 +24,7 @@ struct TableEntry {
 struct State {
     namespaces: BTreeMap<NamespaceId, Properties>,
     tables: BTreeMap<TableId, TableEntry>,
+    grants: BTreeSet<Grant>,
 }
 
 /// A catalog held in memory; everything is lost when it is dropped.
@@ -249,5 +251,18 @@ impl Catalog for MemoryCatalog {
             .get(table)
             .map(|e| e.versions.clone())
             .ok_or_else(|| missing_table(table))
+    }
+
+    async fn grant(&self, grant: &Grant) -> Result<bool> {
+        Ok(self.state.write().await.grants.insert(grant.clone()))
+    }
+
+    async fn revoke(&self, grant: &Grant) -> Result<bool> {
+        Ok(self.state.write().await.grants.remove(grant))
+    }
+
+    async fn list_grants(&self, principal: Option<&Principal>) -> Result<Vec<Grant>> {
+        let state = self.state.read().await;
+        Ok(select_grants(state.grants.iter().cloned(), principal))
     }
 }

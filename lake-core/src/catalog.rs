@@ -1,5 +1,6 @@
 //! The catalog the lake registers its tables in: namespaces, tables,
-//! partitions and schema versions.
+//! partitions, schema versions and the access grants on them
+//! ([`crate::access`]).
 //!
 //! Implementations (memory, the embedded file catalog, AWS Glue) live in
 //! `lake-catalog`; zone crates only ever see [`CatalogRef`].
@@ -14,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::access::{Grant, Principal};
 use crate::error::{LakeError, Result};
 use crate::ident::{Ident, NamespaceId, PartitionValue, TableId, Zone};
 
@@ -429,6 +431,11 @@ impl PartitionFilter {
 ///   and concurrent adds from several tasks lose nothing.
 /// - Listings are complete however many entries there are (implementations
 ///   page internally).
+/// - [`grant`](Catalog::grant) is idempotent (`Ok(false)` for a grant held
+///   already) and concurrent grants from several processes lose nothing;
+///   [`revoke`](Catalog::revoke) of a grant not held is `Ok(false)`;
+///   [`list_grants`](Catalog::list_grants) returns them sorted, each once.
+///   Grants may name tables and namespaces that do not exist (yet).
 #[async_trait]
 pub trait Catalog: Send + Sync + Debug {
     /// Creates a namespace (database).
@@ -475,6 +482,15 @@ pub trait Catalog: Send + Sync + Debug {
 
     /// Every recorded schema version of a table, oldest first.
     async fn schema_versions(&self, table: &TableId) -> Result<Vec<SchemaVersion>>;
+
+    /// Records a grant; `Ok(false)` when the catalog held it already.
+    async fn grant(&self, grant: &Grant) -> Result<bool>;
+
+    /// Removes a grant; `Ok(false)` when the catalog did not hold it.
+    async fn revoke(&self, grant: &Grant) -> Result<bool>;
+
+    /// The grants `principal` holds (every grant when `None`), sorted.
+    async fn list_grants(&self, principal: Option<&Principal>) -> Result<Vec<Grant>>;
 }
 
 /// Conveniences over any [`Catalog`].

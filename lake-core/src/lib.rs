@@ -31,6 +31,7 @@
 
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
+pub mod access;
 pub mod bookmark;
 pub mod catalog;
 pub mod deletion_vectors;
@@ -60,6 +61,7 @@ pub use object_store;
 pub use openlineage_client;
 pub use parquet;
 
+pub use access::{Access, Grant, GrantScope, Principal, Privilege};
 pub use bookmark::{Bookmark, BookmarkState};
 pub use catalog::{
     AddPartitions, Catalog, CatalogExt, CatalogRef, DELTA_ENGINE_PROPERTIES, Partition,

@@ -11,6 +11,14 @@
 //! backoff, as the [`RetryPolicy`] says. Every stage is idempotent (its
 //! bookmark advances in the commit that writes its data), so running one
 //! again finishes what the failed attempt left, and never doubles it.
+//!
+//! A pipeline built [`with_principal`](PipelineBuilder::with_principal)
+//! runs as that principal: before each stage runs, its grants in the
+//! catalog ([`crate::access`]) must let it read the stage's sources and
+//! write its target, or the run stops with [`LakeError::AccessDenied`]
+//! (inside the stage's error) and nothing of that stage is written.
+//! Erasure and maintenance check write on every table they would change
+//! before they change any.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -19,6 +27,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::access::{Access, Principal, Privilege};
 use crate::catalog::CatalogRef;
 use crate::error::{LakeError, Result};
 use crate::ident::{TableId, Zone};
@@ -50,6 +59,8 @@ pub struct Pipeline {
     /// Where the OpenLineage events of every stage run go.
     lineage: Vec<LineageSinkRef>,
     lineage_options: LineageOptions,
+    /// Who the pipeline runs as, when its grants are checked.
+    principal: Option<Principal>,
 }
 
 /// How a [`Pipeline`] retries a stage that failed with a retryable error.
@@ -283,6 +294,37 @@ impl Pipeline {
         Ok(read)
     }
 
+    /// The principal the pipeline runs as, if any.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.principal.as_ref()
+    }
+
+    /// The grants of the principal the pipeline runs as, read now; `None`
+    /// when it runs as nobody (nothing is checked).
+    async fn access(&self) -> Result<Option<Access>> {
+        match (&self.principal, &self.catalog) {
+            (Some(principal), Some(catalog)) => Ok(Some(Access::load(catalog, principal).await?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Checks that `access` may write every one of `tables`, before any is changed.
+    pub(crate) fn check_writes<'t>(
+        access: Option<&Access>,
+        operation: &str,
+        tables: impl IntoIterator<Item = &'t TableId>,
+    ) -> Result<()> {
+        let Some(access) = access else {
+            return Ok(());
+        };
+        for table in tables {
+            access
+                .check(Privilege::Write, table)
+                .map_err(|e| stage_error(operation, e))?;
+        }
+        Ok(())
+    }
+
     /// Ingests one delivered batch, then refines and aggregates what it changed.
     ///
     /// The run is recorded in `_metadata/runs` (see [`crate::runs`]),
@@ -336,6 +378,11 @@ impl Pipeline {
         stages: &mut Vec<StageRun>,
     ) -> Result<()> {
         let stage = self.ingest_stage_for(&batch)?;
+        if let Some(access) = self.access().await? {
+            access
+                .check(Privilege::Write, stage.target())
+                .map_err(|e| stage_error(stage.name(), e))?;
+        }
         let context = self.context(stage.target(), run_id);
         let events = self.stage_events(
             run_id,
@@ -484,6 +531,20 @@ impl Pipeline {
     }
 
     async fn run_downstream(&self, run_id: &str, stages: &mut Vec<StageRun>) -> Result<()> {
+        let access = self.access().await?;
+        let check = |name: &str, sources: &[TableId], target: &TableId| -> Result<()> {
+            let Some(access) = &access else {
+                return Ok(());
+            };
+            for source in sources {
+                access
+                    .check(Privilege::Read, source)
+                    .map_err(|e| stage_error(name, e))?;
+            }
+            access
+                .check(Privilege::Write, target)
+                .map_err(|e| stage_error(name, e))
+        };
         let root = self.storage.layout().root().clone();
         let datasets = |sources: Vec<TableId>| {
             sources
@@ -492,6 +553,7 @@ impl Pipeline {
                 .collect()
         };
         for stage in &self.refine {
+            check(stage.name(), &stage.sources(), stage.target())?;
             let context = self.context(stage.target(), run_id);
             let events = self.stage_events(
                 run_id,
@@ -522,6 +584,7 @@ impl Pipeline {
                 .await?;
         }
         for stage in &self.aggregate {
+            check(stage.name(), &stage.sources(), stage.target())?;
             let context = self.context(stage.target(), run_id);
             let events = self.stage_events(
                 run_id,
@@ -676,6 +739,7 @@ pub struct PipelineBuilder {
     sort_by: Vec<(TableId, Vec<String>)>,
     lineage: Vec<LineageSinkRef>,
     lineage_options: LineageOptions,
+    principal: Option<Principal>,
 }
 
 impl PipelineBuilder {
@@ -702,6 +766,14 @@ impl PipelineBuilder {
     /// How the lineage events name jobs ([`LineageOptions`]).
     pub fn with_lineage_options(mut self, options: LineageOptions) -> Self {
         self.lineage_options = options;
+        self
+    }
+
+    /// Runs as `principal`: every stage, erasure and maintenance checks
+    /// the principal's grants in the catalog first (see [`crate::access`]).
+    /// Needs a catalog. Without a principal nothing is checked.
+    pub fn with_principal(mut self, principal: Principal) -> Self {
+        self.principal = Some(principal);
         self
     }
 
@@ -768,6 +840,14 @@ impl PipelineBuilder {
         let storage = self.storage.ok_or_else(|| {
             LakeError::config("storage", "a pipeline needs storage: call with_storage")
         })?;
+        if let (Some(principal), None) = (&self.principal, &self.catalog) {
+            return Err(LakeError::config(
+                "principal",
+                format!(
+                    "the pipeline runs as {principal}, whose grants are kept in a catalog: call with_catalog"
+                ),
+            ));
+        }
         if self.ingest.is_empty() && self.refine.is_empty() && self.aggregate.is_empty() {
             return Err(LakeError::config(
                 "stages",
@@ -914,6 +994,7 @@ impl PipelineBuilder {
             sort_by,
             lineage: self.lineage,
             lineage_options: self.lineage_options,
+            principal: self.principal,
         })
     }
 }
@@ -945,6 +1026,17 @@ impl<'a> std::future::IntoFuture for MaintainLake<'a> {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             let storage = self.pipeline.storage();
+            let pipeline = self.pipeline;
+            Pipeline::check_writes(
+                pipeline.access().await?.as_ref(),
+                "maintain",
+                pipeline
+                    .ingest
+                    .iter()
+                    .map(|s| s.target())
+                    .chain(pipeline.refine.iter().map(|s| s.target()))
+                    .chain(pipeline.aggregate.iter().map(|s| s.target())),
+            )?;
             let mut reports = Vec::new();
             let mut targets = self.pipeline.maintenance_targets();
             // Retention by partition waits for the stages reading the table.
@@ -1167,6 +1259,17 @@ impl<'a> std::future::IntoFuture for EraseLake<'a> {
             for stage in &rebuilt {
                 purged.extend(stage.maintenance_targets(layout));
             }
+            Pipeline::check_writes(
+                pipeline.access().await?.as_ref(),
+                "erase",
+                pipeline
+                    .ingest_stages()
+                    .iter()
+                    .map(|s| s.target())
+                    .filter(|t| chosen(t))
+                    .chain(rebuilt.iter().map(|s| s.target()))
+                    .chain(pipeline.aggregate_stages().iter().map(|s| s.target())),
+            )?;
             for stage in pipeline.aggregate_stages() {
                 purged.extend(stage.maintenance_targets(layout));
             }

@@ -19,6 +19,13 @@
 //!   keeps reading those versions (the bridge iceberg-rust's DataFusion
 //!   integration uses): repeatable reads, at the price of staleness.
 //!
+//! A session opened [`for_principal`](LakeSession::for_principal) binds the
+//! same way, and sees only the tables the principal may read (the grants
+//! of [`lake_core::access`], read when the session is opened): listings
+//! hold only those, and a query, time travel or registration that names
+//! another table fails with [`LakeError::AccessDenied`] naming principal and
+//! table, whether that table exists or not.
+//!
 //! [`Catalog`]: lake_core::Catalog
 
 use std::sync::Arc;
@@ -38,7 +45,8 @@ use datafusion::physical_plan::collect;
 use datafusion::prelude::{DataFrame, SessionContext};
 use deltalake::DeltaTable;
 use lake_core::{
-    CatalogRef, Ident, LakeError, NamespaceId, Result, StorageExt, StorageRef, TableId, Zone,
+    Access, CatalogRef, Ident, LakeError, NamespaceId, Principal, Privilege, Result, StorageExt,
+    StorageRef, TableId, Zone,
 };
 
 use crate::refresh::ScanMetrics;
@@ -68,6 +76,8 @@ pub fn read_only() -> SQLOptions {
 pub struct LakeSession {
     ctx: SessionContext,
     storage: StorageRef,
+    /// The principal's grants, for a session opened for one.
+    access: Option<Arc<Access>>,
 }
 
 impl std::fmt::Debug for LakeSession {
@@ -75,6 +85,7 @@ impl std::fmt::Debug for LakeSession {
         f.debug_struct("LakeSession")
             .field("session_id", &self.ctx.session_id())
             .field("storage", &self.storage)
+            .field("principal", &self.access.as_ref().map(|a| a.principal()))
             .finish()
     }
 }
@@ -86,7 +97,11 @@ impl LakeSession {
         for zone in [Zone::Bronze, Zone::Silver, Zone::Gold] {
             ctx.register_catalog(zone.as_str(), Arc::new(MemoryCatalogProvider::new()));
         }
-        Self { ctx, storage }
+        Self {
+            ctx,
+            storage,
+            access: None,
+        }
     }
 
     /// A session over every table `catalog` lists in the bronze, silver and
@@ -111,6 +126,27 @@ impl LakeSession {
     /// tables are looked up in the catalog, at their latest version, when
     /// each query is planned.
     pub async fn over_catalog(storage: StorageRef, catalog: &CatalogRef) -> Result<Self> {
+        Self::bound(storage, catalog, None).await
+    }
+
+    /// A session like [`over_catalog`](Self::over_catalog)'s for
+    /// `principal`: it lists and reads only the tables the principal's
+    /// grants in `catalog` let it read, and refuses the others with
+    /// [`LakeError::AccessDenied`]. The grants are read once, now.
+    pub async fn for_principal(
+        storage: StorageRef,
+        catalog: &CatalogRef,
+        principal: &Principal,
+    ) -> Result<Self> {
+        let access = Arc::new(Access::load(catalog, principal).await?);
+        Self::bound(storage, catalog, Some(access)).await
+    }
+
+    async fn bound(
+        storage: StorageRef,
+        catalog: &CatalogRef,
+        access: Option<Arc<Access>>,
+    ) -> Result<Self> {
         let ctx = crate::refresh::session();
         let runtime = ctx.runtime_env();
         for zone in [Zone::Bronze, Zone::Silver, Zone::Gold] {
@@ -120,14 +156,33 @@ impl LakeSession {
                 Arc::clone(&storage),
                 Arc::clone(&runtime),
             )
-            .await?;
+            .await?
+            .with_access(access.clone());
             ctx.register_catalog(zone.as_str(), Arc::new(provider));
         }
-        Ok(Self { ctx, storage })
+        Ok(Self {
+            ctx,
+            storage,
+            access,
+        })
+    }
+
+    /// The principal's grants, for a session opened for one.
+    pub fn access(&self) -> Option<&Access> {
+        self.access.as_deref()
+    }
+
+    /// `Ok` unless the session is a principal's that may not read `id`.
+    fn check_read(&self, id: &TableId) -> Result<()> {
+        match &self.access {
+            Some(access) => access.check(Privilege::Read, id),
+            None => Ok(()),
+        }
     }
 
     /// Adds the table `id` at its layout location, at its latest version.
     pub async fn register(&self, id: &TableId) -> Result<()> {
+        self.check_read(id)?;
         let location = self.storage.layout().table_location(id);
         let table = self.open(&location, id, TimeTravel::Latest).await?;
         self.add(id, &table).await
@@ -148,11 +203,12 @@ impl LakeSession {
         self.ctx
             .sql_with_options(sql, options)
             .await
-            .map_err(|e| LakeError::datafusion("sql session", e))
+            .map_err(session_error)
     }
 
     /// The table `id` as of `version` (time travel), as a DataFrame.
     pub async fn table_at(&self, id: &TableId, version: TimeTravel) -> Result<DataFrame> {
+        self.check_read(id)?;
         let location = self.storage.layout().table_location(id);
         let table = self.open(&location, id, version).await?;
         let provider = provider(&self.ctx, &table, id).await?;
@@ -164,6 +220,7 @@ impl LakeSession {
     /// Registers the table `id` as of `version` under the plain name
     /// `alias`, so SQL can join it with other versions or tables.
     pub async fn register_at(&self, alias: &str, id: &TableId, version: TimeTravel) -> Result<()> {
+        self.check_read(id)?;
         let location = self.storage.layout().table_location(id);
         let table = self.open(&location, id, version).await?;
         let provider = provider(&self.ctx, &table, id).await?;
@@ -238,6 +295,29 @@ impl LakeSession {
     }
 }
 
+/// A DataFusion error of the session as a lake error: a refusal by the
+/// catalog provider comes back as the [`LakeError::AccessDenied`] it is,
+/// not wrapped in a planning error.
+fn session_error(error: DataFusionError) -> LakeError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(current) = cause {
+        if let Some(LakeError::AccessDenied {
+            principal,
+            action,
+            table,
+        }) = current.downcast_ref::<LakeError>()
+        {
+            return LakeError::AccessDenied {
+                principal: principal.clone(),
+                action,
+                table: table.clone(),
+            };
+        }
+        cause = current.source();
+    }
+    LakeError::datafusion("sql session", error)
+}
+
 async fn provider(
     ctx: &SessionContext,
     table: &DeltaTable,
@@ -261,6 +341,8 @@ pub struct LakeCatalogProvider {
     runtime: Arc<RuntimeEnv>,
     /// Namespace → table names, when loaded.
     listing: std::collections::BTreeMap<String, Vec<String>>,
+    /// When set, only the tables these grants let the principal read.
+    access: Option<Arc<Access>>,
 }
 
 impl LakeCatalogProvider {
@@ -286,7 +368,26 @@ impl LakeCatalogProvider {
             storage,
             runtime,
             listing,
+            access: None,
         })
+    }
+
+    /// Lists and opens only the tables `access` lets its principal read,
+    /// and refuses the others with [`LakeError::AccessDenied`]; `None`
+    /// checks nothing.
+    pub fn with_access(mut self, access: Option<Arc<Access>>) -> Self {
+        if let Some(access) = &access {
+            let zone = self.zone;
+            for (namespace, names) in &mut self.listing {
+                names.retain(|name| {
+                    TableId::new(zone, namespace, name)
+                        .is_ok_and(|id| access.allows(Privilege::Read, &id))
+                });
+            }
+            self.listing.retain(|_, names| !names.is_empty());
+        }
+        self.access = access;
+        self
     }
 }
 
@@ -301,6 +402,7 @@ impl CatalogProvider for LakeCatalogProvider {
         let namespace = NamespaceId::new(self.zone, name).ok()?;
         Some(Arc::new(LakeSchemaProvider {
             names: self.listing.get(name).cloned().unwrap_or_default(),
+            access: self.access.clone(),
             namespace,
             catalog: Arc::clone(&self.catalog),
             storage: Arc::clone(&self.storage),
@@ -314,6 +416,7 @@ impl CatalogProvider for LakeCatalogProvider {
 struct LakeSchemaProvider {
     namespace: NamespaceId,
     names: Vec<String>,
+    access: Option<Arc<Access>>,
     catalog: CatalogRef,
     storage: StorageRef,
     runtime: Arc<RuntimeEnv>,
@@ -339,6 +442,9 @@ impl SchemaProvider for LakeSchemaProvider {
             name,
         };
         let external = |e: LakeError| DataFusionError::External(Box::new(e));
+        if let Some(access) = &self.access {
+            access.check(Privilege::Read, &id).map_err(external)?;
+        }
         let definition = match self.catalog.get_table(&id).await {
             Ok(definition) => definition,
             Err(LakeError::NotFound { .. }) => return Ok(None),

@@ -114,6 +114,9 @@ pub struct GlueConfig {
     /// The secret of `access_key_id`.
     #[serde(default)]
     pub secret_access_key: Option<String>,
+    /// The Glue database the access grants are kept in (default `lake_grants`).
+    #[serde(default)]
+    pub grants_database: Option<String>,
 }
 
 /// A bronze table and its options.
@@ -442,6 +445,12 @@ pub struct PipelineConfig {
     /// service's pipeline over files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<toml::Table>,
+    /// Who the pipeline runs as: its stages, `lake sql`, `lake erase` and
+    /// `lake maintain` check this principal's grants in the catalog
+    /// (see [`lake_core::access`]); `--principal` or `LAKE_PRINCIPAL`
+    /// override it. Unset, nothing is checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<lake_core::Principal>,
 }
 
 /// Where the OpenLineage events of every stage run go (see
@@ -553,6 +562,7 @@ impl PipelineConfig {
             maintenance: Default::default(),
             lineage: Default::default(),
             service: None,
+            principal: None,
         })
     }
 
@@ -695,6 +705,9 @@ impl PipelineConfig {
         if !self.run_records {
             builder = builder.without_run_records();
         }
+        if let Some(principal) = &self.principal {
+            builder = builder.with_principal(principal.clone());
+        }
         for sink in self.lineage.sinks(&storage)? {
             builder = builder.with_lineage(sink);
         }
@@ -709,7 +722,30 @@ impl PipelineConfig {
 
 #[cfg(feature = "glue")]
 async fn glue_catalog(config: GlueConfig) -> Result<CatalogRef> {
+    Ok(Arc::new(glue_catalog_of(config).await?))
+}
+
+impl PipelineConfig {
+    /// The configured Glue catalog itself (for what only Glue does, such as
+    /// the Lake Formation sync); an error unless `catalog = "glue"`.
+    #[cfg(feature = "glue")]
+    pub async fn glue_catalog(&self) -> Result<lake_catalog::GlueCatalog> {
+        if self.catalog != CatalogKind::Glue {
+            return Err(LakeError::config(
+                "catalog",
+                "this needs the Glue catalog: set catalog = \"glue\" and a [glue] table",
+            ));
+        }
+        glue_catalog_of(self.glue.clone().unwrap_or_default()).await
+    }
+}
+
+#[cfg(feature = "glue")]
+async fn glue_catalog_of(config: GlueConfig) -> Result<lake_catalog::GlueCatalog> {
     let mut builder = lake_catalog::GlueCatalog::builder();
+    if let Some(name) = config.grants_database {
+        builder = builder.grants_database(name);
+    }
     if let Some(url) = config.endpoint_url {
         builder = builder.endpoint_url(url);
     }
@@ -732,10 +768,10 @@ async fn glue_catalog(config: GlueConfig) -> Result<CatalogRef> {
             ));
         }
     }
-    Ok(Arc::new(builder.build().await.map_err(|e| match e {
+    builder.build().await.map_err(|e| match e {
         LakeError::Config { field, message } => LakeError::config(format!("glue.{field}"), message),
         other => other,
-    })?))
+    })
 }
 
 #[cfg(not(feature = "glue"))]

@@ -464,4 +464,19 @@ impl Catalog for GlueCatalog {
         versions.sort_by_key(|v| v.version);
         Ok(versions)
     }
+
+    async fn grant(&self, grant: &lake_core::Grant) -> Result<bool> {
+        self.glue_grant(grant).await
+    }
+
+    async fn revoke(&self, grant: &lake_core::Grant) -> Result<bool> {
+        self.glue_revoke(grant).await
+    }
+
+    async fn list_grants(
+        &self,
+        principal: Option<&lake_core::Principal>,
+    ) -> Result<Vec<lake_core::Grant>> {
+        self.glue_list_grants(principal).await
+    }
 }

@@ -59,11 +59,15 @@ use crate::memory::apply_update;
 
 mod catalog;
 mod convert;
+mod grants;
 #[cfg(test)]
 mod tests;
 
 pub use convert::hive_type;
 use convert::{definition_from_glue, enum_text, schema_created_at, storage_descriptor};
+pub use grants::{
+    DEFAULT_GRANTS_DATABASE, LakeFormationPermission, LakeFormationReport, SyncLakeFormation,
+};
 
 /// Glue takes at most 100 partitions per `BatchCreatePartition`.
 const CREATE_CHUNK: usize = 100;
@@ -108,6 +112,7 @@ pub struct GlueCatalogBuilder {
     credentials: Option<(String, String)>,
     catalog_id: Option<String>,
     database_template: String,
+    grants_database: String,
 }
 
 impl Default for GlueCatalogBuilder {
@@ -118,6 +123,7 @@ impl Default for GlueCatalogBuilder {
             credentials: None,
             catalog_id: None,
             database_template: DEFAULT_DATABASE_TEMPLATE.to_string(),
+            grants_database: grants::DEFAULT_GRANTS_DATABASE.to_string(),
         }
     }
 }
@@ -161,7 +167,16 @@ impl GlueCatalogBuilder {
         self
     }
 
-    /// Loads the AWS configuration and builds the catalog.
+    /// The Glue database the access grants are kept in (default
+    /// `lake_grants`; see [`Catalog::grant`]).
+    pub fn grants_database(mut self, name: impl Into<String>) -> Self {
+        self.grants_database = name.into();
+        self
+    }
+
+    /// Loads the AWS configuration and builds the catalog, with a Lake
+    /// Formation client on the same configuration for
+    /// [`GlueCatalog::sync_lake_formation`].
     pub async fn build(self) -> Result<GlueCatalog> {
         check_template(&self.database_template)?;
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
@@ -184,14 +199,21 @@ impl GlueCatalogBuilder {
                 "no AWS region: set AWS_REGION or call GlueCatalogBuilder::region",
             ));
         }
+        glue_name("grants database", &self.grants_database)?;
         let mut config = aws_sdk_glue::config::Builder::from(&shared);
+        let mut lake_formation = aws_sdk_lakeformation::config::Builder::from(&shared);
         if let Some(url) = &self.endpoint_url {
             config = config.endpoint_url(url.clone());
+            lake_formation = lake_formation.endpoint_url(url.clone());
         }
         Ok(GlueCatalog {
             client: Client::from_conf(config.build()),
+            lake_formation: Some(aws_sdk_lakeformation::Client::from_conf(
+                lake_formation.build(),
+            )),
             catalog_id: self.catalog_id,
             database_template: self.database_template,
+            grants_database: self.grants_database,
             update_lock: Arc::new(Mutex::new(())),
         })
     }
@@ -219,8 +241,10 @@ const P_NAMESPACE_RECORD: &str = "lake.namespace.";
 #[derive(Debug, Clone)]
 pub struct GlueCatalog {
     client: Client,
+    lake_formation: Option<aws_sdk_lakeformation::Client>,
     catalog_id: Option<String>,
     database_template: String,
+    grants_database: String,
     update_lock: Arc<Mutex<()>>,
 }
 
@@ -257,14 +281,23 @@ impl GlueCatalog {
         GlueCatalogBuilder::default()
     }
 
-    /// A catalog over a Glue client you configured yourself.
+    /// A catalog over a Glue client you configured yourself (without Lake
+    /// Formation until [`with_lake_formation_client`](Self::with_lake_formation_client)).
     pub fn from_client(client: Client) -> Self {
         Self {
             client,
+            lake_formation: None,
             catalog_id: None,
             database_template: DEFAULT_DATABASE_TEMPLATE.to_string(),
+            grants_database: grants::DEFAULT_GRANTS_DATABASE.to_string(),
             update_lock: Arc::new(Mutex::new(())),
         }
+    }
+
+    /// Uses `client` for [`sync_lake_formation`](Self::sync_lake_formation).
+    pub fn with_lake_formation_client(mut self, client: aws_sdk_lakeformation::Client) -> Self {
+        self.lake_formation = Some(client);
+        self
     }
 
     /// Whether the template names one database per zone (it has no

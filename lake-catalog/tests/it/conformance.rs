@@ -62,6 +62,7 @@ async fn glue_with(template: String) -> Subject {
         .region("us-east-1")
         .credentials("testing", "testing")
         .database_template(template)
+        .grants_database(lake_testing::unique_name("g"))
         .build()
         .await
         .unwrap();
@@ -108,7 +109,8 @@ conformance!(
     compatibility_modes,
     partitions,
     many_partitions,
-    concurrent_writers
+    concurrent_writers,
+    grants
 );
 
 /// The entry point a third-party catalog uses: every test, each on a

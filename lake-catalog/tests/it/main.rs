@@ -1,3 +1,5 @@
 //! Integration tests of lake-catalog.
 
 mod conformance;
+#[cfg(feature = "glue")]
+mod lake_formation;

@@ -18,9 +18,9 @@ use std::sync::Arc;
 
 use lake_core::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use lake_core::{
-    CatalogExt, CatalogRef, Ident, LakeError, NamespaceId, Partition, PartitionFilter, PartitionOp,
-    PartitionStats, PartitionValue, Properties, SchemaCompatibility, TableDefinition, TableId,
-    TableUpdate, Zone,
+    Access, CatalogExt, CatalogRef, Grant, Ident, LakeError, NamespaceId, Partition,
+    PartitionFilter, PartitionOp, PartitionStats, PartitionValue, Principal, Privilege, Properties,
+    SchemaCompatibility, TableDefinition, TableId, TableUpdate, Zone,
 };
 use url::Url;
 
@@ -37,6 +37,7 @@ where
     partitions(fresh().await).await;
     many_partitions(fresh().await).await;
     concurrent_writers(fresh().await).await;
+    grants(fresh().await).await;
 }
 
 fn schema(fields: &[(&str, DataType, bool)]) -> SchemaRef {
@@ -488,4 +489,88 @@ pub async fn concurrent_writers(catalog: CatalogRef) {
         .filter(|k| k.starts_with("writer"))
         .count();
     assert_eq!(writers, 8, "no update was lost: {properties:?}");
+}
+
+/// Conformance: grants are recorded once, listed sorted, revoked, and
+/// concurrent grants lose nothing.
+pub async fn grants(catalog: CatalogRef) {
+    let analyst = Principal::new("arn:aws:iam::123456789012:role/analyst").unwrap();
+    let service = Principal::new("ingest-service").unwrap();
+    assert!(catalog.list_grants(None).await.unwrap().is_empty());
+    let read_silver = Grant::read(analyst.clone(), Zone::Silver);
+    // A table that does not exist (yet) can be granted.
+    let write_daily = Grant::write(
+        analyst.clone(),
+        TableId::gold("analytics", "daily").unwrap(),
+    );
+    let write_shop = Grant::write(
+        service.clone(),
+        NamespaceId::new(Zone::Bronze, "shop").unwrap(),
+    );
+    assert!(catalog.grant(&read_silver).await.unwrap(), "a new grant");
+    assert!(!catalog.grant(&read_silver).await.unwrap(), "held already");
+    assert!(catalog.grant(&write_daily).await.unwrap());
+    assert!(catalog.grant(&write_shop).await.unwrap());
+    let mut all = vec![read_silver.clone(), write_daily.clone(), write_shop.clone()];
+    all.sort();
+    assert_eq!(catalog.list_grants(None).await.unwrap(), all);
+    let mut of_analyst = vec![read_silver.clone(), write_daily.clone()];
+    of_analyst.sort();
+    assert_eq!(
+        catalog.list_grants(Some(&analyst)).await.unwrap(),
+        of_analyst
+    );
+
+    let access = Access::load(&catalog, &analyst).await.unwrap();
+    assert!(access.allows(Privilege::Read, &orders()));
+    assert!(!access.allows(Privilege::Write, &orders()));
+    assert!(!access.allows(
+        Privilege::Write,
+        &TableId::bronze("shop", "orders").unwrap()
+    ));
+    assert!(matches!(
+        access.check(Privilege::Write, &orders()),
+        Err(LakeError::AccessDenied { .. })
+    ));
+
+    assert!(catalog.revoke(&read_silver).await.unwrap(), "it was held");
+    assert!(
+        !catalog.revoke(&read_silver).await.unwrap(),
+        "no longer held"
+    );
+    assert_eq!(
+        catalog.list_grants(Some(&analyst)).await.unwrap(),
+        vec![write_daily.clone()]
+    );
+    let access = Access::load(&catalog, &analyst).await.unwrap();
+    assert!(!access.allows(Privilege::Read, &orders()), "revoked");
+
+    // Eight tasks grant a shared grant and one of their own at once.
+    let shared = Grant::read(service.clone(), Zone::Gold);
+    let mut tasks = Vec::new();
+    for task in 0..8u32 {
+        let catalog = Arc::clone(&catalog);
+        let shared = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            let own = Grant::read(
+                Principal::new(format!("reader-{task}")).unwrap(),
+                TableId::silver("sales", &format!("t{task}")).unwrap(),
+            );
+            let own_new = catalog.grant(&own).await.unwrap();
+            let shared_new = catalog.grant(&shared).await.unwrap();
+            (own_new, shared_new)
+        }));
+    }
+    let mut shared_new = 0;
+    for task in tasks {
+        let (own, shared) = task.await.unwrap();
+        assert!(own, "each task's own grant was new");
+        shared_new += usize::from(shared);
+    }
+    assert_eq!(shared_new, 1, "the shared grant was new exactly once");
+    let listed = catalog.list_grants(None).await.unwrap();
+    assert_eq!(listed.len(), 2 + 1 + 8, "{listed:?}");
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(listed, sorted, "listed in order");
 }

@@ -2,6 +2,7 @@
 
 mod cost;
 mod erase;
+mod grant;
 mod init;
 mod lifecycle;
 mod maintain;
@@ -36,6 +37,9 @@ enum Command {
     Sql(sql::SqlArgs),
     Maintain(maintain::MaintainArgs),
     Erase(erase::EraseArgs),
+    Grant(grant::GrantArgs),
+    Revoke(grant::RevokeArgs),
+    Grants(grant::GrantsArgs),
     Cost(cost::CostArgs),
     Lifecycle(lifecycle::LifecycleArgs),
 }
@@ -55,6 +59,11 @@ pub(crate) struct LakeArgs {
     /// Print one JSON document for machines instead of text for people.
     #[arg(long)]
     json: bool,
+    /// Run as this principal: its grants in the catalog decide which
+    /// tables it may read and write (`lake grant`). Overrides the
+    /// configuration's `principal`.
+    #[arg(long, value_name = "PRINCIPAL", env = "LAKE_PRINCIPAL")]
+    principal: Option<String>,
 }
 
 impl LakeArgs {
@@ -80,6 +89,9 @@ impl LakeArgs {
         }
         if config.lake.is_none() {
             config.lake = Some("lake".to_string());
+        }
+        if let Some(principal) = &self.principal {
+            config.principal = Some(principal.parse()?);
         }
         Ok(config)
     }
@@ -181,6 +193,9 @@ pub(crate) fn main() -> i32 {
             Command::Sql(args) => sql::sql(args).await,
             Command::Maintain(args) => maintain::maintain(args).await,
             Command::Erase(args) => erase::erase(args).await,
+            Command::Grant(args) => grant::grant(args).await,
+            Command::Revoke(args) => grant::revoke(args).await,
+            Command::Grants(args) => grant::grants(args).await,
             Command::Cost(args) => cost::cost(args).await,
             Command::Lifecycle(args) => lifecycle::lifecycle(args).await,
         }

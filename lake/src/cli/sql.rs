@@ -17,6 +17,8 @@ use super::{Failure, LakeArgs, Outcome};
 /// (`silver.sales.orders`).
 /// Queries only: DDL, DML and `SET` are refused. `--at` registers an
 /// earlier version of a table under a name of its own (time travel).
+/// With `--principal` (or the configuration's `principal`), only the
+/// tables that principal may read are there (`lake grant`).
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     lake sql \"SELECT order_date, total_value FROM gold.analytics.daily_summary ORDER BY 1 LIMIT 5\"\n  \
@@ -49,9 +51,12 @@ enum Format {
 pub(crate) async fn sql(args: SqlArgs) -> Outcome {
     let (_, pipeline) = args.lake.pipeline().await?;
     let storage = Arc::clone(pipeline.storage());
-    let session = match pipeline.catalog() {
-        Some(catalog) => LakeSession::over_catalog(storage, catalog).await?,
-        None => {
+    let session = match (pipeline.catalog(), pipeline.principal()) {
+        (Some(catalog), Some(principal)) => {
+            LakeSession::for_principal(storage, catalog, principal).await?
+        }
+        (Some(catalog), None) => LakeSession::over_catalog(storage, catalog).await?,
+        (None, _) => {
             // No catalog: the tables the pipeline's stages write.
             let session = LakeSession::new(storage);
             let ingest = pipeline.ingest_stages().iter().map(|s| s.target());
