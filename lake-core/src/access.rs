@@ -3,9 +3,10 @@
 //!
 //! A [`Grant`] says that a [`Principal`] (a service, a team, an IAM role's
 //! ARN: any name the deployment uses) may read or write every table of a
-//! [`GrantScope`]. Grants are recorded with [`Catalog::grant`] and removed
-//! with [`Catalog::revoke`]; [`Access::load`] reads one principal's grants
-//! and answers whether it may read or write a table.
+//! [`GrantScope`]. Grants are recorded with
+//! [`Catalog::grant`](crate::Catalog::grant) and removed with
+//! [`Catalog::revoke`](crate::Catalog::revoke); [`Access::load`] reads one
+//! principal's grants and answers whether it may read or write a table.
 //!
 //! Who checks:
 //! - `lake_gold::LakeSession::for_principal` opens a SQL session that lists
