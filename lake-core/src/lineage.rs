@@ -34,6 +34,7 @@
 //! no-op for the data that sends the events of that new run. When the stage itself failed,
 //! its error is returned and a `FAIL` that cannot be sent is logged beside it.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
@@ -507,19 +508,7 @@ impl StageEvents {
                 (self.inputs.clone(), outputs)
             }
             StageOutcome::Refine(report) => {
-                let single = report.source_versions.len() == 1;
-                let inputs = report
-                    .source_versions
-                    .iter()
-                    .map(|(table, range)| {
-                        let mut input = dataset(root, table);
-                        versioned(&mut input, Some(range.last));
-                        if single {
-                            read(&mut input, report.rows_read);
-                        }
-                        input
-                    })
-                    .collect();
+                let inputs = source_datasets(root, &report.source_versions, report.rows_read);
                 let target = report.table.to_string();
                 let quarantine = format!("quarantine of {target}");
                 let mut outputs = vec![dataset(root, &target)];
@@ -545,19 +534,7 @@ impl StageEvents {
                 (inputs, outputs)
             }
             StageOutcome::Aggregate(report) => {
-                let single = report.source_versions.len() == 1;
-                let inputs = report
-                    .source_versions
-                    .iter()
-                    .map(|(table, range)| {
-                        let mut input = dataset(root, table);
-                        versioned(&mut input, Some(range.last));
-                        if single {
-                            read(&mut input, report.rows_read);
-                        }
-                        input
-                    })
-                    .collect();
+                let inputs = source_datasets(root, &report.source_versions, report.rows_read);
                 let mut target = dataset(root, &report.table.to_string());
                 versioned(&mut target, report.table_version);
                 written(&mut target, report.rows_written);
@@ -663,6 +640,27 @@ fn relative(root: &str, location: &Url) -> String {
         .unwrap_or(location.as_str())
         .trim_end_matches('/')
         .to_string()
+}
+
+/// The source tables a stage read, each at the last version it read; the
+/// rows read are known per source only when there is one.
+fn source_datasets(
+    root: &str,
+    sources: &BTreeMap<String, crate::stage::VersionRange>,
+    rows_read: u64,
+) -> Vec<Dataset> {
+    let single = sources.len() == 1;
+    sources
+        .iter()
+        .map(|(table, range)| {
+            let mut input = dataset(root, table);
+            versioned(&mut input, Some(range.last));
+            if single {
+                read(&mut input, rows_read);
+            }
+            input
+        })
+        .collect()
 }
 
 fn versioned(dataset: &mut Dataset, version: Option<u64>) {
