@@ -5,8 +5,10 @@
 //! ARN: any name the deployment uses) may read or write every table of a
 //! [`GrantScope`]. Grants are recorded with
 //! [`Catalog::grant`](crate::Catalog::grant) and removed with
-//! [`Catalog::revoke`](crate::Catalog::revoke); [`Access::load`] reads one
-//! principal's grants and answers whether it may read or write a table.
+//! [`Catalog::revoke`](crate::Catalog::revoke);
+//! [`CatalogExt::access`](crate::CatalogExt::access) reads one principal's
+//! grants as an [`Access`], which answers whether it may read or write a
+//! table.
 //!
 //! Who checks:
 //! - `lake_gold::LakeSession::for_principal` opens a SQL session that lists
@@ -47,7 +49,6 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::catalog::CatalogRef;
 use crate::error::{LakeError, Result};
 use crate::ident::{NamespaceId, TableId, Zone};
 
@@ -316,7 +317,7 @@ const GRANT_KEY_NAMESPACE: uuid::Uuid =
 /// What one principal may do: its grants, read from the catalog once.
 ///
 /// A snapshot: a grant recorded or revoked later applies to the next
-/// [`Access::load`], not to this one.
+/// read of the grants, not to this one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Access {
     principal: Principal,
@@ -324,12 +325,6 @@ pub struct Access {
 }
 
 impl Access {
-    /// The grants of `principal` in `catalog`.
-    pub async fn load(catalog: &CatalogRef, principal: &Principal) -> Result<Self> {
-        let grants = catalog.list_grants(Some(principal)).await?;
-        Ok(Self::new(principal.clone(), grants))
-    }
-
     /// `principal` with `grants` (those of other principals are ignored).
     pub fn new(principal: Principal, grants: impl IntoIterator<Item = Grant>) -> Self {
         let grants = grants

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::access::{Grant, Principal};
+use crate::access::{Access, Grant, Principal};
 use crate::error::{LakeError, Result};
 use crate::ident::{Ident, NamespaceId, PartitionValue, TableId, Zone};
 
@@ -503,6 +503,12 @@ pub trait CatalogExt: Catalog {
             Err(LakeError::NotFound { .. }) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// What `principal` may do: its grants, read now.
+    async fn access(&self, principal: &Principal) -> Result<Access> {
+        let grants = self.list_grants(Some(principal)).await?;
+        Ok(Access::new(principal.clone(), grants))
     }
 
     /// Creates the namespace unless it exists.

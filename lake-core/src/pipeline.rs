@@ -28,7 +28,7 @@ use chrono::Utc;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::access::{Access, Principal, Privilege};
-use crate::catalog::CatalogRef;
+use crate::catalog::{CatalogExt, CatalogRef};
 use crate::error::{LakeError, Result};
 use crate::ident::{TableId, Zone};
 use crate::lineage::{LineageOptions, LineageSinkRef, StageEvents, StageKind};
@@ -303,7 +303,7 @@ impl Pipeline {
     /// when it runs as nobody (nothing is checked).
     async fn access(&self) -> Result<Option<Access>> {
         match (&self.principal, &self.catalog) {
-            (Some(principal), Some(catalog)) => Ok(Some(Access::load(catalog, principal).await?)),
+            (Some(principal), Some(catalog)) => Ok(Some(catalog.access(principal).await?)),
             _ => Ok(None),
         }
     }

@@ -45,8 +45,8 @@ use datafusion::physical_plan::collect;
 use datafusion::prelude::{DataFrame, SessionContext};
 use deltalake::DeltaTable;
 use lake_core::{
-    Access, CatalogRef, Ident, LakeError, NamespaceId, Principal, Privilege, Result, StorageExt,
-    StorageRef, TableId, Zone,
+    Access, CatalogExt, CatalogRef, Ident, LakeError, NamespaceId, Principal, Privilege, Result,
+    StorageExt, StorageRef, TableId, Zone,
 };
 
 use crate::refresh::ScanMetrics;
@@ -138,7 +138,7 @@ impl LakeSession {
         catalog: &CatalogRef,
         principal: &Principal,
     ) -> Result<Self> {
-        let access = Arc::new(Access::load(catalog, principal).await?);
+        let access = Arc::new(catalog.access(principal).await?);
         Self::bound(storage, catalog, Some(access)).await
     }
 

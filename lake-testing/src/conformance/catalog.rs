@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use lake_core::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use lake_core::{
-    Access, CatalogExt, CatalogRef, Grant, Ident, LakeError, NamespaceId, Partition,
-    PartitionFilter, PartitionOp, PartitionStats, PartitionValue, Principal, Privilege, Properties,
+    CatalogExt, CatalogRef, Grant, Ident, LakeError, NamespaceId, Partition, PartitionFilter,
+    PartitionOp, PartitionStats, PartitionValue, Principal, Privilege, Properties,
     SchemaCompatibility, TableDefinition, TableId, TableUpdate, Zone,
 };
 use url::Url;
@@ -521,7 +521,7 @@ pub async fn grants(catalog: CatalogRef) {
         of_analyst
     );
 
-    let access = Access::load(&catalog, &analyst).await.unwrap();
+    let access = catalog.access(&analyst).await.unwrap();
     assert!(access.allows(Privilege::Read, &orders()));
     assert!(!access.allows(Privilege::Write, &orders()));
     assert!(!access.allows(
@@ -542,7 +542,7 @@ pub async fn grants(catalog: CatalogRef) {
         catalog.list_grants(Some(&analyst)).await.unwrap(),
         vec![write_daily.clone()]
     );
-    let access = Access::load(&catalog, &analyst).await.unwrap();
+    let access = catalog.access(&analyst).await.unwrap();
     assert!(!access.allows(Privilege::Read, &orders()), "revoked");
 
     // Eight tasks grant a shared grant and one of their own at once.
