@@ -348,7 +348,12 @@ impl Pipeline {
         let run = RunState::start();
         let batch_id = batch.batch_id.clone();
         let mut stages = Vec::new();
-        let result = self.ingest_one(&run.run_id, batch, &mut stages).await;
+        let result = async {
+            let access = self.access().await?;
+            self.ingest_one(&run.run_id, batch, &mut stages, access.as_ref())
+                .await
+        }
+        .await;
         self.finish(run, Some(&batch_id), stages, result).await
     }
 
@@ -357,7 +362,12 @@ impl Pipeline {
     pub async fn run_pending(&self) -> Result<RunReport> {
         let run = RunState::start();
         let mut stages = Vec::new();
-        let result = self.run_downstream(&run.run_id, &mut stages).await;
+        let result = async {
+            let access = self.access().await?;
+            self.run_downstream(&run.run_id, &mut stages, access.as_ref())
+                .await
+        }
+        .await;
         self.finish(run, None, stages, result).await
     }
 
@@ -367,8 +377,11 @@ impl Pipeline {
         batch: RawBatch,
         stages: &mut Vec<StageRun>,
     ) -> Result<()> {
-        self.ingest_one(run_id, batch, stages).await?;
-        self.run_downstream(run_id, stages).await
+        // The grants are read once per run.
+        let access = self.access().await?;
+        self.ingest_one(run_id, batch, stages, access.as_ref())
+            .await?;
+        self.run_downstream(run_id, stages, access.as_ref()).await
     }
 
     async fn ingest_one(
@@ -376,13 +389,10 @@ impl Pipeline {
         run_id: &str,
         batch: RawBatch,
         stages: &mut Vec<StageRun>,
+        access: Option<&Access>,
     ) -> Result<()> {
         let stage = self.ingest_stage_for(&batch)?;
-        if let Some(access) = self.access().await? {
-            access
-                .check(Privilege::Write, stage.target())
-                .map_err(|e| stage_error(stage.name(), e))?;
-        }
+        check_stage(access, stage.name(), &[], stage.target())?;
         let context = self.context(stage.target(), run_id);
         let events = self.stage_events(
             run_id,
@@ -530,21 +540,12 @@ impl Pipeline {
         result.map(|()| report)
     }
 
-    async fn run_downstream(&self, run_id: &str, stages: &mut Vec<StageRun>) -> Result<()> {
-        let access = self.access().await?;
-        let check = |name: &str, sources: &[TableId], target: &TableId| -> Result<()> {
-            let Some(access) = &access else {
-                return Ok(());
-            };
-            for source in sources {
-                access
-                    .check(Privilege::Read, source)
-                    .map_err(|e| stage_error(name, e))?;
-            }
-            access
-                .check(Privilege::Write, target)
-                .map_err(|e| stage_error(name, e))
-        };
+    async fn run_downstream(
+        &self,
+        run_id: &str,
+        stages: &mut Vec<StageRun>,
+        access: Option<&Access>,
+    ) -> Result<()> {
         let root = self.storage.layout().root().clone();
         let datasets = |sources: Vec<TableId>| {
             sources
@@ -553,7 +554,7 @@ impl Pipeline {
                 .collect()
         };
         for stage in &self.refine {
-            check(stage.name(), &stage.sources(), stage.target())?;
+            check_stage(access, stage.name(), &stage.sources(), stage.target())?;
             let context = self.context(stage.target(), run_id);
             let events = self.stage_events(
                 run_id,
@@ -584,7 +585,7 @@ impl Pipeline {
                 .await?;
         }
         for stage in &self.aggregate {
-            check(stage.name(), &stage.sources(), stage.target())?;
+            check_stage(access, stage.name(), &stage.sources(), stage.target())?;
             let context = self.context(stage.target(), run_id);
             let events = self.stage_events(
                 run_id,
@@ -699,6 +700,26 @@ impl RunState {
             stages,
         }
     }
+}
+
+/// Checks, when the pipeline runs as a principal, that `access` may read
+/// a stage's `sources` and write its `target`.
+fn check_stage(
+    access: Option<&Access>,
+    stage: &str,
+    sources: &[TableId],
+    target: &TableId,
+) -> Result<()> {
+    let Some(access) = access else {
+        return Ok(());
+    };
+    let reads = sources.iter().map(|t| (Privilege::Read, t));
+    for (privilege, table) in reads.chain([(Privilege::Write, target)]) {
+        access
+            .check(privilege, table)
+            .map_err(|e| stage_error(stage, e))?;
+    }
+    Ok(())
 }
 
 fn stage_error(stage: &str, source: LakeError) -> LakeError {
