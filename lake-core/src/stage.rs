@@ -640,6 +640,14 @@ pub struct RefineReport {
     pub sequence_conflicts: u64,
     /// Rows inserted or changed in the target table.
     pub rows_written: u64,
+    /// Distinct keys among the valid rows.
+    #[serde(default)]
+    pub keys: u64,
+    /// Of those, the keys whose logged events were read to plan them; the
+    /// others were planned from their version in force alone (their new
+    /// events all follow every logged one).
+    #[serde(default)]
+    pub keys_from_log: u64,
     /// Expectation outcomes.
     pub expectations: Vec<ExpectationSummary>,
     /// Versions committed, by table (the target, its changes table, quarantine).
@@ -660,6 +668,8 @@ impl RefineReport {
             duplicates: 0,
             sequence_conflicts: 0,
             rows_written: 0,
+            keys: 0,
+            keys_from_log: 0,
             expectations: Vec::new(),
             table_versions: BTreeMap::new(),
             source_versions: BTreeMap::new(),
@@ -676,6 +686,8 @@ impl RefineReport {
         self.duplicates += later.duplicates;
         self.sequence_conflicts += later.sequence_conflicts;
         self.rows_written += later.rows_written;
+        self.keys += later.keys;
+        self.keys_from_log += later.keys_from_log;
         self.expectations.extend(later.expectations);
         self.table_versions.extend(later.table_versions);
         for (source, range) in later.source_versions {

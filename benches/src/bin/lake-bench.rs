@@ -160,6 +160,7 @@ fn run_command(args: &[String]) -> AnyResult<()> {
     let files = found.inputs;
     let started = Instant::now();
     let mut totals = lake_core::RunTotals::default();
+    let mut stage_seconds = std::collections::BTreeMap::<String, f64>::new();
     // What this process did, and what it found another delivery had done.
     let (mut ingested, mut found_done, mut reconciles) = (0u64, 0u64, true);
     for file in &files {
@@ -175,10 +176,23 @@ fn run_command(args: &[String]) -> AnyResult<()> {
         }
         let t = report.totals();
         totals += t;
+        for stage in &report.stages {
+            *stage_seconds.entry(stage.stage.clone()).or_insert(0.0) += stage.seconds;
+        }
         let stages: Vec<_> = report
             .stages
             .iter()
-            .map(|s| serde_json::json!({ "stage": s.stage, "seconds": s.seconds }))
+            .map(|s| match &s.outcome {
+                // How many of its keys silver planned from the event log
+                // (the others from their version in force alone).
+                lake_core::StageOutcome::Refine(refine) => serde_json::json!({
+                    "stage": s.stage,
+                    "seconds": s.seconds,
+                    "keys": refine.keys,
+                    "keys_from_log": refine.keys_from_log,
+                }),
+                _ => serde_json::json!({ "stage": s.stage, "seconds": s.seconds }),
+            })
             .collect();
         println!(
             "{}",
@@ -198,6 +212,7 @@ fn run_command(args: &[String]) -> AnyResult<()> {
             "batches_ingested": ingested,
             "batches_already_ingested": found_done,
             "seconds": started.elapsed().as_secs_f64(),
+            "stage_seconds": stage_seconds,
             "totals": totals,
             // Every stage's own equation (lines in = rows + dead letters +
             // blank; rows read = valid + quarantined). Bronze rows and

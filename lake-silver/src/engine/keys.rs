@@ -128,6 +128,14 @@ impl KeySet {
         })
     }
 
+    /// How many keys the set holds.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Text { table, .. } => table.len(),
+            Self::Rows { keys, .. } => keys.len(),
+        }
+    }
+
     /// Which rows of `columns` hold a key of the set.
     pub(crate) fn mask(
         &self,

@@ -16,10 +16,14 @@
 //!    and lineage, as do rows failing a `drop` expectation.
 //! 4. New distinct events are appended to the changes table (the event log).
 //! 5. Keys are spread over [`SilverSpec::buckets`] partitions of both silver tables;
-//!    the event log of the run's keys is read from their buckets through a
-//!    key filter the Parquet reader applies. Each key's history is
-//!    recomputed from all of its events ([`crate::scd2::plan`], over Arrow
-//!    columns).
+//!    each key's history is replanned from the version in force before its
+//!    earliest new event, read from silver, and the logged events at or
+//!    after that event (the `resume` module); a key whose new events all
+//!    follow its bucket's latest logged event reads nothing from the log.
+//!    Where that does not apply (see `resume`), the event log of the run's
+//!    keys is read whole, through a key filter the Parquet reader applies,
+//!    and each key's history is recomputed from all of its events
+//!    ([`crate::scd2::plan`], over Arrow columns).
 //! 6. The SCD2 table is also partitioned by the current flag, so closed
 //!    versions sit in files apart from current ones. A version that ended
 //!    before its key's earliest event in the run cannot change, so the
@@ -59,6 +63,7 @@ mod pii;
 mod plan;
 mod quarantine;
 mod read;
+mod resume;
 mod typing;
 
 use arrow::array::{ArrayRef, RecordBatch};
@@ -213,7 +218,22 @@ impl Engine {
         let keys = RunKeys::new(spec, &events, &log.id)?;
         let history = History::open(storage, spec, slice.silver, &log.schema, rebuild).await?;
         let kept = history.rows_of_other_keys(spec, &keys);
-        let (all, first_new) = log.with_history_of(&keys, &events, rebuild).await?;
+        let op_column = self.typer.op_column();
+        let (all, first_new) = match resume::applies(spec, &history, &log, op_column, rebuild) {
+            Some(sequence) => {
+                let resumed =
+                    resume::resume(spec, sequence, op_column, &history, &log, &keys, &events)
+                        .await?;
+                report.keys = resumed.keys;
+                report.keys_from_log = resumed.keys_from_log;
+                (resumed.all, resumed.first_new)
+            }
+            None => {
+                report.keys = keys.set.len() as u64;
+                report.keys_from_log = report.keys;
+                log.with_history_of(&keys, &events, rebuild).await?
+            }
+        };
 
         // 5. Every history of the keys this run's bronze rows touched (not
         // only keys with fresh events: after a run that failed past the

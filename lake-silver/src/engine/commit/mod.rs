@@ -25,8 +25,8 @@ use lake_core::{LakeError, Result, TableId, Touched, transaction_version};
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder};
 
-pub(crate) use replace::Changes;
 pub use replace::{CLOSED_FILE_ROWS, CURRENT_FILES_PER_BUCKET};
+pub(crate) use replace::{Changes, greatest};
 
 use super::plan::orders_as_integer;
 use super::{cores, in_parallel};

@@ -523,7 +523,7 @@ pub(crate) async fn replace_changed<T>(
 
 /// The greatest value of `column` in `file` as an integer, from the file's
 /// statistics; `None` when they do not say.
-fn greatest(file: &LogicalFileView, column: &str) -> Option<i64> {
+pub(crate) fn greatest(file: &LogicalFileView, column: &str) -> Option<i64> {
     let Scalar::Struct(values) = file.max_values()? else {
         return None;
     };
