@@ -36,7 +36,6 @@
 //! layout, SCD1, a rebuild and a compound or non-integer sequence take the
 //! full path: every logged event of the run's keys.
 //!
-//!
 //! # What a run costs
 //! For a run of `n` new events over `k` keys, of which `l` have an event at
 //! or before their bucket's latest logged one:
@@ -179,10 +178,9 @@ pub(super) async fn resume(
         // Each key resumes at its earliest new event: the two reads are
         // independent.
         false => {
-            let since: HashMap<u32, i64> = earliest.clone();
             let (in_force, logged) = tokio::join!(
                 versions_in_force(spec, history, keys, &earliest, first),
-                log_read.since(&since),
+                log_read.since(&earliest),
             );
             (in_force?, logged?)
         }
